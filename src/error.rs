@@ -1,0 +1,119 @@
+//! Errors: domain rejections, invalid input, and infrastructure failures, kept apart.
+
+use std::error::Error as StdError;
+
+/// Why the rules refused an operation. A rejection changes nothing.
+///
+/// Rejections are normal outcomes that a service shows to people ("this link has been used
+/// up"), not failures of the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// No such object for this caller. Also returned for another account's objects, so that
+    /// callers cannot learn which ids exist.
+    #[error("not found")]
+    NotFound,
+    /// The link was deactivated by its owner.
+    #[error("the link has been deactivated")]
+    Deactivated,
+    /// The link's expiry time has passed (`now >= expires_at`).
+    #[error("the link has expired")]
+    Expired,
+    /// The link has reached its usage limit.
+    #[error("the link has been used up")]
+    Exhausted,
+    /// The account has no available credit (`balance - held < 1`).
+    #[error("the account has no available credit")]
+    NoCredits,
+    /// The session was abandoned (or timed out); it can no longer be completed.
+    #[error("the session was abandoned")]
+    SessionAbandoned,
+    /// The session is already completed; it can no longer be abandoned.
+    #[error("the session is already completed")]
+    SessionCompleted,
+    /// The session is already completed with a different outcome.
+    #[error("the session is already completed with another outcome")]
+    OutcomeConflict,
+    /// The session's time to live has passed; it is abandoned by the next sweep.
+    #[error("the session has expired")]
+    SessionExpired,
+    /// A top-up reused an idempotency key with a different amount.
+    #[error("the idempotency key was already used for a different top-up")]
+    IdempotencyConflict,
+}
+
+/// Input that fails validation. Returned before anything is stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidInput {
+    /// The link name is empty or only white space.
+    #[error("the link name is empty")]
+    EmptyName,
+    /// The link name is longer than [`MAX_NAME_CHARS`](crate::MAX_NAME_CHARS) characters.
+    #[error("the link name is longer than {max} characters")]
+    NameTooLong {
+        /// The limit.
+        max: usize,
+    },
+    /// The link name contains control characters.
+    #[error("the link name contains control characters")]
+    NameControlCharacter,
+    /// A multi-use limit of zero uses.
+    #[error("a multi-use link needs at least one use")]
+    ZeroUses,
+    /// The expiry is not in the future.
+    #[error("the expiry time is not in the future")]
+    ExpiryInPast,
+    /// The language is not a well-formed BCP 47 tag.
+    #[error("the language is not a well-formed BCP 47 language tag")]
+    InvalidLanguage,
+    /// A top-up of zero credits.
+    #[error("a top-up must add at least one credit")]
+    ZeroAmount,
+    /// The amount would overflow the balance.
+    #[error("the amount would overflow the balance")]
+    Overflow,
+    /// An idempotency key that is empty, too long or not printable ASCII.
+    #[error("the idempotency key must be 1 to {max} printable ASCII characters")]
+    InvalidIdempotencyKey {
+        /// The limit.
+        max: usize,
+    },
+    /// A session time to live that is zero, negative or too long.
+    #[error("the session time to live must be positive and at most one year")]
+    InvalidTtl,
+}
+
+/// The crate's error: what every store operation and every facade call returns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The rules refused the operation; nothing changed.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// The input failed validation; nothing changed.
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    /// An object with this id already exists (atomic create).
+    #[error("an object with this id already exists")]
+    AlreadyExists,
+    /// The storage backend failed (connection, I/O, serialization). The operation may or may
+    /// not have been applied only if the failure happened at commit; stores document this.
+    #[error("storage backend failure")]
+    Backend(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+impl Error {
+    /// Wraps a backend failure, keeping it as the error's source.
+    pub fn backend(err: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self::Backend(err.into())
+    }
+
+    /// The rejection, if the rules refused the operation.
+    pub fn rejection(&self) -> Option<Rejection> {
+        match self {
+            Self::Rejected(r) => Some(*r),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Events: every state change appends one to the store's outbox, in the same atomic step.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{AbandonReason, AccountId, EventId, LinkId, Outcome, SessionId};
+
+/// What happened. Each state-changing operation emits exactly one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A link was created.
+    LinkCreated {
+        /// The link.
+        link: LinkId,
+    },
+    /// A link was redeemed: a use was consumed, a credit held and a session started.
+    LinkRedeemed {
+        /// The link.
+        link: LinkId,
+        /// The session started.
+        session: SessionId,
+    },
+    /// A session completed; its credit was billed.
+    SessionCompleted {
+        /// The link.
+        link: LinkId,
+        /// The session.
+        session: SessionId,
+        /// The verification's result.
+        outcome: Outcome,
+    },
+    /// A session was abandoned; its credit was released.
+    SessionAbandoned {
+        /// The link.
+        link: LinkId,
+        /// The session.
+        session: SessionId,
+        /// Why.
+        reason: AbandonReason,
+    },
+    /// A link was deactivated (final).
+    LinkDeactivated {
+        /// The link.
+        link: LinkId,
+    },
+    /// Credits were added to the account.
+    CreditsAdded {
+        /// Credits added.
+        amount: u64,
+        /// The balance afterwards.
+        balance: u64,
+    },
+}
+
+impl EventKind {
+    /// The event type's name, as webhooks send it (`link.redeemed`, `session.completed`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::LinkCreated { .. } => "link.created",
+            Self::LinkRedeemed { .. } => "link.redeemed",
+            Self::SessionCompleted { .. } => "session.completed",
+            Self::SessionAbandoned { .. } => "session.abandoned",
+            Self::LinkDeactivated { .. } => "link.deactivated",
+            Self::CreditsAdded { .. } => "credits.added",
+        }
+    }
+}
+
+/// An event in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the store's outbox: increasing, assigned by the store. Read the outbox after
+    /// a cursor with [`LinkStore::outbox_after`](crate::LinkStore::outbox_after).
+    pub seq: u64,
+    /// Unique id; webhooks send it as `webhook-id`.
+    pub id: EventId,
+    /// The account whose objects changed.
+    pub account: AccountId,
+    /// When the change happened.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}

@@ -1,0 +1,325 @@
+//! The rules, as pure functions over values.
+//!
+//! Nothing here reads a clock or does I/O: `now` is an argument, and every function either
+//! returns the change to apply (with the event and ledger entry it implies) or a [`Rejection`]
+//! and leaves its arguments untouched. Stores apply these changes atomically; the reference
+//! model and the property tests drive them directly.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    AbandonReason, Account, Error, EventKind, IdempotencyKey, InvalidInput, LedgerEntry,
+    LedgerKind, Link, Outcome, Rejection, Session, SessionId, SessionStatus,
+};
+
+/// How long a started session may stay open before it is abandoned as expired.
+///
+/// Between one second and one year; the default is 24 hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct SessionTtl(i64);
+
+impl SessionTtl {
+    const MAX_SECONDS: i64 = 366 * 24 * 3600;
+
+    /// Validates a time to live.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput::InvalidTtl`] unless `1 s <= ttl <= 366 days`.
+    pub fn new(ttl: Duration) -> Result<Self, InvalidInput> {
+        Self::try_from(ttl.num_seconds())
+    }
+
+    /// The time to live.
+    pub fn duration(self) -> Duration {
+        Duration::seconds(self.0)
+    }
+}
+
+impl Default for SessionTtl {
+    fn default() -> Self {
+        Self(24 * 3600)
+    }
+}
+
+impl TryFrom<i64> for SessionTtl {
+    type Error = InvalidInput;
+
+    fn try_from(seconds: i64) -> Result<Self, Self::Error> {
+        if (1..=Self::MAX_SECONDS).contains(&seconds) {
+            Ok(Self(seconds))
+        } else {
+            Err(InvalidInput::InvalidTtl)
+        }
+    }
+}
+
+impl From<SessionTtl> for i64 {
+    fn from(ttl: SessionTtl) -> Self {
+        ttl.0
+    }
+}
+
+/// A change the rules decided: the new value, plus the outbox event and ledger entry the store
+/// must write with it in one atomic step. An idempotent repeat has neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effects<T> {
+    /// The object after the change.
+    pub value: T,
+    /// The event to append to the outbox, if the state changed.
+    pub event: Option<EventKind>,
+    /// The ledger entry to append, if credits moved.
+    pub ledger: Option<LedgerEntry>,
+}
+
+impl<T> Effects<T> {
+    fn unchanged(value: T) -> Self {
+        Self {
+            value,
+            event: None,
+            ledger: None,
+        }
+    }
+}
+
+/// Whether `link` can be redeemed at `now` with `account`'s credits.
+///
+/// # Errors
+///
+/// In this order: [`Rejection::Deactivated`], [`Rejection::Expired`] (at exactly
+/// `expires_at`), [`Rejection::Exhausted`], [`Rejection::NoCredits`].
+pub fn check_redeemable(
+    link: &Link,
+    account: &Account,
+    now: DateTime<Utc>,
+) -> Result<(), Rejection> {
+    if link.deactivated_at.is_some() {
+        Err(Rejection::Deactivated)
+    } else if link.is_expired(now) {
+        Err(Rejection::Expired)
+    } else if link.remaining() == Some(0) {
+        Err(Rejection::Exhausted)
+    } else if account.available() < 1 {
+        Err(Rejection::NoCredits)
+    } else {
+        Ok(())
+    }
+}
+
+/// Redeems `link`: consumes a use, holds one of `account`'s credits and starts a session.
+///
+/// `account` must be the link's owner; stores guarantee it.
+///
+/// # Errors
+///
+/// See [`check_redeemable`]; on a rejection nothing changes.
+pub fn redeem(
+    link: &mut Link,
+    account: &mut Account,
+    session: SessionId,
+    ttl: SessionTtl,
+    now: DateTime<Utc>,
+) -> Result<Effects<Session>, Rejection> {
+    debug_assert_eq!(link.account, account.id);
+    check_redeemable(link, account, now)?;
+    link.uses += 1;
+    account.held += 1;
+    let value = Session {
+        id: session,
+        account: account.id,
+        link: link.id,
+        number: link.uses,
+        flow: link.flow,
+        language: link.language.clone(),
+        status: SessionStatus::Started,
+        started_at: now,
+        expires_at: now
+            .checked_add_signed(ttl.duration())
+            .unwrap_or(DateTime::<Utc>::MAX_UTC),
+    };
+    Ok(Effects {
+        event: Some(EventKind::LinkRedeemed {
+            link: link.id,
+            session,
+        }),
+        ledger: Some(ledger(account, LedgerKind::Hold { session }, 1, now)),
+        value,
+    })
+}
+
+/// Completes a started session with `outcome`, billing its held credit.
+///
+/// Idempotent: completing again with the same outcome returns the session unchanged and bills
+/// nothing.
+///
+/// # Errors
+///
+/// [`Rejection::OutcomeConflict`] if it was completed with another outcome,
+/// [`Rejection::SessionAbandoned`] if it was abandoned, [`Rejection::SessionExpired`] if it is
+/// still open but past its time to live.
+pub fn complete(
+    session: &mut Session,
+    account: &mut Account,
+    outcome: Outcome,
+    now: DateTime<Utc>,
+) -> Result<Effects<Session>, Rejection> {
+    debug_assert_eq!(session.account, account.id);
+    match session.status {
+        SessionStatus::Completed { outcome: done, .. } if done == outcome => {
+            Ok(Effects::unchanged(session.clone()))
+        }
+        SessionStatus::Completed { .. } => Err(Rejection::OutcomeConflict),
+        SessionStatus::Abandoned { .. } => Err(Rejection::SessionAbandoned),
+        SessionStatus::Started if session.is_stale(now) => Err(Rejection::SessionExpired),
+        SessionStatus::Started => {
+            session.status = SessionStatus::Completed { outcome, at: now };
+            account.held -= 1;
+            account.balance -= 1;
+            Ok(Effects {
+                event: Some(EventKind::SessionCompleted {
+                    link: session.link,
+                    session: session.id,
+                    outcome,
+                }),
+                ledger: Some(ledger(
+                    account,
+                    LedgerKind::Capture {
+                        session: session.id,
+                    },
+                    1,
+                    now,
+                )),
+                value: session.clone(),
+            })
+        }
+    }
+}
+
+/// Abandons a started session, releasing its held credit. The use it consumed stays consumed.
+///
+/// Idempotent: abandoning an abandoned session returns it unchanged.
+///
+/// # Errors
+///
+/// [`Rejection::SessionCompleted`] if it was completed.
+pub fn abandon(
+    session: &mut Session,
+    account: &mut Account,
+    reason: AbandonReason,
+    now: DateTime<Utc>,
+) -> Result<Effects<Session>, Rejection> {
+    debug_assert_eq!(session.account, account.id);
+    match session.status {
+        SessionStatus::Abandoned { .. } => Ok(Effects::unchanged(session.clone())),
+        SessionStatus::Completed { .. } => Err(Rejection::SessionCompleted),
+        SessionStatus::Started => {
+            session.status = SessionStatus::Abandoned { reason, at: now };
+            account.held -= 1;
+            Ok(Effects {
+                event: Some(EventKind::SessionAbandoned {
+                    link: session.link,
+                    session: session.id,
+                    reason,
+                }),
+                ledger: Some(ledger(
+                    account,
+                    LedgerKind::Release {
+                        session: session.id,
+                    },
+                    1,
+                    now,
+                )),
+                value: session.clone(),
+            })
+        }
+    }
+}
+
+/// Abandons `session` as expired if it is open and past its time to live; `None` otherwise.
+pub fn expire(
+    session: &mut Session,
+    account: &mut Account,
+    now: DateTime<Utc>,
+) -> Option<Effects<Session>> {
+    if session.is_stale(now) {
+        abandon(session, account, AbandonReason::Expired, now).ok()
+    } else {
+        None
+    }
+}
+
+/// Deactivates `link` for good. Idempotent: a deactivated link is returned unchanged.
+pub fn deactivate(link: &mut Link, now: DateTime<Utc>) -> Effects<Link> {
+    if link.deactivated_at.is_some() {
+        return Effects::unchanged(link.clone());
+    }
+    link.deactivated_at = Some(now);
+    Effects {
+        event: Some(EventKind::LinkDeactivated { link: link.id }),
+        ledger: None,
+        value: link.clone(),
+    }
+}
+
+/// The effects of storing a new link.
+pub fn create_link(link: &Link) -> Effects<Link> {
+    Effects {
+        value: link.clone(),
+        event: Some(EventKind::LinkCreated { link: link.id }),
+        ledger: None,
+    }
+}
+
+/// Adds `amount` credits to `account`.
+///
+/// `previous` is the amount of an earlier top-up with the same key, if the store has one: a
+/// repeat with the same amount changes nothing.
+///
+/// # Errors
+///
+/// [`InvalidInput::ZeroAmount`], [`InvalidInput::Overflow`], or
+/// [`Rejection::IdempotencyConflict`] when `previous` differs from `amount`.
+pub fn top_up(
+    account: &mut Account,
+    amount: u64,
+    key: &IdempotencyKey,
+    previous: Option<u64>,
+    now: DateTime<Utc>,
+) -> Result<Effects<Account>, Error> {
+    match previous {
+        Some(earlier) if earlier == amount => return Ok(Effects::unchanged(account.clone())),
+        Some(_) => return Err(Rejection::IdempotencyConflict.into()),
+        None => {}
+    }
+    if amount == 0 {
+        return Err(InvalidInput::ZeroAmount.into());
+    }
+    account.balance = account
+        .balance
+        .checked_add(amount)
+        .ok_or(InvalidInput::Overflow)?;
+    Ok(Effects {
+        event: Some(EventKind::CreditsAdded {
+            amount,
+            balance: account.balance,
+        }),
+        ledger: Some(ledger(
+            account,
+            LedgerKind::TopUp { key: key.clone() },
+            amount,
+            now,
+        )),
+        value: account.clone(),
+    })
+}
+
+fn ledger(account: &Account, kind: LedgerKind, amount: u64, at: DateTime<Utc>) -> LedgerEntry {
+    LedgerEntry {
+        account: account.id,
+        kind,
+        amount,
+        at,
+    }
+}

@@ -1,0 +1,100 @@
+//! Verification sessions, created by redemptions.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{AccountId, Flow, Language, LinkId, SessionId};
+
+/// The result of a completed verification, reported by the host service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The identity was verified.
+    Approved,
+    /// The identity was not verified.
+    Denied,
+    /// A person must review the case.
+    NeedsReview,
+}
+
+impl Outcome {
+    /// Every outcome, in a fixed order.
+    pub const ALL: [Outcome; 3] = [Self::Approved, Self::Denied, Self::NeedsReview];
+
+    /// The outcome's name as it appears in JSON (`approved`, `denied`, `needs_review`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::NeedsReview => "needs_review",
+        }
+    }
+}
+
+/// Why a session was abandoned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AbandonReason {
+    /// The host service (or the person) gave up explicitly.
+    Explicit,
+    /// The session's time to live passed before it completed.
+    Expired,
+}
+
+/// Where a session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// Started by a redemption; a credit is held.
+    Started,
+    /// Completed with an outcome; the held credit was captured (billed).
+    Completed {
+        /// The verification's result.
+        outcome: Outcome,
+        /// When it completed.
+        at: DateTime<Utc>,
+    },
+    /// Abandoned; the held credit was released.
+    Abandoned {
+        /// Why.
+        reason: AbandonReason,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// A verification session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The session's id.
+    pub id: SessionId,
+    /// The account that owns the link (and pays for the session).
+    pub account: AccountId,
+    /// The link redeemed.
+    pub link: LinkId,
+    /// The redemption's ordinal on its link: 1 for the first, and so on.
+    pub number: u64,
+    /// The steps, copied from the link.
+    pub flow: Flow,
+    /// The interface language, copied from the link.
+    pub language: Language,
+    /// Where it stands.
+    pub status: SessionStatus,
+    /// When the redemption happened.
+    pub started_at: DateTime<Utc>,
+    /// When a session still started is abandoned as expired.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Session {
+    /// Whether the session is still started (neither completed nor abandoned).
+    pub fn is_open(&self) -> bool {
+        matches!(self.status, SessionStatus::Started)
+    }
+
+    /// Whether an open session is past its time to live at `now`.
+    pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
+        self.is_open() && now >= self.expires_at
+    }
+}

@@ -1,0 +1,439 @@
+//! The in-memory store: the embedded default.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use chrono::{DateTime, Utc};
+
+use crate::rules::{self, Effects};
+use crate::store::{LinkStats, LinkStore, Page, Paged};
+use crate::{
+    Account, AccountId, Error, Event, EventId, EventKind, IdempotencyKey, LedgerEntry, LedgerKind,
+    Link, LinkId, Outcome, Rejection, Session, SessionId, SessionTtl,
+};
+
+const SHARDS: usize = 64;
+
+/// An in-memory [`LinkStore`]: for tests and single-process services.
+///
+/// Links, accounts, sessions and the outbox live in 64 independently locked shards each, so
+/// redemptions of different links on different threads do not wait on one another. An
+/// operation takes at most one lock of each kind, always in the order link, account, session,
+/// outbox, and holds them until it is complete: its state change and its event become visible
+/// together. Reading the outbox takes every outbox shard at once, which is what makes it
+/// gap-free.
+///
+/// # Examples
+///
+/// ```
+/// use magic_link::{MagicLinks, MemoryStore};
+/// let links = MagicLinks::new(MemoryStore::new());
+/// ```
+#[derive(Debug)]
+pub struct MemoryStore {
+    links: Shards<LinkId, LinkEntry>,
+    accounts: Shards<AccountId, AccountEntry>,
+    sessions: Shards<SessionId, Session>,
+    outbox: Box<[Mutex<Vec<Event>>]>,
+    seq: AtomicU64,
+}
+
+#[derive(Debug)]
+struct LinkEntry {
+    link: Link,
+    /// Sessions in redemption order: `sessions[n - 1]` has number `n`.
+    sessions: Vec<SessionId>,
+}
+
+#[derive(Debug)]
+struct AccountEntry {
+    account: Account,
+    links: Vec<LinkId>,
+    ledger: Vec<LedgerEntry>,
+    top_ups: HashMap<IdempotencyKey, u64>,
+}
+
+impl AccountEntry {
+    fn record(&mut self, ledger: Option<LedgerEntry>) {
+        if let Some(entry) = ledger {
+            if let LedgerKind::TopUp { key } = &entry.kind {
+                self.top_ups.insert(key.clone(), entry.amount);
+            }
+            self.ledger.push(entry);
+        }
+    }
+}
+
+/// Keys are UUIDs, mostly random; the shard is picked from their low bits and the map inside
+/// hashes with the standard (DoS-resistant) hasher.
+#[derive(Debug)]
+struct Shards<K, V>(Box<[Mutex<HashMap<K, V>>]>);
+
+trait ShardKey {
+    fn shard(&self) -> usize;
+}
+
+macro_rules! shard_key {
+    ($($id:ty),*) => {$(
+        impl ShardKey for $id {
+            fn shard(&self) -> usize {
+                (self.as_uuid().as_u64_pair().1 as usize) % SHARDS
+            }
+        }
+    )*};
+}
+shard_key!(LinkId, AccountId, SessionId);
+
+impl<K: ShardKey + Eq + Hash, V> Shards<K, V> {
+    fn new() -> Self {
+        Self((0..SHARDS).map(|_| Mutex::default()).collect())
+    }
+
+    fn lock(&self, key: &K) -> MutexGuard<'_, HashMap<K, V>> {
+        lock(&self.0[key.shard()])
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section validates before it mutates, so a panic cannot leave a shard half
+    // updated; a poisoned lock is safe to keep using.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self {
+            links: Shards::new(),
+            accounts: Shards::new(),
+            sessions: Shards::new(),
+            outbox: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            seq: AtomicU64::new(0),
+        }
+    }
+
+    /// Appends an event. Must be called while holding the locks of the objects it describes;
+    /// the sequence number is taken under the outbox shard lock (see `outbox_after`).
+    fn emit(&self, account: AccountId, id: EventId, at: DateTime<Utc>, kind: Option<EventKind>) {
+        if let Some(kind) = kind {
+            let mut shard = lock(&self.outbox[account.shard()]);
+            let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+            shard.push(Event {
+                seq,
+                id,
+                account,
+                at,
+                kind,
+            });
+        }
+    }
+
+    /// Applies a change to one session of `account` under the account and session locks.
+    fn change_session(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        now: DateTime<Utc>,
+        rule: impl FnOnce(&mut Session, &mut Account) -> Result<Effects<Session>, Rejection>,
+    ) -> Result<Session, Error> {
+        let event_id = EventId::new();
+        let mut accounts = self.accounts.lock(&account);
+        let entry = accounts.get_mut(&account).ok_or(Rejection::NotFound)?;
+        let mut sessions = self.sessions.lock(&session);
+        let stored = sessions
+            .get_mut(&session)
+            .filter(|s| s.account == account)
+            .ok_or(Rejection::NotFound)?;
+        let effects = rule(stored, &mut entry.account)?;
+        entry.record(effects.ledger);
+        self.emit(account, event_id, now, effects.event);
+        Ok(effects.value)
+    }
+
+    fn owned_link<T>(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        read: impl FnOnce(&LinkEntry) -> T,
+    ) -> Result<T, Error> {
+        let links = self.links.lock(&link);
+        links
+            .get(&link)
+            .filter(|e| e.link.account == account)
+            .map(read)
+            .ok_or_else(|| Rejection::NotFound.into())
+    }
+
+    fn read_sessions(&self, ids: &[SessionId]) -> Vec<Session> {
+        ids.iter()
+            .filter_map(|id| self.sessions.lock(id).get(id).cloned())
+            .collect()
+    }
+}
+
+impl LinkStore for MemoryStore {
+    async fn create_account(&self, account: Account) -> Result<Account, Error> {
+        let mut accounts = self.accounts.lock(&account.id);
+        if accounts.contains_key(&account.id) {
+            return Err(Error::AlreadyExists);
+        }
+        accounts.insert(
+            account.id,
+            AccountEntry {
+                account: account.clone(),
+                links: Vec::new(),
+                ledger: Vec::new(),
+                top_ups: HashMap::new(),
+            },
+        );
+        Ok(account)
+    }
+
+    async fn insert_link(&self, link: Link) -> Result<Link, Error> {
+        let event_id = EventId::new();
+        let mut links = self.links.lock(&link.id);
+        if links.contains_key(&link.id) {
+            return Err(Error::AlreadyExists);
+        }
+        let mut accounts = self.accounts.lock(&link.account);
+        let owner = accounts.get_mut(&link.account).ok_or(Rejection::NotFound)?;
+        let effects = rules::create_link(&link);
+        owner.links.push(link.id);
+        links.insert(
+            link.id,
+            LinkEntry {
+                link,
+                sessions: Vec::new(),
+            },
+        );
+        self.emit(
+            owner.account.id,
+            event_id,
+            effects.value.created_at,
+            effects.event,
+        );
+        Ok(effects.value)
+    }
+
+    async fn redeem(
+        &self,
+        link: LinkId,
+        session: SessionId,
+        ttl: SessionTtl,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        let event_id = EventId::new();
+        let mut links = self.links.lock(&link);
+        let entry = links.get_mut(&link).ok_or(Rejection::NotFound)?;
+        let owner = entry.link.account;
+        let mut accounts = self.accounts.lock(&owner);
+        let account = accounts.get_mut(&owner).ok_or(Rejection::NotFound)?;
+        let mut sessions = self.sessions.lock(&session);
+        if sessions.contains_key(&session) {
+            return Err(Error::AlreadyExists);
+        }
+        let effects = rules::redeem(&mut entry.link, &mut account.account, session, ttl, now)?;
+        account.record(effects.ledger);
+        entry.sessions.push(session);
+        sessions.insert(session, effects.value.clone());
+        self.emit(owner, event_id, now, effects.event);
+        Ok(effects.value)
+    }
+
+    async fn complete(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.change_session(account, session, now, |s, a| {
+            rules::complete(s, a, outcome, now)
+        })
+    }
+
+    async fn abandon(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.change_session(account, session, now, |s, a| {
+            rules::abandon(s, a, crate::AbandonReason::Explicit, now)
+        })
+    }
+
+    async fn expire_sessions(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
+        // Find candidates shard by shard, then expire each under the account lock first, as
+        // the lock order requires; the rule re-checks each one.
+        let mut stale = Vec::new();
+        for shard in self.sessions.0.iter() {
+            let shard = lock(shard);
+            stale.extend(
+                shard
+                    .values()
+                    .filter(|s| s.is_stale(now))
+                    .map(|s| (s.account, s.id)),
+            );
+            if stale.len() >= limit {
+                break;
+            }
+        }
+        stale.truncate(limit);
+        let mut expired = 0;
+        for (account, session) in stale {
+            let changed = self.change_session(account, session, now, |s, a| {
+                rules::expire(s, a, now).ok_or(Rejection::NotFound)
+            });
+            expired += usize::from(changed.is_ok());
+        }
+        Ok(expired)
+    }
+
+    async fn deactivate(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        now: DateTime<Utc>,
+    ) -> Result<Link, Error> {
+        let event_id = EventId::new();
+        let mut links = self.links.lock(&link);
+        let entry = links
+            .get_mut(&link)
+            .filter(|e| e.link.account == account)
+            .ok_or(Rejection::NotFound)?;
+        let effects = rules::deactivate(&mut entry.link, now);
+        self.emit(account, event_id, now, effects.event);
+        Ok(effects.value)
+    }
+
+    async fn top_up(
+        &self,
+        account: AccountId,
+        amount: u64,
+        key: IdempotencyKey,
+        now: DateTime<Utc>,
+    ) -> Result<Account, Error> {
+        let event_id = EventId::new();
+        let mut accounts = self.accounts.lock(&account);
+        let entry = accounts.get_mut(&account).ok_or(Rejection::NotFound)?;
+        let previous = entry.top_ups.get(&key).copied();
+        let effects = rules::top_up(&mut entry.account, amount, &key, previous, now)?;
+        entry.record(effects.ledger);
+        self.emit(account, event_id, now, effects.event);
+        Ok(effects.value)
+    }
+
+    async fn inspect(&self, link: LinkId) -> Result<(Link, bool), Error> {
+        let link = self
+            .links
+            .lock(&link)
+            .get(&link)
+            .map(|e| e.link.clone())
+            .ok_or(Rejection::NotFound)?;
+        let credit = self
+            .accounts
+            .lock(&link.account)
+            .get(&link.account)
+            .is_some_and(|a| a.account.available() > 0);
+        Ok((link, credit))
+    }
+
+    async fn link(&self, account: AccountId, link: LinkId) -> Result<Link, Error> {
+        self.owned_link(account, link, |e| e.link.clone())
+    }
+
+    async fn links(&self, account: AccountId, page: Page) -> Result<Paged<Link>, Error> {
+        // Copy the ids out before taking link locks: the lock order is link, then account.
+        let ids = {
+            let accounts = self.accounts.lock(&account);
+            let entry = accounts.get(&account).ok_or(Rejection::NotFound)?;
+            page_of(&entry.links, page)
+        };
+        let items = ids
+            .0
+            .iter()
+            .filter_map(|id| self.links.lock(id).get(id).map(|e| e.link.clone()))
+            .collect();
+        Ok(Paged { items, next: ids.1 })
+    }
+
+    async fn session(&self, account: AccountId, session: SessionId) -> Result<Session, Error> {
+        self.sessions
+            .lock(&session)
+            .get(&session)
+            .filter(|s| s.account == account)
+            .cloned()
+            .ok_or_else(|| Rejection::NotFound.into())
+    }
+
+    async fn sessions(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        page: Page,
+    ) -> Result<Paged<Session>, Error> {
+        let (ids, next) = self.owned_link(account, link, |e| page_of(&e.sessions, page))?;
+        Ok(Paged {
+            items: self.read_sessions(&ids),
+            next,
+        })
+    }
+
+    async fn stats(&self, account: AccountId, link: LinkId) -> Result<LinkStats, Error> {
+        let (link, ids) =
+            self.owned_link(account, link, |e| (e.link.clone(), e.sessions.clone()))?;
+        Ok(LinkStats::tally(&link, &self.read_sessions(&ids)))
+    }
+
+    async fn account(&self, account: AccountId) -> Result<Account, Error> {
+        self.accounts
+            .lock(&account)
+            .get(&account)
+            .map(|e| e.account.clone())
+            .ok_or_else(|| Rejection::NotFound.into())
+    }
+
+    async fn ledger(&self, account: AccountId, page: Page) -> Result<Paged<LedgerEntry>, Error> {
+        let accounts = self.accounts.lock(&account);
+        let entry = accounts.get(&account).ok_or(Rejection::NotFound)?;
+        let (items, next) = page_of(&entry.ledger, page);
+        Ok(Paged { items, next })
+    }
+
+    async fn outbox_after(&self, cursor: u64, limit: usize) -> Result<Vec<Event>, Error> {
+        // Holding every shard at once: each sequence number is taken and its event pushed
+        // under one shard's lock, so all numbers handed out so far are visible now. Within a
+        // shard events are in `seq` order.
+        let shards: Vec<_> = self.outbox.iter().map(lock).collect();
+        let mut events: Vec<Event> = shards
+            .iter()
+            .flat_map(|shard| {
+                let start = shard.partition_point(|e| e.seq <= cursor);
+                shard[start..].iter().take(limit).cloned()
+            })
+            .collect();
+        drop(shards);
+        events.sort_unstable_by_key(|e| e.seq);
+        events.truncate(limit);
+        Ok(events)
+    }
+}
+
+/// The items after position `page.after` of an append-only list, and the next cursor.
+fn page_of<T: Clone>(items: &[T], page: Page) -> (Vec<T>, Option<u64>) {
+    let start = usize::try_from(page.after)
+        .unwrap_or(usize::MAX)
+        .min(items.len());
+    let end = start.saturating_add(page.clamped_limit()).min(items.len());
+    let next = (end < items.len()).then_some(end as u64);
+    (items[start..end].to_vec(), next)
+}

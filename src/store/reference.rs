@@ -1,0 +1,329 @@
+//! The reference model: the rules applied to plain maps, one operation at a time.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+
+use crate::rules;
+use crate::store::{LinkStats, LinkStore, Page, Paged};
+use crate::{
+    AbandonReason, Account, AccountId, Error, Event, EventId, EventKind, IdempotencyKey,
+    LedgerEntry, LedgerKind, Link, LinkId, Outcome, Rejection, Session, SessionId, SessionTtl,
+};
+
+/// The rules applied to plain maps: the simplest correct [`LinkStore`].
+///
+/// All state sits behind one `Mutex`. The property tests compare every store with it, and the
+/// benches use it as the baseline a concurrent store must beat. Not meant for production.
+#[derive(Debug, Default)]
+pub struct ReferenceStore(Mutex<Model>);
+
+#[derive(Debug, Default)]
+struct Model {
+    links: HashMap<LinkId, Link>,
+    link_order: Vec<LinkId>,
+    sessions: HashMap<SessionId, Session>,
+    sessions_of: HashMap<LinkId, Vec<SessionId>>,
+    accounts: HashMap<AccountId, Account>,
+    ledger: Vec<LedgerEntry>,
+    outbox: Vec<Event>,
+}
+
+impl Model {
+    fn emit(&mut self, account: AccountId, at: DateTime<Utc>, kind: Option<EventKind>) {
+        if let Some(kind) = kind {
+            self.outbox.push(Event {
+                seq: self.outbox.len() as u64 + 1,
+                id: EventId::new(),
+                account,
+                at,
+                kind,
+            });
+        }
+    }
+
+    fn owned_link(&self, account: AccountId, link: LinkId) -> Result<&Link, Error> {
+        self.links
+            .get(&link)
+            .filter(|l| l.account == account)
+            .ok_or_else(|| Rejection::NotFound.into())
+    }
+
+    fn change_session(
+        &mut self,
+        account: AccountId,
+        session: SessionId,
+        now: DateTime<Utc>,
+        rule: impl FnOnce(&mut Session, &mut Account) -> Result<rules::Effects<Session>, Rejection>,
+    ) -> Result<Session, Error> {
+        let owner = self.accounts.get_mut(&account).ok_or(Rejection::NotFound)?;
+        let stored = self
+            .sessions
+            .get_mut(&session)
+            .filter(|s| s.account == account)
+            .ok_or(Rejection::NotFound)?;
+        let effects = rule(stored, owner)?;
+        self.ledger.extend(effects.ledger);
+        self.emit(account, now, effects.event);
+        Ok(effects.value)
+    }
+
+    fn sessions_of(&self, link: LinkId) -> impl Iterator<Item = &Session> {
+        self.sessions_of
+            .get(&link)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.sessions.get(id))
+    }
+}
+
+fn page_of<T: Clone>(items: impl Iterator<Item = T>, page: Page) -> Paged<T> {
+    let mut items: Vec<T> = items
+        .skip(usize::try_from(page.after).unwrap_or(usize::MAX))
+        .take(page.clamped_limit() + 1)
+        .collect();
+    let more = items.len() > page.clamped_limit();
+    items.truncate(page.clamped_limit());
+    let next = more.then(|| page.after + items.len() as u64);
+    Paged { items, next }
+}
+
+impl ReferenceStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Model) -> T) -> T {
+        f(&mut self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+impl LinkStore for ReferenceStore {
+    async fn create_account(&self, account: Account) -> Result<Account, Error> {
+        self.with(|m| {
+            if m.accounts.contains_key(&account.id) {
+                return Err(Error::AlreadyExists);
+            }
+            m.accounts.insert(account.id, account.clone());
+            Ok(account)
+        })
+    }
+
+    async fn insert_link(&self, link: Link) -> Result<Link, Error> {
+        self.with(|m| {
+            if m.links.contains_key(&link.id) {
+                return Err(Error::AlreadyExists);
+            }
+            if !m.accounts.contains_key(&link.account) {
+                return Err(Rejection::NotFound.into());
+            }
+            let effects = rules::create_link(&link);
+            m.link_order.push(link.id);
+            m.links.insert(link.id, link);
+            m.emit(
+                effects.value.account,
+                effects.value.created_at,
+                effects.event,
+            );
+            Ok(effects.value)
+        })
+    }
+
+    async fn redeem(
+        &self,
+        link: LinkId,
+        session: SessionId,
+        ttl: SessionTtl,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.with(|m| {
+            let stored = m.links.get_mut(&link).ok_or(Rejection::NotFound)?;
+            let owner = m
+                .accounts
+                .get_mut(&stored.account)
+                .ok_or(Rejection::NotFound)?;
+            if m.sessions.contains_key(&session) {
+                return Err(Error::AlreadyExists);
+            }
+            let effects = rules::redeem(stored, owner, session, ttl, now)?;
+            let account = owner.id;
+            m.ledger.extend(effects.ledger);
+            m.sessions.insert(session, effects.value.clone());
+            m.sessions_of.entry(link).or_default().push(session);
+            m.emit(account, now, effects.event);
+            Ok(effects.value)
+        })
+    }
+
+    async fn complete(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.with(|m| {
+            m.change_session(account, session, now, |s, a| {
+                rules::complete(s, a, outcome, now)
+            })
+        })
+    }
+
+    async fn abandon(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.with(|m| {
+            m.change_session(account, session, now, |s, a| {
+                rules::abandon(s, a, AbandonReason::Explicit, now)
+            })
+        })
+    }
+
+    async fn expire_sessions(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
+        self.with(|m| {
+            let mut stale: Vec<_> = m
+                .sessions
+                .values()
+                .filter(|s| s.is_stale(now))
+                .map(|s| (s.account, s.id))
+                .collect();
+            stale.truncate(limit);
+            for &(account, session) in &stale {
+                m.change_session(account, session, now, |s, a| {
+                    rules::expire(s, a, now).ok_or(Rejection::NotFound)
+                })?;
+            }
+            Ok(stale.len())
+        })
+    }
+
+    async fn deactivate(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        now: DateTime<Utc>,
+    ) -> Result<Link, Error> {
+        self.with(|m| {
+            m.owned_link(account, link)?;
+            let stored = m.links.get_mut(&link).ok_or(Rejection::NotFound)?;
+            let effects = rules::deactivate(stored, now);
+            m.emit(account, now, effects.event);
+            Ok(effects.value)
+        })
+    }
+
+    async fn top_up(
+        &self,
+        account: AccountId,
+        amount: u64,
+        key: IdempotencyKey,
+        now: DateTime<Utc>,
+    ) -> Result<Account, Error> {
+        self.with(|m| {
+            let previous = m.ledger.iter().find_map(|e| match &e.kind {
+                LedgerKind::TopUp { key: k } if e.account == account && *k == key => Some(e.amount),
+                _ => None,
+            });
+            let owner = m.accounts.get_mut(&account).ok_or(Rejection::NotFound)?;
+            let effects = rules::top_up(owner, amount, &key, previous, now)?;
+            m.ledger.extend(effects.ledger);
+            m.emit(account, now, effects.event);
+            Ok(effects.value)
+        })
+    }
+
+    async fn inspect(&self, link: LinkId) -> Result<(Link, bool), Error> {
+        self.with(|m| {
+            let link = m.links.get(&link).ok_or(Rejection::NotFound)?.clone();
+            let credit = m
+                .accounts
+                .get(&link.account)
+                .is_some_and(|a| a.available() > 0);
+            Ok((link, credit))
+        })
+    }
+
+    async fn link(&self, account: AccountId, link: LinkId) -> Result<Link, Error> {
+        self.with(|m| m.owned_link(account, link).cloned())
+    }
+
+    async fn links(&self, account: AccountId, page: Page) -> Result<Paged<Link>, Error> {
+        self.with(|m| {
+            if !m.accounts.contains_key(&account) {
+                return Err(Rejection::NotFound.into());
+            }
+            let owned = m
+                .link_order
+                .iter()
+                .filter_map(|id| m.links.get(id))
+                .filter(|l| l.account == account)
+                .cloned();
+            Ok(page_of(owned, page))
+        })
+    }
+
+    async fn session(&self, account: AccountId, session: SessionId) -> Result<Session, Error> {
+        self.with(|m| {
+            m.sessions
+                .get(&session)
+                .filter(|s| s.account == account)
+                .cloned()
+                .ok_or_else(|| Rejection::NotFound.into())
+        })
+    }
+
+    async fn sessions(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        page: Page,
+    ) -> Result<Paged<Session>, Error> {
+        self.with(|m| {
+            m.owned_link(account, link)?;
+            Ok(page_of(m.sessions_of(link).cloned(), page))
+        })
+    }
+
+    async fn stats(&self, account: AccountId, link: LinkId) -> Result<LinkStats, Error> {
+        self.with(|m| {
+            let stored = m.owned_link(account, link)?;
+            Ok(LinkStats::tally(stored, m.sessions_of(link)))
+        })
+    }
+
+    async fn account(&self, account: AccountId) -> Result<Account, Error> {
+        self.with(|m| {
+            m.accounts
+                .get(&account)
+                .cloned()
+                .ok_or_else(|| Rejection::NotFound.into())
+        })
+    }
+
+    async fn ledger(&self, account: AccountId, page: Page) -> Result<Paged<LedgerEntry>, Error> {
+        self.with(|m| {
+            if !m.accounts.contains_key(&account) {
+                return Err(Rejection::NotFound.into());
+            }
+            let entries = m.ledger.iter().filter(|e| e.account == account).cloned();
+            Ok(page_of(entries, page))
+        })
+    }
+
+    async fn outbox_after(&self, cursor: u64, limit: usize) -> Result<Vec<Event>, Error> {
+        self.with(|m| {
+            let start = usize::try_from(cursor)
+                .unwrap_or(usize::MAX)
+                .min(m.outbox.len());
+            Ok(m.outbox[start..].iter().take(limit).cloned().collect())
+        })
+    }
+}
