@@ -67,3 +67,8 @@ pub use store::memory::MemoryStore;
 #[cfg(feature = "test-util")]
 pub use store::reference::ReferenceStore;
 pub use store::{LinkStats, LinkStore, OutcomeCounts, Page, Paged, MAX_PAGE};
+
+/// The README's examples compile and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
