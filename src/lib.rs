@@ -36,6 +36,7 @@
 //! # Features
 //!
 //! - `test-util`: the [`conformance`] suite for any store and the [`ReferenceStore`] model.
+//! - `qr`: QR codes of link URLs as SVG and PNG, in [`qr`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub)]
@@ -48,6 +49,9 @@ mod events;
 mod facade;
 mod ids;
 mod links;
+#[cfg(feature = "qr")]
+#[cfg_attr(docsrs, doc(cfg(feature = "qr")))]
+pub mod qr;
 pub mod rules;
 mod sessions;
 mod store;
