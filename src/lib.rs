@@ -51,6 +51,7 @@ mod links;
 pub mod rules;
 mod sessions;
 mod store;
+pub mod tokens;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use credits::{Account, IdempotencyKey, LedgerEntry, LedgerKind, MAX_IDEMPOTENCY_KEY_LEN};
@@ -67,3 +68,7 @@ pub use store::memory::MemoryStore;
 #[cfg(feature = "test-util")]
 pub use store::reference::ReferenceStore;
 pub use store::{LinkStats, LinkStore, OutcomeCounts, Page, Paged, MAX_PAGE};
+pub use tokens::{
+    token_from_url, Keyring, KeyringError, KeyringSecret, LinkBase, LinkToken, SessionToken,
+    SigningKey, TokenError, KEY_LEN, MAX_KEYS,
+};
