@@ -276,20 +276,17 @@ impl LinkStore for MemoryStore {
         // the lock order requires; the rule re-checks each one.
         let mut stale = Vec::new();
         for shard in self.sessions.0.iter() {
-            let shard = lock(shard);
             stale.extend(
-                shard
+                lock(shard)
                     .values()
                     .filter(|s| s.is_stale(now))
-                    .map(|s| (s.account, s.id)),
+                    .map(|s| (s.expires_at, s.id, s.account)),
             );
-            if stale.len() >= limit {
-                break;
-            }
         }
+        stale.sort_unstable();
         stale.truncate(limit);
         let mut expired = 0;
-        for (account, session) in stale {
+        for (_, session, account) in stale {
             let changed = self.change_session(account, session, now, |s, a| {
                 rules::expire(s, a, now).ok_or(Rejection::NotFound)
             });

@@ -318,7 +318,8 @@ pub trait LinkStore: Send + Sync {
     ) -> impl Future<Output = Result<Session, Error>> + Send;
 
     /// Abandons, as expired, up to `limit` started sessions (of any account) whose time to live
-    /// has passed at `now`, each atomically with its event. Returns how many it abandoned.
+    /// has passed at `now`, each atomically with its event, in order of `expires_at` then
+    /// session id. Returns how many it abandoned.
     ///
     /// # Errors
     ///
