@@ -221,7 +221,9 @@ impl LinkToken {
 /// The claims of a session token: which session, whose, and until when.
 ///
 /// A session token is how a person's verification flow page proves which session it is
-/// driving. It carries the owning account so that the session can be found with the
+/// driving: [`MagicLinks::redeem`](crate::MagicLinks::redeem) returns one, and
+/// [`MagicLinks::complete_session_with_token`](crate::MagicLinks::complete_session_with_token)
+/// takes one. It carries the owning account so that the session can be found with the
 /// account-scoped store operations. Its expiry is the session's time to live, in whole seconds.
 ///
 /// # Security
