@@ -87,3 +87,8 @@ pub use tokens::{
     token_from_url, Keyring, KeyringError, KeyringSecret, LinkBase, LinkToken, SessionToken,
     SigningKey, TokenError, KEY_LEN, MAX_KEYS,
 };
+
+/// The README's examples compile and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
