@@ -323,7 +323,8 @@ impl Keyring {
         self.entry(key_id).map(|e| &e.key)
     }
 
-    /// Loads a keyring from its printable form (see [`KeyringSecret`]).
+    /// Loads a keyring from its printable form (see [`KeyringSecret`]). White space around it,
+    /// such as the final newline of a file, is ignored.
     ///
     /// # Errors
     ///
