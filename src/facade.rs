@@ -53,7 +53,10 @@ impl fmt::Debug for Redemption {
     }
 }
 
-/// What a landing page shows about a link. Inspecting consumes nothing.
+/// What a landing page needs to know about a link. Inspecting consumes nothing.
+///
+/// It holds the whole [`Link`], owner and internal counters included: render the fields a
+/// visitor should see (name, flow, language, status), don't serialize it onto a public page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inspection {
     /// The link.
