@@ -29,7 +29,9 @@ const SHARDS: usize = 64;
 ///
 /// ```
 /// use magic_link::{MagicLinks, MemoryStore};
-/// let links = MagicLinks::new(MemoryStore::new());
+/// let keyring = magic_link::Keyring::generate().unwrap();
+/// let base = "https://verify.example.com/l/".parse().unwrap();
+/// let links = MagicLinks::new(MemoryStore::new(), keyring, base);
 /// ```
 #[derive(Debug)]
 pub struct MemoryStore {
