@@ -1,0 +1,309 @@
+//! A runnable identity-verification service on Magic Links: the integration to copy.
+//!
+//! ```text
+//! cargo run --example server --features qr
+//! # then open http://127.0.0.1:3000/dashboard
+//! ```
+//!
+//! - `/dashboard` and `/api/...`: the account owner creates links with every setting, shares
+//!   them (URL, copy button, "Verify now" snippet, QR code), watches their sessions live,
+//!   deactivates them and tops up credits.
+//! - `/l/{token}`: the landing page a link opens. `GET` and `HEAD` only *inspect* the link (email
+//!   scanners open links before people do); `POST` (the "Start verification" button) redeems it
+//!   and redirects (303) to the flow page.
+//! - `/s/{session token}`: the verification flow in the link's language (English or
+//!   Lithuanian). Submitting completes the session, which bills one credit.
+//!
+//! A rejected link answers with a page that says why: 404 for an unknown, malformed or forged
+//! link; 410 Gone for one used up, expired or deactivated; 503 when the owner has no credit
+//! left (temporary, and not the visitor's doing).
+//!
+//! Configuration (arguments win over the environment):
+//!
+//! | argument       | environment       | default                     |
+//! |----------------|-------------------|-----------------------------|
+//! | `--port N`     | `PORT`            | 3000 (0: any free port)     |
+//! | `--bind IP`    | `BIND`            | 127.0.0.1                   |
+//! | `--base-url U` | `BASE_URL`        | `http://{bind}:{port}`      |
+//! |                | `MAGIC_LINK_KEYS` | a fresh keyring (links die with the process) |
+//! |                | `ACCOUNT_ID`      | `00000000-0000-4000-8000-000000000001` |
+//! |                | `INITIAL_CREDITS` | 100                         |
+//!
+//! The demo has one account and no login: see [`Owner`].
+
+mod api;
+mod dashboard;
+mod html;
+mod i18n;
+mod pages;
+
+use std::convert::Infallible;
+use std::error::Error as StdError;
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Extension, Router};
+use magic_link::{
+    AccountId, Error, IdempotencyKey, Keyring, LinkBase, LinkStore, MagicLinks, MemoryStore,
+};
+
+/// The largest request body accepted, in bytes. JSON requests and forms are tiny.
+const BODY_LIMIT: usize = 16 * 1024;
+
+/// The demo's account when `ACCOUNT_ID` is not set. Fixed, so that a shared database keeps it.
+const DEFAULT_ACCOUNT: &str = "00000000-0000-4000-8000-000000000001";
+
+/// Everything the handlers share.
+pub(crate) struct App<S> {
+    /// The crate's facade: store, clock, keyring and link base.
+    pub(crate) links: MagicLinks<S>,
+    /// The one account of this demo.
+    pub(crate) account: AccountId,
+    /// Where this service is reached, without a final `/` (`http://127.0.0.1:3000`).
+    pub(crate) base_url: String,
+    /// The path part of `base_url` (`""`, or `/verify` behind a proxy), for links between pages.
+    pub(crate) path_prefix: String,
+    /// Which store backs it, for the dashboard.
+    pub(crate) store_name: &'static str,
+}
+
+/// The shared state.
+pub(crate) type AppState<S> = Arc<App<S>>;
+
+/// The account owner making a dashboard or API request.
+///
+/// This demo has no login: every owner request acts for the one configured account. In a real
+/// service, authenticate the request here (a session cookie, an API key) and resolve the
+/// account from it. Every owner handler takes the account from this extractor only, never from
+/// the request, so one account can never see or change another's links.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Owner(pub(crate) AccountId);
+
+impl<S: Send + Sync> FromRequestParts<AppState<S>> for Owner {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        _parts: &mut Parts,
+        app: &AppState<S>,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(app.account))
+    }
+}
+
+struct Config {
+    bind: IpAddr,
+    port: u16,
+    base_url: Option<String>,
+    keys: Option<String>,
+    account: AccountId,
+    initial_credits: u64,
+}
+
+impl Config {
+    fn load() -> Result<Self, Box<dyn StdError>> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let mut config = Self {
+            bind: env("BIND").as_deref().unwrap_or("127.0.0.1").parse()?,
+            port: env("PORT").as_deref().unwrap_or("3000").parse()?,
+            base_url: env("BASE_URL"),
+            keys: env("MAGIC_LINK_KEYS"),
+            account: env("ACCOUNT_ID")
+                .as_deref()
+                .unwrap_or(DEFAULT_ACCOUNT)
+                .parse()?,
+            initial_credits: env("INITIAL_CREDITS").as_deref().unwrap_or("100").parse()?,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--port" => config.port = value()?.parse()?,
+                "--bind" => config.bind = value()?.parse()?,
+                "--base-url" => config.base_url = Some(value()?),
+                "-h" | "--help" => {
+                    println!(
+                        "usage: server [--port N] [--bind IP] [--base-url URL]\n\
+                         environment: PORT, BIND, BASE_URL, MAGIC_LINK_KEYS, ACCOUNT_ID, \
+                         INITIAL_CREDITS"
+                    );
+                    std::process::exit(0);
+                }
+                other => return Err(format!("unknown argument {other:?} (try --help)").into()),
+            }
+        }
+        Ok(config)
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            let mut source = err.source();
+            while let Some(err) = source {
+                eprintln!("  caused by: {err}");
+                source = err.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn StdError>> {
+    let config = Config::load()?;
+    let listener = tokio::net::TcpListener::bind((config.bind, config.port)).await?;
+    let addr = listener.local_addr()?;
+    let base_url = config
+        .base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let base_url = base_url.trim_end_matches('/').to_owned();
+    let keyring = match &config.keys {
+        Some(text) => Keyring::parse(text)?,
+        None => {
+            eprintln!(
+                "note: MAGIC_LINK_KEYS is not set; using a fresh keyring, so links stop \
+                 working when the server stops"
+            );
+            Keyring::generate()?
+        }
+    };
+    let link_base = LinkBase::new(format!("{base_url}/l/"))?;
+    let links = MagicLinks::new(MemoryStore::new(), keyring, link_base);
+    serve(links, "memory", &config, base_url, listener).await
+}
+
+async fn serve<S: LinkStore + 'static>(
+    links: MagicLinks<S>,
+    store_name: &'static str,
+    config: &Config,
+    base_url: String,
+    listener: tokio::net::TcpListener,
+) -> Result<(), Box<dyn StdError>> {
+    let account = config.account;
+    match links.create_account(account).await {
+        Ok(_) | Err(Error::AlreadyExists) => {}
+        Err(err) => return Err(err.into()),
+    }
+    if config.initial_credits > 0 {
+        // Idempotent: instances sharing a database, and restarts, add the credits once.
+        let key = IdempotencyKey::new(format!("initial-credits-{}", config.initial_credits))?;
+        links.top_up(account, config.initial_credits, key).await?;
+    }
+    let path_prefix = base_url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+        .unwrap_or_default();
+    let app = Arc::new(App {
+        links,
+        account,
+        base_url,
+        path_prefix,
+        store_name,
+    });
+
+    // Sessions left open past their time to live are abandoned, releasing their credit.
+    let sweeper = tokio::spawn({
+        let app = app.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                if let Err(err) = app.links.expire_sessions(500).await {
+                    eprintln!("expiring sessions failed: {err}");
+                }
+            }
+        }
+    });
+
+    println!(
+        "listening on http://{} (dashboard: {}/dashboard, store: {store_name})",
+        listener.local_addr()?,
+        app.base_url
+    );
+    let served = axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    sweeper.abort();
+    Ok(served?)
+}
+
+/// The whole service.
+pub(crate) fn router<S: LinkStore + 'static>(app: AppState<S>) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/dashboard") }))
+        .route("/dashboard", get(dashboard::page::<S>))
+        .route("/dashboard/live", get(dashboard::live::<S>))
+        .route("/api/account", get(api::account::<S>))
+        .route("/api/credits", post(api::top_up::<S>))
+        .route(
+            "/api/links",
+            get(api::list_links::<S>).post(api::create_link::<S>),
+        )
+        .route("/api/links/{id}", get(api::get_link::<S>))
+        .route("/api/links/{id}/deactivate", post(api::deactivate::<S>))
+        .route("/api/links/{id}/sessions", get(api::sessions::<S>))
+        .route("/api/links/{id}/qr.svg", get(api::qr_svg::<S>))
+        .route("/api/links/{id}/qr.png", get(api::qr_png::<S>))
+        .route(
+            "/l/{token}",
+            get(pages::landing::<S>).post(pages::start::<S>),
+        )
+        .route(
+            "/s/{token}",
+            get(pages::flow::<S>).post(pages::complete::<S>),
+        )
+        .route("/s/{token}/quit", post(pages::quit::<S>))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(html::security_headers))
+        .with_state(app)
+}
+
+async fn not_found(uri: Uri, Extension(nonce): Extension<html::CspNonce>) -> Response {
+    if uri.path().starts_with("/api/") {
+        api::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response()
+    } else {
+        pages::problem_page(&nonce, &i18n::EN, pages::Problem::NotFound)
+    }
+}
+
+async fn method_not_allowed(uri: Uri) -> Response {
+    let status = StatusCode::METHOD_NOT_ALLOWED;
+    if uri.path().starts_with("/api/") {
+        api::ApiError::new(status, "method_not_allowed", "method not allowed").into_response()
+    } else {
+        (status, "method not allowed").into_response()
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

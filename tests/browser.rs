@@ -1,0 +1,313 @@
+//! The example server in a real browser: headless Chromium, driven through ChromeDriver, against
+//! the example's own binary on 127.0.0.1.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`bash .ci/browser-deps` installs them).
+//! Without them the tests say why and skip, except under CI (`CI=true`), where they fail.
+//! Screenshots are saved under `target/screenshots/`.
+
+mod support;
+
+use std::time::Duration;
+
+use support::webdriver::{Binaries, Browser};
+use support::{artefact_dir, get_json, http, Server};
+
+/// One browser at a time: the machine is small, and the scenarios are easier to read apart.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn binaries_or_skip() -> Option<Binaries> {
+    match Binaries::find() {
+        Ok(bins) => Some(bins),
+        Err(why) => {
+            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+            assert!(
+                !ci,
+                "{why}: CI runs the browser test (bash .ci/browser-deps)"
+            );
+            eprintln!("skipping the browser test: {why} (install with `bash .ci/browser-deps`)");
+            None
+        }
+    }
+}
+
+enum Limit {
+    Single,
+    Multi(u32),
+}
+
+/// Fills in and submits the dashboard's "New link" form; the new link's id and URL.
+async fn create_link(
+    b: &Browser,
+    name: &str,
+    flow: &str,
+    limit: Limit,
+    language: &str,
+) -> (String, String) {
+    b.type_into("#name", name).await;
+    b.click_css(&format!("#flow option[value={flow}]")).await;
+    match limit {
+        Limit::Single => b.click_css("#limit-single").await,
+        Limit::Multi(uses) => {
+            b.click_css("#limit-multi").await;
+            b.type_into("#uses", &uses.to_string()).await;
+        }
+    }
+    b.type_into("#language", language).await;
+    b.click_css("#create").await;
+    // The new link appears with its share panel open.
+    let name = serde_json::to_string(name).unwrap();
+    let id = b
+        .wait_until(
+            "the new link on the dashboard",
+            &format!(
+                "const r = [...document.querySelectorAll('tr[data-link-id]')]
+                   .find(r => r.querySelector('.link-name').textContent === {name});
+                 if (!r) return null;
+                 const d = document.querySelector('details[data-id=\"' + r.dataset.linkId + '\"]');
+                 return d && d.open ? r.dataset.linkId : null;"
+            ),
+            WAIT,
+        )
+        .await;
+    let id = id.as_str().unwrap().to_owned();
+    let field = b.find(&format!("#url-{id}")).await;
+    let url = b.property(&field, "value").await;
+    (id, url.as_str().unwrap().to_owned())
+}
+
+/// The dashboard's row of a link: uses, status, and the sessions' status badges.
+fn row_script(id: &str) -> String {
+    format!(
+        "const r = document.querySelector('tr[data-link-id=\"{id}\"]');
+         if (!r) return null;
+         return {{uses: r.querySelector('.uses').textContent, status: r.dataset.status,
+                 sessions: [...document.querySelectorAll('details[data-id=\"{id}\"] .session-status')]
+                   .map(e => e.textContent)}};"
+    )
+}
+
+/// Waits until the dashboard (without reloading) shows the link with these uses, status and
+/// session badges (in any order).
+async fn wait_for_row(b: &Browser, id: &str, uses: u64, status: &str, sessions: &[&str]) {
+    let mut expected: Vec<String> = sessions.iter().map(|s| (*s).to_owned()).collect();
+    expected.sort();
+    let expected = serde_json::to_string(&expected).unwrap();
+    let script = format!(
+        "const row = (function() {{ {} }})();
+         if (!row) return false;
+         const got = JSON.stringify([...row.sessions].sort());
+         return row.uses === '{uses}' && row.status === '{status}' && got === {:?};",
+        row_script(id),
+        expected
+    );
+    let what = format!("dashboard shows {uses} uses, {status}, sessions {sessions:?}");
+    b.wait_until(&what, &script, WAIT).await;
+}
+
+/// The link's uses, from the JSON API.
+async fn uses(base: &str, id: &str) -> u64 {
+    let (status, link) = get_json(&http(), &format!("{base}/api/links/{id}")).await;
+    assert_eq!(status, 200, "{link}");
+    link["uses"].as_u64().unwrap()
+}
+
+/// Opens the link, checks the landing page, starts, goes through the flow with `outcome`, and
+/// checks the done page. Saves screenshots with `shots` as prefix, if given.
+async fn verify(
+    b: &Browser,
+    url: &str,
+    outcome: &str,
+    file: Option<&std::path::Path>,
+    shots: Option<&str>,
+) {
+    let dir = artefact_dir("screenshots");
+    b.goto(url).await;
+    b.wait_for("main[data-page=landing]", WAIT).await;
+    if let Some(prefix) = shots {
+        b.screenshot(&dir, &format!("{prefix}-2-landing.png")).await;
+    }
+    b.click_css("#start").await;
+    b.wait_for("main[data-page=flow]", WAIT).await;
+    assert!(
+        b.url().await.contains("/s/"),
+        "the flow page is addressed by the session token"
+    );
+    if let Some(file) = file {
+        b.choose_file("#document", file).await;
+        b.choose_file("#selfie", file).await;
+    }
+    if let Some(prefix) = shots {
+        b.screenshot(&dir, &format!("{prefix}-3-flow.png")).await;
+    }
+    b.click_css(&format!("#outcome-{outcome}")).await;
+    b.click_css("#submit").await;
+    b.wait_for(
+        &format!("main[data-page=done][data-outcome={outcome}]"),
+        WAIT,
+    )
+    .await;
+    if let Some(prefix) = shots {
+        b.screenshot(&dir, &format!("{prefix}-4-done.png")).await;
+    }
+}
+
+/// A single-use link: created on the dashboard, opened, started and completed; the dashboard
+/// updates by itself; opening the link again says it was already used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_use_link_end_to_end() {
+    let Some(bins) = binaries_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let server = Server::start(&[("INITIAL_CREDITS", "10")]);
+    let base = server.base.clone();
+    let b = Browser::start(&bins).await;
+    let dir = artefact_dir("screenshots");
+
+    b.goto(&format!("{base}/dashboard")).await;
+    let dashboard = b.window().await;
+    let (id, url) = create_link(
+        &b,
+        "Alice Example (single-use)",
+        "document_and_selfie",
+        Limit::Single,
+        "en",
+    )
+    .await;
+    assert!(url.starts_with(&format!("{base}/l/")), "{url}");
+    b.screenshot(&dir, "single-1-dashboard.png").await;
+    wait_for_row(&b, &id, 0, "active", &[]).await;
+
+    // The QR code the dashboard shows is the one the API serves; upload it as the "document".
+    let qr = http()
+        .get(format!("{base}/api/links/{id}/qr.png"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let upload = dir.join("upload-example.png");
+    std::fs::write(&upload, &qr).unwrap();
+
+    // The person opens the link in another tab and completes the verification.
+    b.new_tab().await;
+    verify(&b, &url, "approved", Some(&upload), Some("single")).await;
+    assert_eq!(uses(&base, &id).await, 1);
+
+    // The dashboard, left open in the first tab, updates without a reload.
+    b.switch_to(&dashboard).await;
+    wait_for_row(&b, &id, 1, "exhausted", &["completed: approved"]).await;
+    assert_eq!(b.text_css("#balance").await, "9", "one credit billed");
+    assert_eq!(b.text_css("#held").await, "0");
+    b.screenshot(&dir, "single-5-dashboard-updated.png").await;
+
+    // Opening the link again: "already used", 410 Gone, nothing consumed.
+    b.new_tab().await;
+    b.goto(&url).await;
+    b.wait_for("main[data-problem=used]", WAIT).await;
+    let title = b.text_css("#problem").await;
+    assert_eq!(title, "This link has already been used");
+    b.screenshot(&dir, "single-6-already-used.png").await;
+    let res = http().get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 410);
+    assert_eq!(res.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(uses(&base, &id).await, 1);
+
+    b.quit().await;
+    drop(server);
+}
+
+/// A 2-use link in Lithuanian: an email scanner's GET and HEAD consume nothing; two people use
+/// it; the third is told it was used; a forged URL is not found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_use_link_survives_email_scanners() {
+    let Some(bins) = binaries_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let server = Server::start(&[("INITIAL_CREDITS", "10")]);
+    let base = server.base.clone();
+    let b = Browser::start(&bins).await;
+    let dir = artefact_dir("screenshots");
+
+    b.goto(&format!("{base}/dashboard")).await;
+    let dashboard = b.window().await;
+    let (id, url) = create_link(&b, "Pavasario kampanija", "selfie", Limit::Multi(2), "lt").await;
+
+    // An email security scanner fetches the link, several times, with GET and HEAD.
+    let scanner = http();
+    for _ in 0..3 {
+        let got = scanner
+            .get(&url)
+            .header("user-agent", "Mozilla/5.0 (compatible; SafeLinks scanner)")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 200);
+        let page = got.text().await.unwrap();
+        assert!(
+            page.contains("Pradėti patvirtinimą"),
+            "the landing page, in Lithuanian"
+        );
+        let head = scanner.head(&url).send().await.unwrap();
+        assert_eq!(head.status(), 200);
+    }
+    assert_eq!(uses(&base, &id).await, 0, "GET and HEAD consumed nothing");
+    wait_for_row(&b, &id, 0, "active", &[]).await;
+
+    // The first person: the landing page is in Lithuanian; they are denied.
+    b.new_tab().await;
+    b.goto(&url).await;
+    b.wait_for("main[data-page=landing]", WAIT).await;
+    assert_eq!(b.text_css("#start").await, "Pradėti patvirtinimą");
+    assert!(b.text_css("#language").await.contains("Lietuvių"));
+    b.screenshot(&dir, "multi-1-landing-lt.png").await;
+    verify(&b, &url, "denied", None, None).await;
+    assert!(b.text_css("#result").await.contains("Atmesta"));
+    assert_eq!(uses(&base, &id).await, 1);
+
+    // The scanner again: still nothing consumed.
+    assert_eq!(scanner.get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(scanner.head(&url).send().await.unwrap().status(), 200);
+    assert_eq!(uses(&base, &id).await, 1);
+
+    // The second person is approved.
+    verify(&b, &url, "approved", None, Some("multi")).await;
+    assert_eq!(uses(&base, &id).await, 2);
+
+    // The dashboard shows both sessions, live.
+    b.switch_to(&dashboard).await;
+    wait_for_row(
+        &b,
+        &id,
+        2,
+        "exhausted",
+        &["completed: approved", "completed: denied"],
+    )
+    .await;
+    assert_eq!(b.text_css("#balance").await, "8");
+    b.screenshot(&dir, "multi-5-dashboard.png").await;
+
+    // A third person: used up (410), in Lithuanian. A scanner's HEAD says the same.
+    b.new_tab().await;
+    b.goto(&url).await;
+    b.wait_for("main[data-problem=used]", WAIT).await;
+    assert_eq!(b.text_css("#problem").await, "Ši nuoroda jau panaudota");
+    assert_eq!(scanner.head(&url).send().await.unwrap().status(), 410);
+
+    // A forged link (one character of the signature changed): not found (404).
+    let at = url.len() - 5;
+    let swap = if &url[at..=at] == "A" { "B" } else { "A" };
+    let forged = format!("{}{swap}{}", &url[..at], &url[at + 1..]);
+    b.goto(&forged).await;
+    b.wait_for("main[data-problem=not_found]", WAIT).await;
+    b.screenshot(&dir, "multi-6-forged.png").await;
+    assert_eq!(scanner.get(&forged).send().await.unwrap().status(), 404);
+    assert_eq!(uses(&base, &id).await, 2);
+
+    b.quit().await;
+    drop(server);
+}

@@ -1,0 +1,473 @@
+//! The example server (`examples/server`) over HTTP, as a separate process on 127.0.0.1: the
+//! JSON API's error cases, the landing and flow pages' statuses and headers, and the QR code
+//! it serves, decoded back to the link URL.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{get_json, http, post_json, Server};
+
+/// Asserts an API error: the status, the code, and a body of exactly `error` and `code`.
+#[track_caller]
+fn assert_error(got: &(u16, Value), status: u16, code: &str) {
+    let (got_status, body) = got;
+    assert_eq!(*got_status, status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+    assert_eq!(body.as_object().map(|o| o.len()), Some(2), "{body}");
+}
+
+async fn create(server: &Server, spec: Value) -> Value {
+    let (status, link) = post_json(&http(), &format!("{}/api/links", server.base), &spec).await;
+    assert_eq!(status, 201, "{link}");
+    link
+}
+
+#[tokio::test]
+async fn json_api_rejects_bad_input_with_typed_4xx_errors() {
+    let server = Server::start(&[]);
+    let http = http();
+    let links = format!("{}/api/links", server.base);
+    let post = |body: Value| {
+        let http = http.clone();
+        let links = links.clone();
+        async move { post_json(&http, &links, &body).await }
+    };
+
+    // Malformed JSON, wrong content type, oversized body.
+    let res = http
+        .post(&links)
+        .header("content-type", "application/json")
+        .body("{\"name\": \"x\",")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_error(&(400, body), 400, "malformed_json");
+    let res = http.post(&links).body("name=x").send().await.unwrap();
+    let status = res.status().as_u16();
+    let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_error(&(status, body), 415, "unsupported_media_type");
+    let huge = json!({"name": "x".repeat(20 * 1024), "flow": "selfie"});
+    assert_error(&post(huge).await, 413, "body_too_large");
+
+    // The wrong shape: unknown, missing or mistyped fields.
+    let shape_errors = [
+        json!({"name": "x", "flow": "selfie", "colour": "red"}),
+        json!({"name": "x"}),
+        json!({"flow": "selfie"}),
+        json!({"name": "x", "flow": "video"}),
+        json!({"name": 7, "flow": "selfie"}),
+        json!({"name": "x", "flow": "selfie", "limit": {"multi": 0}}),
+        json!({"name": "x", "flow": "selfie", "limit": {"multi": -1}}),
+        json!({"name": "x", "flow": "selfie", "limit": "twice"}),
+        json!({"name": "x", "flow": "selfie", "expires_at": "tomorrow"}),
+        json!([1, 2, 3]),
+        json!(null),
+    ];
+    for body in shape_errors {
+        assert_error(&post(body.clone()).await, 422, "invalid_body");
+    }
+
+    // Well-formed but invalid settings: the crate's typed validation errors.
+    let settings = [
+        (json!({"name": "  ", "flow": "selfie"}), "empty_name"),
+        (
+            json!({"name": "x".repeat(201), "flow": "selfie"}),
+            "name_too_long",
+        ),
+        (
+            json!({"name": "a\u{0007}b", "flow": "selfie"}),
+            "name_control_character",
+        ),
+        (
+            json!({"name": "x", "flow": "selfie", "expires_at": "2001-01-01T00:00:00Z"}),
+            "expiry_in_past",
+        ),
+        (
+            json!({"name": "x", "flow": "selfie", "language": "not a tag"}),
+            "invalid_language",
+        ),
+    ];
+    for (body, code) in settings {
+        assert_error(&post(body).await, 422, code);
+    }
+
+    // Credits.
+    let credits = format!("{}/api/credits", server.base);
+    let top_up = |amount: Value, key: &str| {
+        let body = json!({"amount": amount, "idempotency_key": key});
+        let http = http.clone();
+        let credits = credits.clone();
+        async move { post_json(&http, &credits, &body).await }
+    };
+    assert_error(&top_up(json!(0), "k0").await, 422, "zero_amount");
+    assert_error(&top_up(json!(-5), "k1").await, 422, "invalid_body");
+    assert_error(
+        &top_up(json!(2_000_000), "k2").await,
+        422,
+        "amount_too_large",
+    );
+    assert_error(&top_up(json!(5), "").await, 422, "invalid_idempotency_key");
+    assert_error(
+        &top_up(json!(5), &"k".repeat(200)).await,
+        422,
+        "invalid_idempotency_key",
+    );
+    let (status, first) = top_up(json!(5), "invoice-1").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["balance"], 105);
+    let (status, again) = top_up(json!(5), "invoice-1").await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["balance"], 105, "a retried top-up adds nothing");
+    assert_error(
+        &top_up(json!(6), "invoice-1").await,
+        409,
+        "idempotency_conflict",
+    );
+
+    // Ids, queries, routes and methods.
+    let base = &server.base;
+    assert_error(
+        &get_json(&http, &format!("{base}/api/links/not-a-uuid")).await,
+        404,
+        "not_found",
+    );
+    let unknown = "0b9d2c4e-5f1a-4c3b-9d8e-7f6a5b4c3d2e";
+    for path in [
+        format!("/api/links/{unknown}"),
+        format!("/api/links/{unknown}/sessions"),
+        format!("/api/links/{unknown}/qr.png"),
+        "/api/nothing-here".to_owned(),
+    ] {
+        assert_error(
+            &get_json(&http, &format!("{base}{path}")).await,
+            404,
+            "not_found",
+        );
+    }
+    assert_error(
+        &post_json(
+            &http,
+            &format!("{base}/api/links/{unknown}/deactivate"),
+            &json!({}),
+        )
+        .await,
+        404,
+        "not_found",
+    );
+    for query in ["limit=abc", "after=-1", "colour=red"] {
+        assert_error(
+            &get_json(&http, &format!("{base}/api/links?{query}")).await,
+            400,
+            "invalid_query",
+        );
+    }
+    let res = http.delete(&links).send().await.unwrap();
+    let status = res.status().as_u16();
+    let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_error(&(status, body), 405, "method_not_allowed");
+
+    // Nothing above created a link.
+    let (status, page) = get_json(&http, &links).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["items"], json!([]));
+}
+
+#[tokio::test]
+async fn links_over_the_api_and_their_pages() {
+    let server = Server::start(&[("INITIAL_CREDITS", "1")]);
+    let http = http();
+    let base = &server.base;
+
+    let link = create(
+        &server,
+        json!({"name": "<script>alert(1)</script> & co", "flow": "document_and_selfie",
+               "limit": {"multi": 3}, "language": "lt",
+               "expires_at": "2999-01-01T00:00:00Z"}),
+    )
+    .await;
+    let id = link["id"].as_str().unwrap().to_owned();
+    let url = link["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&format!("{base}/l/")), "{url}");
+    assert_eq!(link["status"], "active");
+    assert_eq!(link["remaining"], 3);
+    assert_eq!(link["limit"], json!({"multi": 3}));
+    assert_eq!(link["language"], "lt");
+    assert!(link["embed_html"].as_str().unwrap().contains(&url));
+    let (status, list) = get_json(&http, &format!("{base}/api/links")).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["items"][0]["id"], id.as_str());
+
+    // The landing page: escaped, in Lithuanian, with the security headers, consuming nothing.
+    for _ in 0..2 {
+        let res = http.get(&url).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let headers = res.headers().clone();
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.starts_with("default-src 'none';"), "{csp}");
+        assert!(!csp.contains("http"), "no third-party origin: {csp}");
+        let html = res.text().await.unwrap();
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"));
+        assert!(!html.contains("<script>alert"));
+        assert!(html.contains("Pradėti patvirtinimą"));
+        assert!(!html.contains(" src=\"http") && !html.contains(" href=\"http"));
+        assert!(!html.contains("<link"), "no external stylesheets");
+        let head = http.head(&url).send().await.unwrap();
+        assert_eq!(head.status(), 200);
+    }
+    let (_, got) = get_json(&http, &format!("{base}/api/links/{id}")).await;
+    assert_eq!(got["uses"], 0);
+    assert_eq!(got["stats"]["started"], 0);
+
+    // Start: 303 to the flow page, addressed by the session token.
+    let res = http.post(&url).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    let flow = format!("{base}{}", res.headers()["location"].to_str().unwrap());
+    assert!(flow.contains("/s/"), "{flow}");
+    let page = http.get(&flow).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("data-page=\"flow\""));
+    assert!(page.contains("id=\"document\"") && page.contains("id=\"selfie\""));
+
+    // The only credit is held: the link stays active, but a start would find no credit.
+    let res = http.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "60");
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("data-problem=\"no_credits\""));
+    assert_eq!(http.post(&url).send().await.unwrap().status(), 503);
+
+    // Completing: a bad form is a 400 page; then approved; a second, different outcome changes
+    // nothing; quitting a completed session changes nothing.
+    let form = |body: &'static str| {
+        http.post(&flow)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    assert_eq!(form("outcome=maybe").await.unwrap().status(), 400);
+    assert_eq!(form("").await.unwrap().status(), 400);
+    assert_eq!(form("outcome=approved").await.unwrap().status(), 303);
+    assert_eq!(form("outcome=denied").await.unwrap().status(), 303);
+    let quit = http.post(format!("{flow}/quit")).send().await.unwrap();
+    assert_eq!(quit.status(), 303);
+    let done = http.get(&flow).send().await.unwrap().text().await.unwrap();
+    assert!(done.contains("data-outcome=\"approved\""), "{done}");
+    let (_, account) = get_json(&http, &format!("{base}/api/account")).await;
+    assert_eq!(account["balance"], 0, "one credit billed, once");
+    assert_eq!(account["held"], 0);
+    let (_, sessions) = get_json(&http, &format!("{base}/api/links/{id}/sessions")).await;
+    assert_eq!(sessions["items"][0]["status"]["status"], "completed");
+    assert_eq!(sessions["items"][0]["status"]["outcome"], "approved");
+
+    // Deactivation is final, idempotent, and shown as 410.
+    let deactivate = format!("{base}/api/links/{id}/deactivate");
+    let (status, off) = post_json(&http, &deactivate, &json!({})).await;
+    assert_eq!(status, 200, "{off}");
+    assert_eq!(off["status"], "deactivated");
+    let (status, _) = post_json(&http, &deactivate, &json!({})).await;
+    assert_eq!(status, 200);
+    let res = http.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 410);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("data-problem=\"deactivated\""));
+    assert_eq!(http.post(&url).send().await.unwrap().status(), 410);
+    let (_, got) = get_json(&http, &format!("{base}/api/links/{id}")).await;
+    assert_eq!(
+        got["uses"], 1,
+        "landing pages, HEADs and refusals consumed nothing"
+    );
+
+    // Forged, truncated, garbage and foreign tokens: 404 pages. Forged session tokens too.
+    let token = url.rsplit('/').next().unwrap();
+    let mut forged = token.to_owned().into_bytes();
+    let i = forged.len() - 3;
+    forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let long = "A".repeat(5000);
+    for bad in [
+        forged.as_str(),
+        &token[..token.len() - 1],
+        "x",
+        long.as_str(),
+        "%00%ff",
+        "..%2f..%2fetc%2fpasswd",
+    ] {
+        for res in [
+            http.get(format!("{base}/l/{bad}")).send().await.unwrap(),
+            http.post(format!("{base}/l/{bad}")).send().await.unwrap(),
+            http.get(format!("{base}/s/{bad}")).send().await.unwrap(),
+        ] {
+            assert_eq!(res.status(), 404, "{bad}");
+            assert_eq!(res.headers()["referrer-policy"], "no-referrer");
+            assert!(res
+                .text()
+                .await
+                .unwrap()
+                .contains("data-problem=\"not_found\""));
+        }
+        let res = http
+            .post(format!("{base}/s/{bad}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("outcome=approved")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{bad}");
+    }
+    // A link token is not a session token, nor the other way round.
+    let session_token = flow.rsplit('/').next().unwrap();
+    assert_eq!(
+        http.get(format!("{base}/s/{token}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        http.get(format!("{base}/l/{session_token}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    // A page that does not exist.
+    let res = http.get(format!("{base}/nowhere")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn served_qr_code_decodes_to_the_link_url() {
+    let server = Server::start(&[]);
+    let http = http();
+    let link = create(
+        &server,
+        json!({"name": "Front desk", "flow": "selfie", "limit": "unlimited"}),
+    )
+    .await;
+    let url = link["url"].as_str().unwrap();
+
+    let res = http
+        .get(format!(
+            "{}{}",
+            server.base,
+            link["qr_png"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    let png = res.bytes().await.unwrap();
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(&png[..]));
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(
+        info.width as usize,
+        info.height as usize,
+        |x, y| buf[y * info.line_size + x * channels],
+    );
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1);
+    let (_, content) = grids[0].decode().unwrap();
+    assert_eq!(content, url);
+
+    let res = http
+        .get(format!(
+            "{}{}",
+            server.base,
+            link["qr_svg"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "image/svg+xml");
+    assert!(res.text().await.unwrap().starts_with("<svg"));
+}
+
+/// A small deterministic generator for garbage.
+fn garbage(seed: &mut u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (*seed >> 56) as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn garbage_never_gets_a_server_error() {
+    let server = Server::start(&[]);
+    let http = http();
+    let link = create(
+        &server,
+        json!({"name": "x", "flow": "selfie", "limit": "unlimited"}),
+    )
+    .await;
+    let id = link["id"].as_str().unwrap();
+    let paths = [
+        "/api/links".to_owned(),
+        "/api/credits".to_owned(),
+        "/api/links/0b9d2c4e-5f1a-4c3b-9d8e-7f6a5b4c3d2e/deactivate".to_owned(),
+        "/l/AAAA".to_owned(),
+        "/s/AAAA".to_owned(),
+        "/s/AAAA/quit".to_owned(),
+    ];
+    let mut seed = 7;
+    for round in 0..36 {
+        let len = [0, 1, 17, 300, 4000, 20_000][round % 6];
+        let mut body = garbage(&mut seed, len);
+        if round % 3 == 0 {
+            // Almost JSON.
+            body = format!(
+                "{{\"name\": \"{}\", \"flow\": [",
+                String::from_utf8_lossy(&body)
+            )
+            .into_bytes();
+        }
+        for path in &paths {
+            for content_type in [
+                "application/json",
+                "application/x-www-form-urlencoded",
+                "text/plain",
+            ] {
+                let res = http
+                    .post(format!("{}{path}", server.base))
+                    .header("content-type", content_type)
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status().as_u16();
+                assert!(
+                    (400..500).contains(&status),
+                    "POST {path} ({content_type}, {len} bytes): {status}"
+                );
+            }
+        }
+    }
+    // The unlimited link is untouched, and the server still answers.
+    let (status, got) = get_json(&http, &format!("{}/api/links/{id}", server.base)).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["uses"], 0);
+}

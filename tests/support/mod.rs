@@ -1,0 +1,175 @@
+//! Shared by the tests that drive the example server as a separate process (`examples/server`).
+#![allow(dead_code)]
+
+pub mod webdriver;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The features this test binary was built with, which the example is built with too (the
+/// same feature set keeps cargo from rebuilding the library).
+fn features() -> Vec<&'static str> {
+    let mut features = vec!["qr"];
+    if cfg!(feature = "test-util") {
+        features.push("test-util");
+    }
+    features
+}
+
+/// `target/<profile>`, from this test binary's path (`target/<profile>/deps/<test>`).
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Where artefacts go: `target/<dir>`.
+pub fn artefact_dir(dir: &str) -> PathBuf {
+    let target = profile_dir()
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(profile_dir);
+    let path = target.join(dir);
+    std::fs::create_dir_all(&path).expect("create the artefact directory");
+    path
+}
+
+/// The example server's binary, built (or found up to date) by cargo with this test's features.
+pub fn server_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let mut cmd = Command::new(cargo);
+            cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+                .args(["build", "--quiet", "--example", "server", "--features"])
+                .arg(features().join(","));
+            if !cfg!(debug_assertions) {
+                cmd.arg("--release");
+            }
+            let status = cmd.status().expect("run cargo build");
+            assert!(status.success(), "cargo build --example server failed");
+            let bin = profile_dir().join("examples").join("server");
+            assert!(bin.exists(), "{} was not built", bin.display());
+            bin
+        })
+        .clone()
+}
+
+/// A running example server, killed when dropped.
+pub struct Server {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    child: Child,
+}
+
+impl Server {
+    /// Starts the example server on a free port with these extra environment variables (and
+    /// without `DATABASE_URL` unless given), and waits until it listens.
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(server_binary());
+        cmd.args(["--port", "0", "--bind", "127.0.0.1"])
+            .env_remove("DATABASE_URL")
+            .env_remove("BASE_URL")
+            .env_remove("PORT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start the example server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let mut sent = false;
+            while let Some(Ok(line)) = lines.next() {
+                if !sent {
+                    if let Some(rest) = line.strip_prefix("listening on ") {
+                        let addr = rest.split_whitespace().next().unwrap_or_default();
+                        let _ = tx.send(addr.to_owned());
+                        sent = true;
+                    }
+                }
+                println!("[server] {line}");
+            }
+        });
+        let mut server = Self {
+            base: String::new(),
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(base) = rx.recv_timeout(Duration::from_millis(100)) {
+                server.base = base;
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("the example server exited early: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the example server did not start"
+            );
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that follows no redirects, so tests see every status.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
+}
+
+/// POSTs JSON, returning the status and the JSON answer.
+pub async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let res = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("POST");
+    let status = res.status().as_u16();
+    let text = res.text().await.expect("a body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// GETs JSON, returning the status and the JSON answer.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> (u16, serde_json::Value) {
+    let res = http.get(url).send().await.expect("GET");
+    let status = res.status().as_u16();
+    let text = res.text().await.expect("a body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
