@@ -177,6 +177,7 @@ async fn single_use_link_end_to_end() {
     )
     .await;
     assert!(url.starts_with(&format!("{base}/l/")), "{url}");
+    b.execute("window.scrollTo(0, 0)", vec![]).await;
     b.screenshot(&dir, "single-1-dashboard.png").await;
     wait_for_row(&b, &id, 0, "active", &[]).await;
 
@@ -202,6 +203,7 @@ async fn single_use_link_end_to_end() {
     wait_for_row(&b, &id, 1, "exhausted", &["completed: approved"]).await;
     assert_eq!(b.text_css("#balance").await, "9", "one credit billed");
     assert_eq!(b.text_css("#held").await, "0");
+    b.execute("window.scrollTo(0, 0)", vec![]).await;
     b.screenshot(&dir, "single-5-dashboard-updated.png").await;
 
     // Opening the link again: "already used", 410 Gone, nothing consumed.
@@ -289,6 +291,7 @@ async fn two_use_link_survives_email_scanners() {
     )
     .await;
     assert_eq!(b.text_css("#balance").await, "8");
+    b.execute("window.scrollTo(0, 0)", vec![]).await;
     b.screenshot(&dir, "multi-5-dashboard.png").await;
 
     // A third person: used up (410), in Lithuanian. A scanner's HEAD says the same.
