@@ -227,6 +227,17 @@ async fn links_over_the_api_and_their_pages() {
     assert_eq!(got["uses"], 0);
     assert_eq!(got["stats"]["started"], 0);
 
+    // The dashboard escapes it too, in the page and in its live updates.
+    let dashboard = http.get(format!("{base}/dashboard")).send().await.unwrap();
+    assert_eq!(dashboard.status(), 200);
+    let dashboard = dashboard.text().await.unwrap();
+    let (status, live) = get_json(&http, &format!("{base}/dashboard/live")).await;
+    assert_eq!(status, 200);
+    for html in [dashboard.as_str(), live["links"].as_str().unwrap()] {
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"));
+        assert!(!html.contains("<script>alert"));
+    }
+
     // Start: 303 to the flow page, addressed by the session token.
     let res = http.post(&url).send().await.unwrap();
     assert_eq!(res.status(), 303);
@@ -349,6 +360,51 @@ async fn links_over_the_api_and_their_pages() {
     // A page that does not exist.
     let res = http.get(format!("{base}/nowhere")).send().await.unwrap();
     assert_eq!(res.status(), 404);
+}
+
+/// Quitting the flow abandons the session: the credit is released, the use stays consumed.
+#[tokio::test]
+async fn quitting_releases_the_credit_but_not_the_use() {
+    let server = Server::start(&[("INITIAL_CREDITS", "1")]);
+    let http = http();
+    let base = &server.base;
+    let link = create(&server, json!({"name": "Quitter", "flow": "document"})).await;
+    let url = link["url"].as_str().unwrap();
+
+    let res = http.post(url).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    let flow = format!("{base}{}", res.headers()["location"].to_str().unwrap());
+    let page = http.get(&flow).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("id=\"document\"") && !page.contains("id=\"selfie\""));
+    let (_, account) = get_json(&http, &format!("{base}/api/account")).await;
+    assert_eq!(
+        (account["balance"].as_u64(), account["held"].as_u64()),
+        (Some(1), Some(1))
+    );
+
+    let quit = http.post(format!("{flow}/quit")).send().await.unwrap();
+    assert_eq!(quit.status(), 303);
+    let page = http.get(&flow).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("data-page=\"ended\""), "{page}");
+    // Submitting after quitting changes nothing.
+    let late = http
+        .post(&flow)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("outcome=approved")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), 303);
+    let (_, account) = get_json(&http, &format!("{base}/api/account")).await;
+    assert_eq!(
+        (account["balance"].as_u64(), account["held"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let id = link["id"].as_str().unwrap();
+    let (_, got) = get_json(&http, &format!("{base}/api/links/{id}")).await;
+    assert_eq!(got["uses"], 1);
+    assert_eq!(got["stats"]["abandoned"], 1);
+    assert_eq!(http.get(url).send().await.unwrap().status(), 410);
 }
 
 #[tokio::test]
