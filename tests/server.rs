@@ -362,6 +362,59 @@ async fn links_over_the_api_and_their_pages() {
     assert_eq!(res.status(), 404);
 }
 
+/// An expired link (or session) is 410 Gone with its own page. Without waiting: the test holds
+/// the server's keys and signs tokens that expired an hour ago, as the server would have.
+#[tokio::test]
+async fn expired_links_and_sessions_are_gone() {
+    use chrono::{Duration, Utc};
+    use magic_link::{AccountId, Keyring, LinkId, LinkToken, SessionId, SessionToken};
+
+    let keyring = Keyring::generate().unwrap();
+    let keys = keyring.export();
+    let server = Server::start(&[("MAGIC_LINK_KEYS", keys.expose_secret())]);
+    let http = http();
+    let base = &server.base;
+    let link = create(&server, json!({"name": "Late", "flow": "selfie"})).await;
+    let id: LinkId = link["id"].as_str().unwrap().parse().unwrap();
+    let past = Utc::now() - Duration::hours(1);
+
+    let expired = LinkToken::new(id, Some(past)).sign(&keyring);
+    for res in [
+        http.get(format!("{base}/l/{expired}"))
+            .send()
+            .await
+            .unwrap(),
+        http.post(format!("{base}/l/{expired}"))
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(res.status(), 410);
+        assert!(res
+            .text()
+            .await
+            .unwrap()
+            .contains("data-problem=\"expired\""));
+    }
+    let session = SessionToken::new(SessionId::new(), AccountId::new(), past).sign(&keyring);
+    let res = http
+        .get(format!("{base}/s/{session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 410);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("data-problem=\"session_expired\""));
+    // The link's own token still works, and nothing was consumed.
+    let url = link["url"].as_str().unwrap();
+    assert_eq!(http.get(url).send().await.unwrap().status(), 200);
+    let (_, got) = get_json(&http, &format!("{base}/api/links/{id}")).await;
+    assert_eq!(got["uses"], 0);
+}
+
 /// Quitting the flow abandons the session: the credit is released, the use stays consumed.
 #[tokio::test]
 async fn quitting_releases_the_credit_but_not_the_use() {
