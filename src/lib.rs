@@ -11,7 +11,9 @@
 //! - the domain: [`Link`], [`Session`], [`Account`] and its [`LedgerEntry`]s, [`Event`]s;
 //! - the [`rules`], pure functions with `now` passed in;
 //! - the [`LinkStore`] trait of atomic operations, with [`MemoryStore`], the embedded default;
-//! - the [`MagicLinks`] facade that ties a store and a [`Clock`] together.
+//! - the [`MagicLinks`] facade that ties a store and a [`Clock`] together;
+//! - Standard Webhooks signatures: [`WebhookSecret`] signs, [`WebhookVerifier`] verifies (also
+//!   for the receiving backend).
 //!
 //! Opening a link must never consume it: email scanners open links before people do. A landing
 //! page calls [`MagicLinks::inspect`] on GET and HEAD; only an explicit POST calls
@@ -51,6 +53,7 @@ mod links;
 pub mod rules;
 mod sessions;
 mod store;
+mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use credits::{Account, IdempotencyKey, LedgerEntry, LedgerKind, MAX_IDEMPOTENCY_KEY_LEN};
@@ -67,3 +70,7 @@ pub use store::memory::MemoryStore;
 #[cfg(feature = "test-util")]
 pub use store::reference::ReferenceStore;
 pub use store::{LinkStats, LinkStore, OutcomeCounts, Page, Paged, MAX_PAGE};
+pub use webhooks::signing::{
+    signature_header, Signature, WebhookError, WebhookHeaders, WebhookSecret, WebhookVerifier,
+    DEFAULT_TOLERANCE, WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER,
+};
