@@ -82,6 +82,18 @@ pub enum InvalidInput {
     /// A session time to live that is zero, negative or too long.
     #[error("the session time to live must be positive and at most one year")]
     InvalidTtl,
+    /// A webhook endpoint URL that is not an absolute `http` or `https` URL with a host, of at
+    /// most [`MAX_WEBHOOK_URL_LEN`](crate::MAX_WEBHOOK_URL_LEN) bytes, without white space or
+    /// control characters. The URL itself is not repeated: it may hold a secret.
+    #[error("the webhook URL must be an absolute http or https URL")]
+    InvalidWebhookUrl,
+    /// A webhook endpoint with no signing secret or more than
+    /// [`MAX_WEBHOOK_SECRETS`](crate::MAX_WEBHOOK_SECRETS).
+    #[error("a webhook endpoint needs 1 to {max} signing secrets")]
+    WebhookSecretCount {
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// The crate's error: what every store operation and every facade call returns.

@@ -13,7 +13,8 @@
 //! - the [`LinkStore`] trait of atomic operations, with [`MemoryStore`], the embedded default;
 //! - the [`MagicLinks`] facade that ties a store and a [`Clock`] together;
 //! - Standard Webhooks signatures: [`WebhookSecret`] signs, [`WebhookVerifier`] verifies (also
-//!   for the receiving backend).
+//!   for the receiving backend); [`WebhookPayload`]s; endpoints and delivery state in a
+//!   [`WebhookStore`].
 //!
 //! Opening a link must never consume it: email scanners open links before people do. A landing
 //! page calls [`MagicLinks::inspect`] on GET and HEAD; only an explicit POST calls
@@ -69,7 +70,13 @@ pub use store::conformance;
 pub use store::memory::MemoryStore;
 #[cfg(feature = "test-util")]
 pub use store::reference::ReferenceStore;
+pub use store::webhooks::{
+    Attempt, AttemptOutcome, Claim, Delivery, DeliveryStatus, FailReason, Lease, NextStep,
+    WebhookStore,
+};
 pub use store::{LinkStats, LinkStore, OutcomeCounts, Page, Paged, MAX_PAGE};
+pub use webhooks::endpoint::{Endpoint, MAX_WEBHOOK_SECRETS, MAX_WEBHOOK_URL_LEN};
+pub use webhooks::payload::{EventData, WebhookPayload};
 pub use webhooks::signing::{
     signature_header, Signature, WebhookError, WebhookHeaders, WebhookSecret, WebhookVerifier,
     DEFAULT_TOLERANCE, WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER,

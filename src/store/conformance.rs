@@ -1,1 +1,4 @@
 //! placeholder
+
+/// The conformance suite for [`WebhookStore`](crate::WebhookStore) implementations.
+pub use super::delivery_conformance as delivery;

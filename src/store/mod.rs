@@ -16,10 +16,15 @@ use crate::{
     SessionId, SessionTtl,
 };
 
+pub(crate) mod delivery_book;
 pub(crate) mod memory;
+mod shared;
+pub(crate) mod webhooks;
 
 #[cfg(feature = "test-util")]
 pub mod conformance;
+#[cfg(feature = "test-util")]
+pub mod delivery_conformance;
 #[cfg(feature = "test-util")]
 pub(crate) mod reference;
 
