@@ -12,9 +12,9 @@
 //! - the [`rules`], pure functions with `now` passed in;
 //! - the [`LinkStore`] trait of atomic operations, with [`MemoryStore`], the embedded default;
 //! - the [`MagicLinks`] facade that ties a store and a [`Clock`] together;
-//! - Standard Webhooks signatures: [`WebhookSecret`] signs, [`WebhookVerifier`] verifies (also
-//!   for the receiving backend); [`WebhookPayload`]s; endpoints and delivery state in a
-//!   [`WebhookStore`].
+//! - signed webhooks in the Standard Webhooks form: [`WebhookSecret`] and [`WebhookVerifier`]
+//!   (also for the receiving backend), [`WebhookPayload`], and the [`Dispatcher`] that delivers
+//!   the outbox at least once through a [`Transport`], with state in a [`WebhookStore`].
 //!
 //! Opening a link must never consume it: email scanners open links before people do. A landing
 //! page calls [`MagicLinks::inspect`] on GET and HEAD; only an explicit POST calls
@@ -75,9 +75,11 @@ pub use store::webhooks::{
     WebhookStore,
 };
 pub use store::{LinkStats, LinkStore, OutcomeCounts, Page, Paged, MAX_PAGE};
+pub use webhooks::dispatcher::{DispatchReport, Dispatcher, RetrySchedule, DEFAULT_TIMEOUT};
 pub use webhooks::endpoint::{Endpoint, MAX_WEBHOOK_SECRETS, MAX_WEBHOOK_URL_LEN};
 pub use webhooks::payload::{EventData, WebhookPayload};
 pub use webhooks::signing::{
     signature_header, Signature, WebhookError, WebhookHeaders, WebhookSecret, WebhookVerifier,
     DEFAULT_TOLERANCE, WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER,
 };
+pub use webhooks::transport::{Transport, TransportError, WebhookRequest, WebhookResponse};

@@ -1,7 +1,8 @@
 //! Stores shared behind an [`Arc`]: a host hands one store to the [`MagicLinks`] facade and
-//! to a webhook dispatcher at once.
+//! to a [`Dispatcher`] at once.
 //!
 //! [`MagicLinks`]: crate::MagicLinks
+//! [`Dispatcher`]: crate::Dispatcher
 
 use std::future::Future;
 use std::sync::Arc;

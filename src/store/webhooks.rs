@@ -136,8 +136,8 @@ pub enum NextStep {
 }
 
 /// Storage for webhook endpoints and for the delivery state of outbox events: what lets a
-/// dispatcher deliver every event at least once, across restarts and with several dispatchers
-/// at once.
+/// [`Dispatcher`](crate::Dispatcher) deliver every event at least once, across restarts and
+/// with several dispatchers at once.
 ///
 /// Deliveries are made from the [outbox](LinkStore::outbox_after) by
 /// [`queue_deliveries`](Self::queue_deliveries), which keeps its own cursor in the store. An

@@ -1,9 +1,11 @@
 //! Outgoing webhooks in the Standard Webhooks form, and their verification on the receiving
 //! side.
 
+pub(crate) mod dispatcher;
 pub(crate) mod endpoint;
 pub(crate) mod payload;
 pub(crate) mod signing;
+pub(crate) mod transport;
 
 use crate::store::webhooks::{Delivery, WebhookStore};
 use crate::store::{Page, Paged};
