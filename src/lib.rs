@@ -39,6 +39,7 @@
 //! # Features
 //!
 //! - `test-util`: the [`conformance`] suite for any store and the [`ReferenceStore`] model.
+//! - `http`: `HttpTransport`, webhook delivery over HTTP(S) with reqwest and rustls.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub)]
@@ -77,6 +78,8 @@ pub use store::webhooks::{
 pub use store::{LinkStats, LinkStore, OutcomeCounts, Page, Paged, MAX_PAGE};
 pub use webhooks::dispatcher::{DispatchReport, Dispatcher, RetrySchedule, DEFAULT_TIMEOUT};
 pub use webhooks::endpoint::{Endpoint, MAX_WEBHOOK_SECRETS, MAX_WEBHOOK_URL_LEN};
+#[cfg(feature = "http")]
+pub use webhooks::http::HttpTransport;
 pub use webhooks::payload::{EventData, WebhookPayload};
 pub use webhooks::signing::{
     signature_header, Signature, WebhookError, WebhookHeaders, WebhookSecret, WebhookVerifier,

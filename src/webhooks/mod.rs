@@ -3,6 +3,8 @@
 
 pub(crate) mod dispatcher;
 pub(crate) mod endpoint;
+#[cfg(feature = "http")]
+pub(crate) mod http;
 pub(crate) mod payload;
 pub(crate) mod signing;
 pub(crate) mod transport;
