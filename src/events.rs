@@ -7,15 +7,17 @@ use crate::{AbandonReason, AccountId, EventId, LinkId, Outcome, SessionId};
 
 /// What happened. Each state-changing operation emits exactly one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type")]
 #[non_exhaustive]
 pub enum EventKind {
     /// A link was created.
+    #[serde(rename = "link.created")]
     LinkCreated {
         /// The link.
         link: LinkId,
     },
     /// A link was redeemed: a use was consumed, a credit held and a session started.
+    #[serde(rename = "link.redeemed")]
     LinkRedeemed {
         /// The link.
         link: LinkId,
@@ -23,6 +25,7 @@ pub enum EventKind {
         session: SessionId,
     },
     /// A session completed; its credit was billed.
+    #[serde(rename = "session.completed")]
     SessionCompleted {
         /// The link.
         link: LinkId,
@@ -32,6 +35,7 @@ pub enum EventKind {
         outcome: Outcome,
     },
     /// A session was abandoned; its credit was released.
+    #[serde(rename = "session.abandoned")]
     SessionAbandoned {
         /// The link.
         link: LinkId,
@@ -41,11 +45,13 @@ pub enum EventKind {
         reason: AbandonReason,
     },
     /// A link was deactivated (final).
+    #[serde(rename = "link.deactivated")]
     LinkDeactivated {
         /// The link.
         link: LinkId,
     },
     /// Credits were added to the account.
+    #[serde(rename = "credits.added")]
     CreditsAdded {
         /// Credits added.
         amount: u64,

@@ -1,1 +1,53 @@
+//! The conformance suite on the in-memory stores, and the race tests.
 
+use std::sync::Arc;
+
+use magic_link::conformance::{self, race};
+use magic_link::{MemoryStore, ReferenceStore, Rejection, UsageLimit};
+
+#[tokio::test]
+async fn memory_store_passes_the_suite() {
+    conformance::run_all(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn reference_model_passes_the_suite() {
+    conformance::run_all(&ReferenceStore::new()).await;
+}
+
+/// 8 threads x 500 attempts on one link of limit 1,000 with 700 credits: credits run out first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn race_on_a_multi_use_link_stops_at_the_credits() {
+    let limit = UsageLimit::multi(1000).unwrap();
+    let report = race(Arc::new(MemoryStore::new()), 8, 500, limit, 700).await;
+    assert_eq!(report.successes, 700);
+    assert_eq!(report.uses, 700);
+    assert_eq!(report.sessions, 700);
+    assert_eq!(report.rejections.get(&Rejection::NoCredits), Some(&3300));
+    assert_eq!(report.rejections.len(), 1, "{:?}", report.rejections);
+}
+
+/// The same race on a single-use link: exactly one success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn race_on_a_single_use_link_has_one_winner() {
+    let report = race(
+        Arc::new(MemoryStore::new()),
+        8,
+        500,
+        UsageLimit::Single,
+        700,
+    )
+    .await;
+    assert_eq!(report.successes, 1);
+    assert_eq!(report.uses, 1);
+    assert_eq!(report.rejections.get(&Rejection::Exhausted), Some(&3999));
+}
+
+/// Limit below credits: the limit stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn race_stops_at_the_limit() {
+    let limit = UsageLimit::multi(300).unwrap();
+    let report = race(Arc::new(MemoryStore::new()), 8, 100, limit, 700).await;
+    assert_eq!(report.successes, 300);
+    assert_eq!(report.rejections.get(&Rejection::Exhausted), Some(&500));
+}

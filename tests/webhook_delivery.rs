@@ -11,9 +11,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use magic_link::{
     AccountId, AttemptOutcome, Clock, DeliveryStatus, Dispatcher, Event, EventId, FailReason, Flow,
-    IdempotencyKey, MagicLinks, ManualClock, MemoryStore, NewLink, Outcome, Page, Rejection,
-    RetrySchedule, Transport, TransportError, WebhookHeaders, WebhookPayload, WebhookRequest,
-    WebhookResponse, WebhookSecret, WebhookStore, WebhookVerifier,
+    IdempotencyKey, Keyring, MagicLinks, ManualClock, MemoryStore, NewLink, Outcome, Page,
+    Rejection, RetrySchedule, Transport, TransportError, WebhookHeaders, WebhookPayload,
+    WebhookRequest, WebhookResponse, WebhookSecret, WebhookStore, WebhookVerifier,
 };
 
 type Store = Arc<MemoryStore>;
@@ -81,7 +81,12 @@ const URL: &str = "https://hooks.example.com/idv/t0k3n";
 
 async fn world() -> World {
     let clock = ManualClock::at_timestamp(1_750_000_000);
-    let links = MagicLinks::with_clock(Arc::new(MemoryStore::new()), clock.clone());
+    let links = MagicLinks::new(
+        Arc::new(MemoryStore::new()),
+        Keyring::generate().unwrap(),
+        "https://verify.example.com/l/".parse().unwrap(),
+    )
+    .with_clock(clock.clone());
     let account = links.create_account(AccountId::new()).await.unwrap().id;
     let secrets = [
         WebhookSecret::generate().unwrap(),
@@ -155,12 +160,15 @@ async fn every_event_is_delivered_signed_with_its_id() {
         .create_link(w.account, NewLink::new("Invite", Flow::Selfie))
         .await
         .unwrap();
-    let session = w.links.redeem(link.id).await.unwrap();
+    let session = w.links.redeem(&link.token).await.unwrap().session;
     w.links
         .complete_session(w.account, session.id, Outcome::Approved)
         .await
         .unwrap();
-    w.links.deactivate_link(w.account, link.id).await.unwrap();
+    w.links
+        .deactivate_link(w.account, link.link.id)
+        .await
+        .unwrap();
     let events = w.links.events_after(0, 100).await.unwrap();
     assert_eq!(events.len(), 5);
 

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use magic_link::{
-    AccountId, DeliveryStatus, Dispatcher, Flow, HttpTransport, IdempotencyKey, MagicLinks,
-    MemoryStore, NewLink, Outcome, WebhookHeaders, WebhookPayload, WebhookSecret, WebhookStore,
-    WebhookVerifier,
+    AccountId, DeliveryStatus, Dispatcher, Flow, HttpTransport, IdempotencyKey, Keyring,
+    MagicLinks, MemoryStore, NewLink, Outcome, WebhookHeaders, WebhookPayload, WebhookSecret,
+    WebhookStore, WebhookVerifier,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -95,7 +95,11 @@ async fn delivers_over_http_to_a_verifying_receiver() {
 
     // The system clock: the receiver checks timestamps against its own clock.
     let store = Arc::new(MemoryStore::new());
-    let links = MagicLinks::new(store.clone());
+    let links = MagicLinks::new(
+        store.clone(),
+        Keyring::generate().unwrap(),
+        "https://verify.example.com/l/".parse().unwrap(),
+    );
     let account = links.create_account(AccountId::new()).await.unwrap().id;
     let old = WebhookSecret::generate().unwrap();
     let new = WebhookSecret::generate().unwrap();
@@ -113,7 +117,7 @@ async fn delivers_over_http_to_a_verifying_receiver() {
         .create_link(account, NewLink::new("Invite", Flow::Document))
         .await
         .unwrap();
-    let session = links.redeem(link.id).await.unwrap();
+    let session = links.redeem(&link.token).await.unwrap().session;
     links
         .complete_session(account, session.id, Outcome::Denied)
         .await

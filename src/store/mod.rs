@@ -255,11 +255,13 @@ impl LinkStats {
 /// }
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let links = MagicLinks::new(Counting::<MemoryStore>::default());
+/// let keyring = Keyring::generate().unwrap();
+/// let base = "https://verify.example.com/l/".parse().unwrap();
+/// let links = MagicLinks::new(Counting::<MemoryStore>::default(), keyring, base);
 /// let account = links.create_account(AccountId::new()).await.unwrap();
 /// links.top_up(account.id, 1, IdempotencyKey::new("first").unwrap()).await.unwrap();
-/// let link = links.create_link(account.id, NewLink::new("Demo", Flow::Selfie)).await.unwrap();
-/// links.redeem(link.id).await.unwrap();
+/// let created = links.create_link(account.id, NewLink::new("Demo", Flow::Selfie)).await.unwrap();
+/// links.redeem(&created.token).await.unwrap();
 /// assert_eq!(links.store().redemptions.load(Ordering::Relaxed), 1);
 /// # }
 /// ```
@@ -323,7 +325,8 @@ pub trait LinkStore: Send + Sync {
     ) -> impl Future<Output = Result<Session, Error>> + Send;
 
     /// Abandons, as expired, up to `limit` started sessions (of any account) whose time to live
-    /// has passed at `now`, each atomically with its event. Returns how many it abandoned.
+    /// has passed at `now`, each atomically with its event, in order of `expires_at` then
+    /// session id. Returns how many it abandoned.
     ///
     /// # Errors
     ///

@@ -193,10 +193,11 @@ impl LinkStore for ReferenceStore {
                 .sessions
                 .values()
                 .filter(|s| s.is_stale(now))
-                .map(|s| (s.account, s.id))
+                .map(|s| (s.expires_at, s.id, s.account))
                 .collect();
+            stale.sort_unstable();
             stale.truncate(limit);
-            for &(account, session) in &stale {
+            for &(_, session, account) in &stale {
                 m.change_session(account, session, now, |s, a| {
                     rules::expire(s, a, now).ok_or(Rejection::NotFound)
                 })?;

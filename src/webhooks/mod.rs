@@ -27,10 +27,11 @@ impl<S: WebhookStore, C: Clock> MagicLinks<S, C> {
     /// # Examples
     ///
     /// ```
-    /// use magic_link::{AccountId, MagicLinks, MemoryStore, WebhookSecret};
+    /// use magic_link::{AccountId, Keyring, MagicLinks, MemoryStore, WebhookSecret};
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let links = MagicLinks::new(MemoryStore::new());
+    /// # let base = "https://verify.example.com/l/".parse()?;
+    /// let links = MagicLinks::new(MemoryStore::new(), Keyring::generate()?, base);
     /// let account = links.create_account(AccountId::new()).await?;
     /// let secret = WebhookSecret::generate()?;
     /// // Show the receiver `secret.expose()` once, over a secure channel.
