@@ -43,3 +43,13 @@ macro_rules! all_checks {
 
 all_checks!(memory, MemoryStore::new());
 all_checks!(shared_memory, Arc::new(MemoryStore::new()));
+
+/// All checks on one store, after the core suite filled it with other accounts' events.
+#[tokio::test]
+async fn one_store_for_both_suites() {
+    let store = MemoryStore::new();
+    magic_link::conformance::run_all(&store).await;
+    delivery::run_all(&store).await;
+    // And again: the checks tolerate their own leftovers.
+    delivery::run_all(&store).await;
+}
