@@ -2,10 +2,12 @@
 //! floor (a pre-keyed HMAC-SHA256 of the same signed content, plus a constant-time compare
 //! when verifying), on the same inputs in one run.
 //!
-//! `cargo bench --bench webhooks`; BENCHMARKS.md records the ratios.
+//! `cargo bench --bench webhooks`; BENCHMARKS.md records the ratios. The bench first prints a
+//! paired table (the cases in alternation, each keeping its fastest round, so that load from
+//! other processes hits every case alike), then runs the criterion groups.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -91,6 +93,66 @@ fn bench(c: &mut Criterion) {
         .verify_at(our_headers, &input.payload, input.now)
         .unwrap();
 
+    let our_sign = || {
+        signature_header(
+            std::slice::from_ref(&ours),
+            black_box(ID),
+            black_box(input.timestamp),
+            black_box(&input.payload),
+        )
+        .len()
+    };
+    let their_sign = || {
+        theirs
+            .sign(
+                black_box(ID),
+                black_box(input.timestamp),
+                black_box(&input.payload),
+            )
+            .map_or(0, |s| s.len())
+    };
+    let floor_sign = || {
+        floor_tag(
+            &keyed,
+            black_box(input.timestamp_text.as_bytes()),
+            black_box(&input.payload),
+        )[0] as usize
+    };
+    let our_verify = || {
+        usize::from(
+            verifier
+                .verify_at(
+                    black_box(our_headers),
+                    black_box(&input.payload),
+                    black_box(input.now),
+                )
+                .is_ok(),
+        )
+    };
+    let their_verify = || {
+        usize::from(
+            theirs
+                .verify(black_box(&input.payload), black_box(&headers))
+                .is_ok(),
+        )
+    };
+    let floor_verify = || {
+        let tag = floor_tag(
+            &keyed,
+            black_box(input.timestamp_text.as_bytes()),
+            black_box(&input.payload),
+        );
+        usize::from(bool::from(tag.ct_eq(black_box(&input.tag))))
+    };
+    paired(&[
+        ("sign: floor", &floor_sign),
+        ("sign: magic_link", &our_sign),
+        ("sign: standardwebhooks", &their_sign),
+        ("verify: floor", &floor_verify),
+        ("verify: magic_link", &our_verify),
+        ("verify: standardwebhooks", &their_verify),
+    ]);
+
     let mut sign = c.benchmark_group("sign_1KiB");
     sign.bench_function("magic_link", |b| {
         b.iter(|| {
@@ -154,6 +216,42 @@ fn bench(c: &mut Criterion) {
         })
     });
     verify.finish();
+}
+
+type Case<'a> = (&'a str, &'a dyn Fn() -> usize);
+
+/// Runs the cases in alternation, 100 rounds of 500 calls each, and prints each case's fastest
+/// round per call, with its ratio to the floor of its kind and the standardwebhooks ratio.
+fn paired(cases: &[Case<'_>]) {
+    const ROUNDS: usize = 100;
+    const CALLS: u32 = 500;
+    let mut best = vec![f64::MAX; cases.len()];
+    for _ in 0..ROUNDS {
+        for (i, (_, f)) in cases.iter().enumerate() {
+            let start = Instant::now();
+            for _ in 0..CALLS {
+                black_box(f());
+            }
+            let per_call = start.elapsed().as_secs_f64() * 1e9 / f64::from(CALLS);
+            best[i] = best[i].min(per_call);
+        }
+    }
+    let find = |kind: &str, what: &str| {
+        cases
+            .iter()
+            .position(|(n, _)| n.starts_with(kind) && n.ends_with(what))
+            .map_or(f64::NAN, |i| best[i])
+    };
+    println!("paired, fastest of {ROUNDS} rounds of {CALLS} calls:");
+    for (i, (name, _)) in cases.iter().enumerate() {
+        let kind = name.split(':').next().unwrap_or_default();
+        println!(
+            "  {name:28} {:9.1} ns  {:5.2}x floor  {:5.2}x faster than standardwebhooks",
+            best[i],
+            best[i] / find(kind, "floor"),
+            find(kind, "standardwebhooks") / best[i],
+        );
+    }
 }
 
 criterion_group! {
