@@ -58,7 +58,8 @@ async fn read_request(stream: &mut TcpStream) -> Option<(Vec<(String, Vec<u8>)>,
 /// Serves `expected` requests, verifying each; answers 503 to the first, then 204 (or 401
 /// when the signature does not verify).
 async fn receive(listener: TcpListener, verifier: WebhookVerifier, seen: Seen, expected: usize) {
-    for served in 0..expected {
+    let mut served = 0;
+    while served < expected {
         let (mut stream, _) = listener.accept().await.unwrap();
         let Some((headers, body)) = read_request(&mut stream).await else {
             continue;
@@ -85,6 +86,7 @@ async fn receive(listener: TcpListener, verifier: WebhookVerifier, seen: Seen, e
             format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
         stream.write_all(response.as_bytes()).await.unwrap();
         let _ = stream.shutdown().await;
+        served += 1;
     }
 }
 
