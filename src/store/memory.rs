@@ -493,6 +493,7 @@ impl LinkStore for MemoryStore {
         // Holding every shard at once: each sequence number is taken and its event pushed
         // under one shard's lock, so all numbers handed out so far are visible now. Within a
         // shard events are in `seq` order.
+        let limit = limit.min(crate::MAX_PAGE);
         let shards: Vec<_> = self.outbox.iter().map(lock).collect();
         // Merge the shards' tails, cloning only the `limit` events returned.
         let mut tails: Vec<&[Event]> = shards
