@@ -8,11 +8,14 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, Utc};
 
 use crate::rules::{self, Effects};
+use crate::store::delivery_book::DeliveryBook;
 use crate::store::{LinkStats, LinkStore, Page, Paged};
 use crate::{
     Account, AccountId, Error, Event, EventId, EventKind, IdempotencyKey, LedgerEntry, LedgerKind,
     Link, LinkId, Outcome, Rejection, Session, SessionId, SessionTtl,
 };
+
+mod webhooks;
 
 const SHARDS: usize = 64;
 
@@ -24,6 +27,9 @@ const SHARDS: usize = 64;
 /// outbox, and holds them until it is complete: its state change and its event become visible
 /// together. Reading the outbox takes every outbox shard at once, which is what makes it
 /// gap-free.
+///
+/// It is also a [`WebhookStore`](crate::WebhookStore): endpoints and delivery state sit behind
+/// one more lock, taken last and only by webhook operations, never on the redemption path.
 ///
 /// # Examples
 ///
@@ -40,6 +46,7 @@ pub struct MemoryStore {
     sessions: Shards<SessionId, Session>,
     outbox: Box<[Mutex<Vec<Event>>]>,
     seq: AtomicU64,
+    webhooks: Mutex<DeliveryBook>,
 }
 
 #[derive(Debug)]
@@ -192,6 +199,7 @@ impl MemoryStore {
             sessions: Shards::new(),
             outbox: (0..SHARDS).map(|_| Mutex::default()).collect(),
             seq: AtomicU64::new(0),
+            webhooks: Mutex::default(),
         }
     }
 
@@ -485,17 +493,25 @@ impl LinkStore for MemoryStore {
         // Holding every shard at once: each sequence number is taken and its event pushed
         // under one shard's lock, so all numbers handed out so far are visible now. Within a
         // shard events are in `seq` order.
+        let limit = limit.min(crate::MAX_PAGE);
         let shards: Vec<_> = self.outbox.iter().map(lock).collect();
-        let mut events: Vec<Event> = shards
+        // Merge the shards' tails, cloning only the `limit` events returned.
+        let mut tails: Vec<&[Event]> = shards
             .iter()
-            .flat_map(|shard| {
-                let start = shard.partition_point(|e| e.seq <= cursor);
-                shard[start..].iter().take(limit).cloned()
-            })
+            .map(|shard| &shard[shard.partition_point(|e| e.seq <= cursor)..])
+            .filter(|tail| !tail.is_empty())
             .collect();
-        drop(shards);
-        events.sort_unstable_by_key(|e| e.seq);
-        events.truncate(limit);
+        let mut events = Vec::with_capacity(limit.min(1024));
+        while events.len() < limit {
+            let Some((i, _)) = tails.iter().enumerate().min_by_key(|(_, t)| t[0].seq) else {
+                break;
+            };
+            events.push(tails[i][0].clone());
+            tails[i] = &tails[i][1..];
+            if tails[i].is_empty() {
+                tails.swap_remove(i);
+            }
+        }
         Ok(events)
     }
 }
