@@ -10,7 +10,7 @@ mod support;
 use std::time::Duration;
 
 use support::webdriver::{Binaries, Browser};
-use support::{artefact_dir, get_json, http, Server};
+use support::{artefact_dir, get_json, http, Receiver, Server};
 
 /// One browser at a time: the machine is small, and the scenarios are easier to read apart.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -168,6 +168,21 @@ async fn single_use_link_end_to_end() {
 
     b.goto(&format!("{base}/dashboard")).await;
     let dashboard = b.window().await;
+
+    // The webhook endpoint: a receiver of this test's, with a secret the server generates.
+    let receiver = Receiver::start().await;
+    b.type_into("#webhook-url", &receiver.url).await;
+    b.click_css("#webhook-save").await;
+    b.wait_for("#webhook-state[data-state=enabled]", WAIT).await;
+    let shown = b.find("#webhook-secret-shown").await;
+    let secret = b
+        .property(&shown, "value")
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret:?}");
+
     let (id, url) = create_link(
         &b,
         "Alice Example (single-use)",
@@ -206,6 +221,16 @@ async fn single_use_link_end_to_end() {
     b.execute("window.scrollTo(0, 0)", vec![]).await;
     b.screenshot(&dir, "single-5-dashboard-updated.png").await;
 
+    // The completion reached the receiver, signed (checked with the independent
+    // `standardwebhooks` crate).
+    let (headers, body) = receiver.wait_for("session.completed", "link_id", &id).await;
+    let payload: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(payload["data"]["outcome"], "approved");
+    standardwebhooks::Webhook::new(&secret)
+        .unwrap()
+        .verify(&body, &headers)
+        .expect("a valid webhook signature");
+
     // Opening the link again: "already used", 410 Gone, nothing consumed.
     b.new_tab().await;
     b.goto(&url).await;
@@ -237,6 +262,11 @@ async fn two_use_link_survives_email_scanners() {
 
     b.goto(&format!("{base}/dashboard")).await;
     let dashboard = b.window().await;
+    // Webhooks go to the server's own demo inbox, which verifies them as a receiver would.
+    b.click_css("#webhook-use-inbox").await;
+    b.click_css("#webhook-save").await;
+    b.wait_for("#webhook-state[data-state=enabled]", WAIT).await;
+
     let (id, url) = create_link(&b, "Pavasario kampanija", "selfie", Limit::Multi(2), "lt").await;
 
     // An email security scanner fetches the link, several times, with GET and HEAD.
@@ -293,6 +323,20 @@ async fn two_use_link_survives_email_scanners() {
     assert_eq!(b.text_css("#balance").await, "8");
     b.execute("window.scrollTo(0, 0)", vec![]).await;
     b.screenshot(&dir, "multi-5-dashboard.png").await;
+    b.wait_until(
+        "the demo inbox shows both completions, verified",
+        "const rows = [...document.querySelectorAll('#inbox tr')].map(r => r.textContent);
+         return ['session.completed (approved)', 'session.completed (denied)'].every(
+           t => rows.some(r => r.includes(t) && r.includes('signature verified')));",
+        WAIT,
+    )
+    .await;
+    b.execute(
+        "document.getElementById('webhooks').scrollIntoView()",
+        vec![],
+    )
+    .await;
+    b.screenshot(&dir, "multi-7-webhooks.png").await;
 
     // A third person: used up (410), in Lithuanian. A scanner's HEAD says the same.
     b.new_tab().await;

@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{get_json, http, post_json, Server};
+use support::{get_json, http, post_json, Receiver, Server};
 
 /// Asserts an API error: the status, the code, and a body of exactly `error` and `code`.
 #[track_caller]
@@ -579,4 +579,114 @@ async fn garbage_never_gets_a_server_error() {
     let (status, got) = get_json(&http, &format!("{}/api/links/{id}", server.base)).await;
     assert_eq!(status, 200);
     assert_eq!(got["uses"], 0);
+}
+
+async fn put_json(http: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    let res = http
+        .put(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The webhook endpoint over the API, and a completed verification delivered to a receiver
+/// on 127.0.0.1, signed as Standard Webhooks specify (checked with the `standardwebhooks`
+/// crate, independent of this one).
+#[tokio::test]
+async fn completion_fires_a_signed_webhook() {
+    let server = Server::start(&[]);
+    let receiver = Receiver::start().await;
+    let http = http();
+    let base = &server.base;
+    let hook = format!("{base}/api/webhook");
+
+    // Bad settings.
+    for (body, code) in [
+        (
+            json!({"url": "ftp://hooks.example.com/x"}),
+            "invalid_webhook_url",
+        ),
+        (json!({"url": "not a url"}), "invalid_webhook_url"),
+        (
+            json!({"url": receiver.url, "secret": "swordfish"}),
+            "invalid_secret",
+        ),
+        (
+            json!({"url": receiver.url, "colour": "red"}),
+            "invalid_body",
+        ),
+        (
+            json!({"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}),
+            "invalid_body",
+        ),
+    ] {
+        assert_error(&put_json(&http, &hook, &body).await, 422, code);
+    }
+    let res = http.delete(&hook).send().await.unwrap();
+    assert_eq!(res.status(), 404, "no endpoint to disable yet");
+    let (status, got) = get_json(&http, &hook).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["endpoint"], Value::Null);
+
+    // Set it; the generated secret is shown this once.
+    let (status, set) = put_json(&http, &hook, &json!({"url": receiver.url})).await;
+    assert_eq!(status, 200, "{set}");
+    let secret = set["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    assert_eq!(set["endpoint"]["enabled"], true);
+    assert_eq!(set["endpoint"]["secrets"], 1);
+    let (_, got) = get_json(&http, &hook).await;
+    assert_eq!(got["endpoint"]["url"], receiver.url.as_str());
+    assert!(
+        !got.to_string().contains(&secret),
+        "the secret is not shown again"
+    );
+
+    // A verification completes.
+    let link = create(&server, json!({"name": "Hooked", "flow": "selfie"})).await;
+    let res = http
+        .post(link["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let flow = format!("{base}{}", res.headers()["location"].to_str().unwrap());
+    let res = http
+        .post(&flow)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("outcome=approved")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+
+    let (headers, body) = receiver
+        .wait_for("session.completed", "outcome", "approved")
+        .await;
+    let payload: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(payload["data"]["link_id"], link["id"]);
+    standardwebhooks::Webhook::new(&secret)
+        .unwrap()
+        .verify(&body, &headers)
+        .expect("a valid Standard Webhooks signature");
+    let other = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    assert!(standardwebhooks::Webhook::new(other)
+        .unwrap()
+        .verify(&body, &headers)
+        .is_err());
+    // The redemption before it was sent too.
+    receiver
+        .wait_for("link.redeemed", "link_id", link["id"].as_str().unwrap())
+        .await;
+
+    // Stop sending.
+    let res = http.delete(&hook).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let (_, got) = get_json(&http, &hook).await;
+    assert_eq!(got["endpoint"]["enabled"], false);
 }

@@ -120,6 +120,8 @@ fn invalid_code(invalid: &InvalidInput) -> &'static str {
         InvalidInput::ZeroAmount => "zero_amount",
         InvalidInput::Overflow => "overflow",
         InvalidInput::InvalidIdempotencyKey { .. } => "invalid_idempotency_key",
+        InvalidInput::InvalidWebhookUrl => "invalid_webhook_url",
+        InvalidInput::WebhookSecretCount { .. } => "invalid_secret_count",
         _ => "invalid_input",
     }
 }

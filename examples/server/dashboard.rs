@@ -11,10 +11,12 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use magic_link::{
     Clock, Flow, Link, LinkStatus, LinkStore, Outcome, Page, Session, SessionStatus, UsageLimit,
+    WebhookStore,
 };
 
 use crate::api::{embed_snippet, link_url, ApiError};
 use crate::html::{esc, page_with_script, CspNonce};
+use crate::webhooks;
 use crate::{AppState, Owner};
 
 /// How many links the dashboard shows (the newest); the API pages through all of them.
@@ -51,11 +53,18 @@ fn status_name(status: LinkStatus) -> &'static str {
     }
 }
 
-/// The live parts of the dashboard: credits, and links with their sessions.
-async fn live_parts<S: LinkStore>(
+/// The live parts of the dashboard, rendered here: credits, links with their sessions, and
+/// webhooks.
+struct Live {
+    credits: String,
+    links: String,
+    webhooks: String,
+}
+
+async fn live_parts<S: WebhookStore>(
     app: &AppState<S>,
     account: magic_link::AccountId,
-) -> Result<(String, String), magic_link::Error> {
+) -> Result<Live, magic_link::Error> {
     let credits = app.links.account(account).await?;
     let credits_html = format!(
         "<div class=\"stats\">\
@@ -109,7 +118,11 @@ async fn live_parts<S: LinkStore>(
              <tbody>{rows}</tbody></table>"
         )
     };
-    Ok((credits_html, links_html))
+    Ok(Live {
+        credits: credits_html,
+        links: links_html,
+        webhooks: webhooks::live_part(app, account).await?,
+    })
 }
 
 fn link_row<S: LinkStore>(
@@ -212,21 +225,30 @@ fn session_row(session: &Session) -> String {
 }
 
 /// `GET /dashboard/live`: the live parts, as HTML rendered (and escaped) here.
-pub(crate) async fn live<S: LinkStore>(
+pub(crate) async fn live<S: WebhookStore>(
     State(app): State<AppState<S>>,
     Owner(account): Owner,
 ) -> Result<Response, ApiError> {
-    let (credits, links) = live_parts(&app, account).await?;
-    Ok(Json(serde_json::json!({ "credits": credits, "links": links })).into_response())
+    let live = live_parts(&app, account).await?;
+    let parts = serde_json::json!({
+        "credits": live.credits,
+        "links": live.links,
+        "webhook-live": live.webhooks,
+    });
+    Ok(Json(parts).into_response())
 }
 
 /// `GET /dashboard`.
-pub(crate) async fn page<S: LinkStore>(
+pub(crate) async fn page<S: WebhookStore>(
     State(app): State<AppState<S>>,
     Owner(account): Owner,
     Extension(nonce): Extension<CspNonce>,
 ) -> Result<Html<String>, ApiError> {
-    let (credits, links) = live_parts(&app, account).await?;
+    let Live {
+        credits,
+        links,
+        webhooks: _,
+    } = live_parts(&app, account).await?;
     let body = format!(
         "<header class=\"top\"><h1>magic-link &middot; verification service demo</h1>\
          <span class=\"sub\">account {account} &middot; store: {store}</span></header>\
@@ -244,14 +266,14 @@ pub(crate) async fn page<S: LinkStore>(
         store = esc(app.store_name),
         prefix = esc(&app.path_prefix),
         create = CREATE_FORM,
-        webhooks = WEBHOOKS_DISABLED,
+        webhooks = webhooks::FORM,
     );
     Ok(page_with_script(
         &nonce,
         "en",
         "Magic Links dashboard",
         &body,
-        SCRIPT,
+        &format!("{SCRIPT}{}", webhooks::SCRIPT),
     ))
 }
 
@@ -278,9 +300,6 @@ const CREATE_FORM: &str = r#"<section class="card"><h2>New link</h2>
 <span class="note">Limits and expiry are fixed once created: links are never extended, only deactivated.</span></p>
 <p class="error" id="create-error" role="alert"></p>
 </form></section>"#;
-
-const WEBHOOKS_DISABLED: &str = r#"<section class="card" id="webhooks"><h2>Webhooks</h2>
-<p class="note">Webhook delivery is not part of this build of the crate yet, so the endpoint cannot be configured here.</p></section>"#;
 
 const SCRIPT: &str = r#"
 (function(){
@@ -313,7 +332,7 @@ async function refresh() {
     if (!res.ok) return;
     data = await res.json();
   } catch (e) { return; }
-  for (const k of ['credits', 'links']) {
+  for (const k of ['credits', 'links', 'webhook-live']) {
     if (last[k] === data[k]) continue;
     last[k] = data[k];
     const el = $(k);
@@ -398,6 +417,7 @@ document.addEventListener('click', async (e) => {
   }
 });
 
+window.dashboardRefresh = refresh;
 refresh();
 setInterval(refresh, 2000);
 })();

@@ -1,13 +1,16 @@
 //! A runnable identity-verification service on Magic Links: the integration to copy.
 //!
 //! ```text
-//! cargo run --example server --features qr
+//! cargo run --example server --features qr,http
 //! # then open http://127.0.0.1:3000/dashboard
 //! ```
 //!
 //! - `/dashboard` and `/api/...`: the account owner creates links with every setting, shares
 //!   them (URL, copy button, "Verify now" snippet, QR code), watches their sessions live,
-//!   deactivates them and tops up credits.
+//!   deactivates them and tops up credits. They also set the webhook endpoint; the crate's
+//!   [`Dispatcher`](magic_link::Dispatcher) delivers every event to it, signed as Standard
+//!   Webhooks specify, and `/demo/webhook-inbox` receives and verifies them as a customer's
+//!   backend would.
 //! - `/l/{token}`: the landing page a link opens. `GET` and `HEAD` only *inspect* the link (email
 //!   scanners open links before people do); `POST` (the "Start verification" button) redeems it
 //!   and redirects (303) to the flow page.
@@ -36,6 +39,7 @@ mod dashboard;
 mod html;
 mod i18n;
 mod pages;
+mod webhooks;
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
@@ -51,7 +55,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Extension, Router};
 use magic_link::{
-    AccountId, Error, IdempotencyKey, Keyring, LinkBase, LinkStore, MagicLinks, MemoryStore,
+    AccountId, Error, IdempotencyKey, Keyring, LinkBase, MagicLinks, MemoryStore, WebhookStore,
 };
 
 /// The largest request body accepted, in bytes. JSON requests and forms are tiny.
@@ -72,6 +76,8 @@ pub(crate) struct App<S> {
     pub(crate) path_prefix: String,
     /// Which store backs it, for the dashboard.
     pub(crate) store_name: &'static str,
+    /// The demo's webhook receiver.
+    pub(crate) inbox: webhooks::Inbox,
 }
 
 /// The shared state.
@@ -178,17 +184,39 @@ async fn run() -> Result<(), Box<dyn StdError>> {
         }
     };
     let link_base = LinkBase::new(format!("{base_url}/l/"))?;
-    let links = MagicLinks::new(MemoryStore::new(), keyring, link_base);
-    serve(links, "memory", &config, base_url, listener).await
+    let setup = Setup {
+        keyring,
+        link_base,
+        base_url,
+        listener,
+    };
+    serve(Arc::new(MemoryStore::new()), "memory", &config, setup).await
 }
 
-async fn serve<S: LinkStore + 'static>(
-    links: MagicLinks<S>,
-    store_name: &'static str,
-    config: &Config,
+/// What `serve` needs besides the store.
+struct Setup {
+    keyring: Keyring,
+    link_base: LinkBase,
     base_url: String,
     listener: tokio::net::TcpListener,
+}
+
+/// Runs the service on `store` until SIGINT or SIGTERM. The store is shared by the facade and
+/// the webhook dispatcher.
+async fn serve<S: WebhookStore + 'static>(
+    store: Arc<S>,
+    store_name: &'static str,
+    config: &Config,
+    setup: Setup,
 ) -> Result<(), Box<dyn StdError>> {
+    let Setup {
+        keyring,
+        link_base,
+        base_url,
+        listener,
+    } = setup;
+    let dispatcher = webhooks::dispatcher(store.clone())?;
+    let links = MagicLinks::new(store, keyring, link_base);
     let account = config.account;
     match links.create_account(account).await {
         Ok(_) | Err(Error::AlreadyExists) => {}
@@ -209,6 +237,7 @@ async fn serve<S: LinkStore + 'static>(
         base_url,
         path_prefix,
         store_name,
+        inbox: webhooks::Inbox::default(),
     });
 
     // Sessions left open past their time to live are abandoned, releasing their credit.
@@ -225,6 +254,9 @@ async fn serve<S: LinkStore + 'static>(
         }
     });
 
+    // Webhooks: the outbox, delivered to the account's endpoint.
+    let delivery = tokio::spawn(webhooks::deliver(dispatcher));
+
     println!(
         "listening on http://{} (dashboard: {}/dashboard, store: {store_name})",
         listener.local_addr()?,
@@ -234,11 +266,12 @@ async fn serve<S: LinkStore + 'static>(
         .with_graceful_shutdown(shutdown_signal())
         .await;
     sweeper.abort();
+    delivery.abort();
     Ok(served?)
 }
 
 /// The whole service.
-pub(crate) fn router<S: LinkStore + 'static>(app: AppState<S>) -> Router {
+pub(crate) fn router<S: WebhookStore + 'static>(app: AppState<S>) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/dashboard") }))
         .route("/dashboard", get(dashboard::page::<S>))
@@ -254,6 +287,17 @@ pub(crate) fn router<S: LinkStore + 'static>(app: AppState<S>) -> Router {
         .route("/api/links/{id}/sessions", get(api::sessions::<S>))
         .route("/api/links/{id}/qr.svg", get(api::qr_svg::<S>))
         .route("/api/links/{id}/qr.png", get(api::qr_png::<S>))
+        .route(
+            "/api/webhook",
+            get(webhooks::get::<S>)
+                .put(webhooks::set::<S>)
+                .delete(webhooks::disable::<S>),
+        )
+        .route(
+            "/api/webhook/deliveries/{event}/retry",
+            post(webhooks::retry::<S>),
+        )
+        .route("/demo/webhook-inbox", post(webhooks::inbox::<S>))
         .route(
             "/l/{token}",
             get(pages::landing::<S>).post(pages::start::<S>),

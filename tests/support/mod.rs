@@ -15,6 +15,9 @@ fn features() -> Vec<&'static str> {
     if cfg!(feature = "test-util") {
         features.push("test-util");
     }
+    if cfg!(feature = "http") {
+        features.push("http");
+    }
     features
 }
 
@@ -172,4 +175,77 @@ pub async fn get_json(http: &reqwest::Client, url: &str) -> (u16, serde_json::Va
         status,
         serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
     )
+}
+
+/// The requests a [`Receiver`] got: headers and raw body.
+type Log = std::sync::Arc<std::sync::Mutex<Vec<(http::HeaderMap, Vec<u8>)>>>;
+
+/// A webhook receiver on 127.0.0.1 that records every request it gets and answers 204.
+pub struct Receiver {
+    /// Where it listens: `http://127.0.0.1:PORT/hook`.
+    pub url: String,
+    received: Log,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// Starts it on the current runtime.
+    pub async fn start() -> Self {
+        use axum::extract::State;
+        use axum::routing::post;
+        async fn hook(
+            State(log): State<Log>,
+            headers: http::HeaderMap,
+            body: axum::body::Bytes,
+        ) -> http::StatusCode {
+            log.lock().unwrap().push((headers, body.to_vec()));
+            http::StatusCode::NO_CONTENT
+        }
+        let received = Log::default();
+        let app = axum::Router::new()
+            .route("/hook", post(hook))
+            .with_state(received.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url,
+            received,
+            task,
+        }
+    }
+
+    /// Waits up to 20 s for a webhook whose JSON `type` is `kind` and whose `data` field
+    /// `field` is `value`; returns its headers and raw body.
+    pub async fn wait_for(
+        &self,
+        kind: &str,
+        field: &str,
+        value: &str,
+    ) -> (http::HeaderMap, Vec<u8>) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = self.received.lock().unwrap().iter().find_map(|(h, body)| {
+                let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+                (json["type"] == kind && json["data"][field] == value)
+                    .then(|| (h.clone(), body.clone()))
+            });
+            if let Some(found) = found {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {kind} webhook with {field} = {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
