@@ -51,6 +51,23 @@ pub fn server_binary() -> PathBuf {
             cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
                 .args(["build", "--quiet", "--example", "server", "--features"])
                 .arg(features().join(","));
+            // Cargo gives test processes the package's variables; build scripts that watch
+            // them (ring's does) would otherwise see a change and rebuild everything above.
+            for (name, _) in std::env::vars_os() {
+                let Some(name) = name.to_str() else { continue };
+                let injected = [
+                    "CARGO_PKG_",
+                    "CARGO_MANIFEST_",
+                    "CARGO_BIN_",
+                    "CARGO_CRATE_",
+                ]
+                .iter()
+                .any(|p| name.starts_with(p))
+                    || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&name);
+                if injected {
+                    cmd.env_remove(name);
+                }
+            }
             if !cfg!(debug_assertions) {
                 cmd.arg("--release");
             }
