@@ -17,6 +17,8 @@ use crate::{
 };
 
 pub(crate) mod memory;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 
 #[cfg(feature = "test-util")]
 pub mod conformance;
