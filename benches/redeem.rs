@@ -1,1 +1,174 @@
-fn main() {}
+//! Redemptions per second on `MemoryStore`, beside a baseline in the same run: the
+//! `ReferenceStore` model, one `Mutex` over all state, applying the same rules and doing the
+//! same work (use, credit hold, session, ledger entry, outbox event).
+//!
+//! Run: `cargo bench --bench redeem --features test-util`. It also prints the heap bytes per
+//! stored link and per session, counted by a global allocator. Each sample spawns its threads
+//! once (tens of microseconds) and then runs thousands of redemptions in them.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Barrier;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use magic_link::{
+    Account, AccountId, Flow, IdempotencyKey, Link, LinkId, LinkStore, MemoryStore, NewLink,
+    ReferenceStore, SessionId, SessionTtl, UsageLimit,
+};
+
+/// Counts live heap bytes, to measure memory per stored object.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: delegates to the system allocator and only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const LINKS: usize = 100_000;
+const ACCOUNTS: usize = 10;
+
+/// The in-memory stores finish every operation on the first poll.
+fn now_or_never<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => unreachable!("in-memory stores never wait"),
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_900_000_000, 0).unwrap()
+}
+
+/// A store with `accounts` accounts of ample credit and `links` unlimited links spread over them.
+fn populate<S: LinkStore>(store: &S, accounts: usize, links: usize) -> Vec<LinkId> {
+    let owners: Vec<AccountId> = (0..accounts)
+        .map(|_| {
+            let id = AccountId::new();
+            now_or_never(store.create_account(Account::new(id, now()))).unwrap();
+            let key = IdempotencyKey::new("bench").unwrap();
+            now_or_never(store.top_up(id, u64::MAX / 2, key, now())).unwrap();
+            id
+        })
+        .collect();
+    (0..links)
+        .map(|i| {
+            let spec = NewLink::new("bench", Flow::DocumentAndSelfie).limit(UsageLimit::Unlimited);
+            let link = Link::new(LinkId::new(), owners[i % accounts], spec, now()).unwrap();
+            now_or_never(store.insert_link(link)).unwrap().id
+        })
+        .collect()
+}
+
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// Time `iters` redemptions split over `threads` threads, each picking among `links`.
+fn run<S: LinkStore>(store: &S, links: &[LinkId], threads: usize, iters: u64) -> Duration {
+    let ttl = SessionTtl::default();
+    let per_thread = iters.div_ceil(threads as u64);
+    let barrier = Barrier::new(threads + 1);
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let barrier = &barrier;
+            scope.spawn(move || {
+                let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1));
+                barrier.wait();
+                for _ in 0..per_thread {
+                    let link = links[rng.next(links.len())];
+                    let r = now_or_never(store.redeem(link, SessionId::new(), ttl, now()));
+                    black_box(r.unwrap());
+                }
+                barrier.wait();
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        barrier.wait();
+        start.elapsed()
+    })
+}
+
+fn bench_store<S: LinkStore + Default>(c: &mut Criterion, name: &str) {
+    let mut group = c.benchmark_group(format!("redeem/{name}"));
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    for (shape, links) in [("hot_link", 1), ("spread_100k_links", LINKS)] {
+        for threads in [1, 2] {
+            // One store per benchmark, populated once; the sessions it accumulates are part of
+            // the work (a few million at most, well within memory).
+            let store = S::default();
+            let ids = populate(&store, ACCOUNTS, links);
+            group.bench_function(BenchmarkId::new(shape, format!("{threads}_threads")), |b| {
+                b.iter_custom(|iters| run(&store, &ids, threads, iters));
+            });
+        }
+    }
+    group.finish();
+}
+
+fn redeem(c: &mut Criterion) {
+    bench_store::<MemoryStore>(c, "memory_store");
+    bench_store::<ReferenceStore>(c, "baseline_one_mutex");
+    memory_per_object();
+}
+
+fn memory_per_object() {
+    const N: usize = 100_000;
+    let before = LIVE.load(Ordering::Relaxed);
+    let store = MemoryStore::new();
+    let base = LIVE.load(Ordering::Relaxed);
+    let links = populate(&store, ACCOUNTS, N);
+    let with_links = LIVE.load(Ordering::Relaxed);
+    let ttl = SessionTtl::default();
+    for link in &links {
+        now_or_never(store.redeem(*link, SessionId::new(), ttl, now())).unwrap();
+    }
+    let with_sessions = LIVE.load(Ordering::Relaxed);
+    // `links` (the id list) is the bench's own, not the store's.
+    let ids = links.capacity() * std::mem::size_of::<LinkId>();
+    println!(
+        "memory: empty MemoryStore {} B; per link {} B; per session {} B (over {N} each, \
+         with its ledger entry and outbox event)",
+        base - before,
+        (with_links - base - ids) / N,
+        (with_sessions - with_links) / N,
+    );
+    drop(store);
+}
+
+criterion_group!(benches, redeem);
+criterion_main!(benches);

@@ -8,7 +8,8 @@
 //! `DATABASE_URL` it says how to run it and exits.
 
 use magic_link::{
-    AccountId, Error, Flow, IdempotencyKey, MagicLinks, NewLink, Outcome, PostgresStore, UsageLimit,
+    AccountId, Error, Flow, IdempotencyKey, Keyring, LinkBase, MagicLinks, NewLink, Outcome,
+    PostgresStore, UsageLimit,
 };
 
 #[tokio::main]
@@ -22,7 +23,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     };
 
-    // Two instances of the service, each with its own pool, on one schema.
+    // Two instances of the service, each with its own pool, on one schema, sharing the keys.
+    let keyring = match std::env::var("MAGIC_LINK_KEYS") {
+        Ok(text) => Keyring::parse(&text)?,
+        Err(_) => Keyring::generate()?,
+    };
+    let base = LinkBase::new("https://verify.example.com/l/")?;
     let mut instances = Vec::new();
     for _ in 0..2 {
         let pool = PostgresStore::pool_options()
@@ -33,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .schema("magic_link_example")
             .build()?;
         store.migrate().await?;
-        instances.push(MagicLinks::new(store));
+        instances.push(MagicLinks::new(store, keyring.clone(), base.clone()));
     }
     let (a, b) = (&instances[0], &instances[1]);
 
@@ -49,21 +55,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let spec = NewLink::new("Spring onboarding", Flow::DocumentAndSelfie)
         .limit(UsageLimit::multi(3)?)
         .language("lt");
-    let link = a.create_link(account.id, spec).await?;
-    println!("created link {} on instance A", link.id);
+    let created = a.create_link(account.id, spec).await?;
+    let link = created.link.id;
+    println!(
+        "created link {link} on instance A\n  share: {}",
+        created.url
+    );
 
     // Eight people press "Start verification" at once, half through each instance; the link
     // has three uses.
     let attempts: Vec<_> = (0..8)
         .map(|i| {
             let instance = instances[i % 2].clone();
-            tokio::spawn(async move { instance.redeem(link.id).await })
+            let token = created.token.clone();
+            tokio::spawn(async move { instance.redeem(&token).await })
         })
         .collect();
     let mut sessions = Vec::new();
     for (i, attempt) in attempts.into_iter().enumerate() {
         match attempt.await? {
-            Ok(session) => {
+            Ok(started) => {
+                let session = started.session;
                 println!(
                     "attempt {i}: session {} (use {})",
                     session.id, session.number
@@ -78,7 +90,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     b.complete_session(account.id, sessions[0].id, Outcome::Approved)
         .await?;
     a.abandon_session(account.id, sessions[1].id).await?;
-    let stats = b.stats(account.id, link.id).await?;
+    let stats = b.stats(account.id, link).await?;
     println!(
         "stats: uses {}, remaining {:?}, started {}, completed {}, abandoned {}",
         stats.uses,

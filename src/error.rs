@@ -2,6 +2,8 @@
 
 use std::error::Error as StdError;
 
+use crate::TokenError;
+
 /// Why the rules refused an operation. A rejection changes nothing.
 ///
 /// Rejections are normal outcomes that a service shows to people ("this link has been used
@@ -82,6 +84,9 @@ pub enum InvalidInput {
     /// A session time to live that is zero, negative or too long.
     #[error("the session time to live must be positive and at most one year")]
     InvalidTtl,
+    /// A link base URL that is not an absolute `https`/`http` URL without query or fragment.
+    #[error("the link base URL must be an absolute https or http URL without query or fragment")]
+    InvalidLinkBase,
 }
 
 /// The crate's error: what every store operation and every facade call returns.
@@ -94,6 +99,10 @@ pub enum Error {
     /// The input failed validation; nothing changed.
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
+    /// A link or session token was rejected: malformed, truncated, too long, of an unknown
+    /// version, signed by an unknown key, forged or expired. Checked before any store access.
+    #[error(transparent)]
+    InvalidToken(#[from] TokenError),
     /// An object with this id already exists (atomic create).
     #[error("an object with this id already exists")]
     AlreadyExists,
@@ -113,6 +122,14 @@ impl Error {
     pub fn rejection(&self) -> Option<Rejection> {
         match self {
             Self::Rejected(r) => Some(*r),
+            _ => None,
+        }
+    }
+
+    /// The token error, if a link or session token was rejected.
+    pub fn token_error(&self) -> Option<TokenError> {
+        match self {
+            Self::InvalidToken(e) => Some(*e),
             _ => None,
         }
     }

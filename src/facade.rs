@@ -1,15 +1,62 @@
-//! The facade a host service uses: a store, a clock and the settings, tied together.
+//! The facade a host service uses: a store, a clock, a keyring and the settings, tied together.
+
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{LinkStats, LinkStore, Page, Paged};
 use crate::{
-    Account, AccountId, Clock, Error, Event, IdempotencyKey, Link, LinkId, LinkStatus, NewLink,
-    Outcome, Rejection, Session, SessionId, SessionTtl, SystemClock,
+    Account, AccountId, Clock, Error, Event, IdempotencyKey, Keyring, Link, LinkBase, LinkId,
+    LinkStatus, LinkToken, NewLink, Outcome, Rejection, Session, SessionId, SessionToken,
+    SessionTtl, SystemClock,
 };
 
-/// What a landing page shows about a link. Inspecting consumes nothing.
+/// A new link with its token and URL, as [`MagicLinks::create_link`] returns it.
+///
+/// The token is not stored anywhere: [`MagicLinks::link_url`] derives it again from the link's
+/// id and expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedLink {
+    /// The link.
+    pub link: Link,
+    /// Its link token, signed with the keyring's newest key.
+    pub token: String,
+    /// Its URL: the configured [`LinkBase`] followed by the token. Share this.
+    pub url: String,
+}
+
+/// A started session with its session token, as [`MagicLinks::redeem`] returns it.
+///
+/// Its `Debug` leaves out the session token, a bearer credential.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redemption {
+    /// The session.
+    pub session: Session,
+    /// Its session token: give it to the person's verification flow page, which hands it back
+    /// to [`MagicLinks::complete_session_with_token`] or
+    /// [`MagicLinks::abandon_session_with_token`].
+    ///
+    /// # Security
+    ///
+    /// It is a bearer credential for this session until the session expires: keep it out of
+    /// logs and shared URLs.
+    pub session_token: String,
+}
+
+impl fmt::Debug for Redemption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redemption")
+            .field("session", &self.session)
+            .field("session_token", &"[redacted]")
+            .finish()
+    }
+}
+
+/// What a landing page needs to know about a link. Inspecting consumes nothing.
+///
+/// It holds the whole [`Link`], owner and internal counters included: render the fields a
+/// visitor should see (name, flow, language, status), don't serialize it onto a public page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inspection {
     /// The link.
@@ -39,30 +86,44 @@ impl Inspection {
     }
 }
 
-/// Magic Links for a host service: creates links, inspects and redeems them, completes and
-/// abandons sessions, and reports.
+/// Magic Links for a host service: creates links, inspects and redeems them by token,
+/// completes and abandons sessions, and reports.
 ///
 /// Every method reads the time from the clock and passes it to the store, which applies the
-/// [`rules`](crate::rules) atomically.
+/// [`rules`](crate::rules) atomically. Methods that take a token verify it first, with the
+/// keyring and the clock's time: a token that is malformed, forged, signed by an unknown key or
+/// expired is an [`Error::InvalidToken`] and never reaches the store.
 ///
 /// # Examples
 ///
 /// ```
-/// use magic_link::{AccountId, Flow, IdempotencyKey, MagicLinks, MemoryStore, NewLink, Outcome, UsageLimit};
+/// use magic_link::{
+///     AccountId, Flow, IdempotencyKey, Keyring, MagicLinks, MemoryStore, NewLink, Outcome,
+///     UsageLimit,
+/// };
 ///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), magic_link::Error> {
-/// let links = MagicLinks::new(MemoryStore::new());
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let keyring = Keyring::generate()?; // in production: Keyring::parse(&env_var)?
+/// let links = MagicLinks::new(
+///     MemoryStore::new(),
+///     keyring,
+///     "https://verify.example.com/l/".parse()?,
+/// );
 /// let account = links.create_account(AccountId::new()).await?;
 /// links.top_up(account.id, 10, IdempotencyKey::new("invoice-1")?).await?;
 ///
 /// let spec = NewLink::new("Onboarding", Flow::DocumentAndSelfie).limit(UsageLimit::multi(3)?);
-/// let link = links.create_link(account.id, spec).await?;
+/// let created = links.create_link(account.id, spec).await?;
+/// assert!(created.url.starts_with("https://verify.example.com/l/"));
 ///
 /// // A GET of the landing page (or an email scanner) only inspects.
-/// assert!(links.inspect(link.id).await?.can_start().is_ok());
+/// assert!(links.inspect(&created.token).await?.can_start().is_ok());
 /// // The person presses "Start verification".
-/// let session = links.redeem(link.id).await?;
-/// links.complete_session(account.id, session.id, Outcome::Approved).await?;
+/// let started = links.redeem(&created.token).await?;
+/// // The flow page reports the verification's outcome with the session token.
+/// links
+///     .complete_session_with_token(&started.session_token, Outcome::Approved)
+///     .await?;
 /// assert_eq!(links.account(account.id).await?.balance, 9);
 /// # Ok(()) }
 /// ```
@@ -70,23 +131,34 @@ impl Inspection {
 pub struct MagicLinks<S, C = SystemClock> {
     store: S,
     clock: C,
+    keyring: Keyring,
+    link_base: LinkBase,
     session_ttl: SessionTtl,
 }
 
 impl<S: LinkStore> MagicLinks<S> {
-    /// Magic Links over `store`, on the system clock, with sessions that expire after 24 hours.
-    pub fn new(store: S) -> Self {
-        Self::with_clock(store, SystemClock)
+    /// Magic Links over `store`, signing and verifying tokens with `keyring`, with link URLs
+    /// under `link_base`; on the system clock, with sessions that expire after 24 hours.
+    pub fn new(store: S, keyring: Keyring, link_base: LinkBase) -> Self {
+        Self {
+            store,
+            clock: SystemClock,
+            keyring,
+            link_base,
+            session_ttl: SessionTtl::default(),
+        }
     }
 }
 
 impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
-    /// Magic Links over `store` on `clock`.
-    pub fn with_clock(store: S, clock: C) -> Self {
-        Self {
-            store,
+    /// The same, on another clock (for tests, a [`ManualClock`](crate::ManualClock)).
+    pub fn with_clock<C2: Clock>(self, clock: C2) -> MagicLinks<S, C2> {
+        MagicLinks {
+            store: self.store,
             clock,
-            session_ttl: SessionTtl::default(),
+            keyring: self.keyring,
+            link_base: self.link_base,
+            session_ttl: self.session_ttl,
         }
     }
 
@@ -104,6 +176,16 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
     /// The clock.
     pub fn clock(&self) -> &C {
         &self.clock
+    }
+
+    /// The keyring.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// The base of link URLs.
+    pub fn link_base(&self) -> &LinkBase {
+        &self.link_base
     }
 
     /// Creates an account with no credits.
@@ -133,25 +215,76 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
             .await
     }
 
-    /// Validates `spec` and creates a link owned by `account`.
+    /// Validates `spec`, creates a link owned by `account`, and signs its token and URL.
     ///
     /// # Errors
     ///
     /// [`InvalidInput`](crate::InvalidInput) for bad settings; `NotFound` for an unknown
     /// account; backend failures.
-    pub async fn create_link(&self, account: AccountId, spec: NewLink) -> Result<Link, Error> {
+    pub async fn create_link(
+        &self,
+        account: AccountId,
+        spec: NewLink,
+    ) -> Result<CreatedLink, Error> {
         let link = Link::new(LinkId::new(), account, spec, self.clock.now())?;
-        self.store.insert_link(link).await
+        let link = self.store.insert_link(link).await?;
+        let token = LinkToken::for_link(&link).sign(&self.keyring);
+        Ok(CreatedLink {
+            url: self.link_base.url(&token),
+            link,
+            token,
+        })
     }
 
-    /// Reports a link's state for a landing page. Consumes nothing: a GET or HEAD from an email
-    /// scanner must call this, never [`redeem`](Self::redeem).
+    /// The URL of a link of `account`, derived again from its id and expiry (tokens are not
+    /// stored). It is signed with the keyring's newest key, so after a rotation it differs
+    /// from the URL first sent, which still works while its key is in the keyring.
     ///
     /// # Errors
     ///
     /// `NotFound`; backend failures.
-    pub async fn inspect(&self, link: LinkId) -> Result<Inspection, Error> {
-        let (link, credit_available) = self.store.inspect(link).await?;
+    pub async fn link_url(&self, account: AccountId, link: LinkId) -> Result<String, Error> {
+        let link = self.store.link(account, link).await?;
+        Ok(self
+            .link_base
+            .url(&LinkToken::for_link(&link).sign(&self.keyring)))
+    }
+
+    /// Verifies a link token now, without touching the store.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidToken`].
+    pub fn verify_link_token(&self, token: &str) -> Result<LinkToken, Error> {
+        Ok(LinkToken::verify(token, &self.keyring, self.clock.now())?)
+    }
+
+    /// Verifies a session token now, without touching the store: the session's id and its
+    /// account, for the account-scoped methods such as [`session`](Self::session).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidToken`].
+    pub fn verify_session_token(&self, token: &str) -> Result<SessionToken, Error> {
+        Ok(SessionToken::verify(
+            token,
+            &self.keyring,
+            self.clock.now(),
+        )?)
+    }
+
+    /// Reports a link's state for a landing page, from the token in its URL (see
+    /// [`token_from_url`](crate::token_from_url)). Consumes nothing: a GET or HEAD from an
+    /// email scanner must call this, never [`redeem`](Self::redeem).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidToken`] (before any store access), including
+    /// [`TokenError::Expired`](crate::TokenError::Expired) for an authentic token of an expired
+    /// link; `NotFound`; backend failures.
+    pub async fn inspect(&self, token: &str) -> Result<Inspection, Error> {
+        let claims = self.verify_link_token(token)?;
+        let (link, credit_available) = self.store.inspect(claims.link()).await?;
         let at = self.clock.now();
         Ok(Inspection {
             status: link.status(at),
@@ -161,20 +294,49 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
         })
     }
 
-    /// Starts a verification: consumes a use, holds a credit and creates a session. Call it
-    /// from an explicit action of the person (a POST), never from a GET.
+    /// Starts a verification from a link token: consumes a use, holds a credit and creates a
+    /// session, and signs the session's token. Call it from an explicit action of the person (a
+    /// POST), never from a GET.
     ///
     /// # Errors
     ///
-    /// `NotFound`, `Deactivated`, `Expired`, `Exhausted` or `NoCredits` (nothing changed);
-    /// backend failures.
-    pub async fn redeem(&self, link: LinkId) -> Result<Session, Error> {
-        self.store
-            .redeem(link, SessionId::new(), self.session_ttl, self.clock.now())
-            .await
+    /// [`Error::InvalidToken`] (before any store access); `NotFound`, `Deactivated`,
+    /// `Expired`, `Exhausted` or `NoCredits` (nothing changed); backend failures.
+    pub async fn redeem(&self, token: &str) -> Result<Redemption, Error> {
+        let claims = self.verify_link_token(token)?;
+        let session = self
+            .store
+            .redeem(
+                claims.link(),
+                SessionId::new(),
+                self.session_ttl,
+                self.clock.now(),
+            )
+            .await?;
+        let session_token = SessionToken::for_session(&session).sign(&self.keyring);
+        Ok(Redemption {
+            session,
+            session_token,
+        })
+    }
+
+    /// The session token of a session of `account`, signed again (tokens are not stored).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`; backend failures.
+    pub async fn session_token(
+        &self,
+        account: AccountId,
+        session: SessionId,
+    ) -> Result<String, Error> {
+        let session = self.store.session(account, session).await?;
+        Ok(SessionToken::for_session(&session).sign(&self.keyring))
     }
 
     /// Completes a session with the verification's outcome, billing one credit. Idempotent.
+    /// For the host's backend, which knows the account; a flow page holding a session token
+    /// uses [`complete_session_with_token`](Self::complete_session_with_token).
     ///
     /// # Errors
     ///
@@ -187,6 +349,37 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
     ) -> Result<Session, Error> {
         self.store
             .complete(account, session, outcome, self.clock.now())
+            .await
+    }
+
+    /// Completes the session a session token names, as
+    /// [`complete_session`](Self::complete_session) does.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidToken`] (before any store access; an expired session token is
+    /// [`TokenError::Expired`](crate::TokenError::Expired)); then as
+    /// [`complete_session`](Self::complete_session).
+    pub async fn complete_session_with_token(
+        &self,
+        token: &str,
+        outcome: Outcome,
+    ) -> Result<Session, Error> {
+        let claims = self.verify_session_token(token)?;
+        self.complete_session(claims.account(), claims.session(), outcome)
+            .await
+    }
+
+    /// Abandons the session a session token names, as
+    /// [`abandon_session`](Self::abandon_session) does.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidToken`] (before any store access); then as
+    /// [`abandon_session`](Self::abandon_session).
+    pub async fn abandon_session_with_token(&self, token: &str) -> Result<Session, Error> {
+        let claims = self.verify_session_token(token)?;
+        self.abandon_session(claims.account(), claims.session())
             .await
     }
 

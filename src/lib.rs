@@ -11,24 +11,39 @@
 //! - the domain: [`Link`], [`Session`], [`Account`] and its [`LedgerEntry`]s, [`Event`]s;
 //! - the [`rules`], pure functions with `now` passed in;
 //! - the [`LinkStore`] trait of atomic operations, with [`MemoryStore`], the embedded default;
-//! - the [`MagicLinks`] facade that ties a store and a [`Clock`] together.
+//! - [`tokens`]: signed link and session tokens, the [`Keyring`] that signs them with key
+//!   rotation, and link URLs;
+//! - the [`MagicLinks`] facade that ties a store, a keyring and a [`Clock`] together.
+//!
+//! A link URL carries a [link token](LinkToken): the link's id and expiry, signed with
+//! HMAC-SHA256 by a key that only the host service holds. Nothing about a token is stored, and
+//! a forged, altered or expired token is rejected before any store access.
 //!
 //! Opening a link must never consume it: email scanners open links before people do. A landing
 //! page calls [`MagicLinks::inspect`] on GET and HEAD; only an explicit POST calls
-//! [`MagicLinks::redeem`].
+//! [`MagicLinks::redeem`], which returns the new session and its [session token](SessionToken)
+//! for the verification flow page.
 //!
 //! # Examples
 //!
 //! ```
-//! use magic_link::{AccountId, Flow, IdempotencyKey, MagicLinks, MemoryStore, NewLink, Rejection};
+//! use magic_link::{
+//!     token_from_url, AccountId, Flow, IdempotencyKey, Keyring, LinkBase, MagicLinks,
+//!     MemoryStore, NewLink, Rejection,
+//! };
 //!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), magic_link::Error> {
-//! let links = MagicLinks::new(MemoryStore::new());
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let keyring = Keyring::generate()?;
+//! let base = LinkBase::new("https://verify.example.com/l/")?;
+//! let links = MagicLinks::new(MemoryStore::new(), keyring, base);
 //! let account = links.create_account(AccountId::new()).await?;
 //! links.top_up(account.id, 5, IdempotencyKey::new("invoice-7")?).await?;
-//! let link = links.create_link(account.id, NewLink::new("Invite", Flow::Selfie)).await?;
-//! links.redeem(link.id).await?;
-//! let again = links.redeem(link.id).await.unwrap_err();
+//! let created = links.create_link(account.id, NewLink::new("Invite", Flow::Selfie)).await?;
+//!
+//! // The landing page receives the URL's path and takes the token from it.
+//! let token = token_from_url(&created.url)?;
+//! links.redeem(token).await?;
+//! let again = links.redeem(token).await.unwrap_err();
 //! assert_eq!(again.rejection(), Some(Rejection::Exhausted));
 //! # Ok(()) }
 //! ```
@@ -53,12 +68,13 @@ mod links;
 pub mod rules;
 mod sessions;
 mod store;
+pub mod tokens;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use credits::{Account, IdempotencyKey, LedgerEntry, LedgerKind, MAX_IDEMPOTENCY_KEY_LEN};
 pub use error::{Error, InvalidInput, Rejection};
 pub use events::{Event, EventKind};
-pub use facade::{Inspection, MagicLinks};
+pub use facade::{CreatedLink, Inspection, MagicLinks, Redemption};
 pub use ids::{AccountId, EventId, LinkId, SessionId};
 pub use links::{Flow, Language, Link, LinkStatus, NewLink, UsageLimit, MAX_NAME_CHARS};
 pub use rules::SessionTtl;
@@ -74,3 +90,12 @@ pub use store::postgres::{InvalidSchemaName, PostgresStore, PostgresStoreBuilder
 #[cfg(feature = "test-util")]
 pub use store::reference::ReferenceStore;
 pub use store::{LinkStats, LinkStore, OutcomeCounts, Page, Paged, MAX_PAGE};
+pub use tokens::{
+    token_from_url, Keyring, KeyringError, KeyringSecret, LinkBase, LinkToken, SessionToken,
+    SigningKey, TokenError, KEY_LEN, MAX_KEYS,
+};
+
+/// The README's examples compile and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

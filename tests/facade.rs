@@ -2,16 +2,20 @@
 
 use chrono::Duration;
 use magic_link::{
-    AccountId, Error, Flow, IdempotencyKey, InvalidInput, LinkStatus, MagicLinks, ManualClock,
-    MemoryStore, NewLink, Outcome, Rejection, SessionStatus, SessionTtl, UsageLimit,
+    AccountId, Error, Flow, IdempotencyKey, InvalidInput, Keyring, LinkStatus, MagicLinks,
+    ManualClock, MemoryStore, NewLink, Outcome, Rejection, SessionStatus, SessionTtl, TokenError,
+    UsageLimit,
 };
 
 fn setup() -> (MagicLinks<MemoryStore, ManualClock>, ManualClock) {
     let clock = ManualClock::at_timestamp(1_900_000_000);
-    (
-        MagicLinks::with_clock(MemoryStore::new(), clock.clone()),
-        clock,
+    let links = MagicLinks::new(
+        MemoryStore::new(),
+        Keyring::generate().unwrap(),
+        "https://verify.example.com/l/".parse().unwrap(),
     )
+    .with_clock(clock.clone());
+    (links, clock)
 }
 
 async fn funded(links: &MagicLinks<MemoryStore, ManualClock>, credits: u64) -> AccountId {
@@ -27,14 +31,15 @@ async fn funded(links: &MagicLinks<MemoryStore, ManualClock>, credits: u64) -> A
 async fn inspecting_never_consumes_a_use() {
     let (links, _) = setup();
     let account = funded(&links, 1).await;
-    let link = links
+    let created = links
         .create_link(account, NewLink::new("Invite", Flow::Document))
         .await
         .unwrap();
+    let (link, token) = (created.link, created.token);
     let events = links.events_after(0, 100).await.unwrap().len();
     // An email scanner, a link preview and the person's browser all open the page.
     for _ in 0..50 {
-        let seen = links.inspect(link.id).await.unwrap();
+        let seen = links.inspect(&token).await.unwrap();
         assert_eq!(seen.status, LinkStatus::Active);
         assert_eq!(seen.can_start(), Ok(()));
     }
@@ -42,8 +47,8 @@ async fn inspecting_never_consumes_a_use() {
     assert_eq!(links.account(account).await.unwrap().held, 0);
     assert_eq!(links.events_after(0, 100).await.unwrap().len(), events);
 
-    links.redeem(link.id).await.unwrap();
-    let used = links.inspect(link.id).await.unwrap();
+    links.redeem(&token).await.unwrap();
+    let used = links.inspect(&token).await.unwrap();
     assert_eq!(used.status, LinkStatus::Exhausted);
     assert_eq!(used.can_start(), Err(Rejection::Exhausted));
 }
@@ -60,8 +65,8 @@ async fn inspection_reports_missing_credit() {
         .create_link(account, NewLink::new("B", Flow::Selfie))
         .await
         .unwrap();
-    links.redeem(a.id).await.unwrap();
-    let seen = links.inspect(b.id).await.unwrap();
+    links.redeem(&a.token).await.unwrap();
+    let seen = links.inspect(&b.token).await.unwrap();
     assert_eq!(seen.status, LinkStatus::Active);
     assert_eq!(seen.can_start(), Err(Rejection::NoCredits));
 }
@@ -81,12 +86,17 @@ async fn links_expire_on_the_clock_and_are_never_extended() {
         .await
         .unwrap();
     clock.advance(Duration::hours(2) - Duration::microseconds(1));
-    links.redeem(link.id).await.unwrap();
+    links.redeem(&link.token).await.unwrap();
     clock.advance(Duration::microseconds(1));
-    let err = links.redeem(link.id).await.unwrap_err();
-    assert_eq!(err.rejection(), Some(Rejection::Expired));
+    // The token carries the expiry: an expired link is refused before the store is asked.
+    let err = links.redeem(&link.token).await.unwrap_err();
+    assert_eq!(err.token_error(), Some(TokenError::Expired));
+    let err = links.inspect(&link.token).await.unwrap_err();
+    assert_eq!(err.token_error(), Some(TokenError::Expired));
+    // The owner still sees the link, expired.
+    let owned = links.link(account, link.link.id).await.unwrap();
     assert_eq!(
-        links.inspect(link.id).await.unwrap().status,
+        owned.status(clock.now_plus(Duration::zero())),
         LinkStatus::Expired
     );
 }
@@ -100,7 +110,7 @@ async fn sessions_time_out_and_release_their_credit() {
         .create_link(account, NewLink::new("x", Flow::Selfie))
         .await
         .unwrap();
-    let session = links.redeem(link.id).await.unwrap();
+    let session = links.redeem(&link.token).await.unwrap().session;
     clock.advance(Duration::minutes(10));
     let late = links
         .complete_session(account, session.id, Outcome::Approved)

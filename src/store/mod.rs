@@ -252,11 +252,13 @@ impl LinkStats {
 /// }
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let links = MagicLinks::new(Counting::<MemoryStore>::default());
+/// let keyring = Keyring::generate().unwrap();
+/// let base = "https://verify.example.com/l/".parse().unwrap();
+/// let links = MagicLinks::new(Counting::<MemoryStore>::default(), keyring, base);
 /// let account = links.create_account(AccountId::new()).await.unwrap();
 /// links.top_up(account.id, 1, IdempotencyKey::new("first").unwrap()).await.unwrap();
-/// let link = links.create_link(account.id, NewLink::new("Demo", Flow::Selfie)).await.unwrap();
-/// links.redeem(link.id).await.unwrap();
+/// let created = links.create_link(account.id, NewLink::new("Demo", Flow::Selfie)).await.unwrap();
+/// links.redeem(&created.token).await.unwrap();
 /// assert_eq!(links.store().redemptions.load(Ordering::Relaxed), 1);
 /// # }
 /// ```

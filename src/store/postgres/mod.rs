@@ -64,7 +64,7 @@ const MAX_SCHEMA_LEN: usize = 63;
 /// # Examples
 ///
 /// ```no_run
-/// use magic_link::{MagicLinks, PostgresStore};
+/// use magic_link::{Keyring, MagicLinks, PostgresStore};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let pool = PostgresStore::pool_options()
@@ -73,7 +73,8 @@ const MAX_SCHEMA_LEN: usize = 63;
 ///     .await?;
 /// let store = PostgresStore::builder(pool).schema("identity").build()?;
 /// store.migrate().await?;
-/// let links = MagicLinks::new(store);
+/// let keyring = Keyring::parse(&std::env::var("MAGIC_LINK_KEYS")?)?;
+/// let links = MagicLinks::new(store, keyring, "https://verify.example.com/l/".parse()?);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
