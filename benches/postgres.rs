@@ -9,6 +9,7 @@
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test benches/pgbench.sh
 //! ```
 //!
+//! `MAGIC_LINK_BENCH_REUSE=1` keeps the schema of an earlier run instead of rebuilding it.
 //! `MAGIC_LINK_BENCH_SYNC_COMMIT=off` runs the connections with `synchronous_commit = off`, so
 //! that commits do not wait for the disk and the server's and the client's work show.
 
@@ -48,11 +49,15 @@ async fn setup(url: &str) -> PostgresStore {
         .connect_with(options)
         .await
         .expect("connect to DATABASE_URL");
-    sqlx_drop(&pool).await;
     let store = PostgresStore::builder(pool)
         .schema(SCHEMA)
         .build()
         .expect("valid schema");
+    if std::env::var("MAGIC_LINK_BENCH_REUSE").is_ok_and(|v| !v.is_empty()) && loaded(&store).await
+    {
+        return store;
+    }
+    sqlx_drop(store.pool()).await;
     store.migrate().await.expect("migrate");
     // Bulk-load accounts and links in the layout the store writes (link numbers per account).
     let load = format!(
@@ -75,7 +80,20 @@ async fn setup(url: &str) -> PostgresStore {
         .execute(store.pool())
         .await
         .expect("load");
+    // Flush the load now rather than during the measurement (needs a privileged role).
+    let _ = magic_link::sqlx::raw_sql("CHECKPOINT")
+        .execute(store.pool())
+        .await;
     store
+}
+
+/// Whether the schema holds the bench's links (from an earlier run, to reuse).
+async fn loaded(store: &PostgresStore) -> bool {
+    let count: Result<i64, _> =
+        magic_link::sqlx::query_scalar(&format!("SELECT count(*) FROM {SCHEMA}.links"))
+            .fetch_one(store.pool())
+            .await;
+    count.is_ok_and(|n| n == LINKS as i64 + 1)
 }
 
 async fn sqlx_drop(pool: &magic_link::sqlx::PgPool) {
@@ -132,7 +150,9 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
+    let started = Instant::now();
     let store = rt.block_on(setup(&url));
+    eprintln!("set up {LINKS} links in {:?}", started.elapsed());
     let mut group = c.benchmark_group("postgres_redeem");
     group
         .throughput(Throughput::Elements(1))
