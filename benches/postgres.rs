@@ -1,5 +1,5 @@
-//! Redemptions per second on PostgreSQL, at 1, 4 and 16 concurrent tasks over a pool of 16
-//! connections: on 100,000 links spread over 10,000 accounts, and on one hot link.
+//! Redemptions per second on PostgreSQL, at 1, 4 and 16 concurrent tasks, each over a pool of
+//! as many connections: on 100,000 links spread over 10,000 accounts, and on one hot link.
 //!
 //! Needs `DATABASE_URL`; without it, says so and measures nothing. It rebuilds the schema
 //! `magic_link_bench` and leaves it for `benches/pgbench.sh`, which runs the same function call
@@ -38,24 +38,30 @@ fn now() -> DateTime<Utc> {
     DateTime::from_timestamp(1_893_456_000, 0).unwrap_or_default()
 }
 
-async fn setup(url: &str) -> PostgresStore {
+/// A store on the bench schema over a pool of `connections` connections, all opened now.
+async fn store_with(url: &str, connections: u32) -> PostgresStore {
     let mut options: PgConnectOptions = url.parse().expect("DATABASE_URL");
     if let Ok(mode) = std::env::var("MAGIC_LINK_BENCH_SYNC_COMMIT") {
         options = options.options([("synchronous_commit", mode)]);
     }
     let pool = PostgresStore::pool_options()
-        .max_connections(16)
-        .min_connections(16)
+        .max_connections(connections)
+        .min_connections(connections)
         .connect_with(options)
         .await
         .expect("connect to DATABASE_URL");
-    let store = PostgresStore::builder(pool)
+    PostgresStore::builder(pool)
         .schema(SCHEMA)
         .build()
-        .expect("valid schema");
+        .expect("valid schema")
+}
+
+/// Builds the bench schema (or keeps an earlier one, see the module docs).
+async fn setup(url: &str) {
+    let store = store_with(url, 1).await;
     if std::env::var("MAGIC_LINK_BENCH_REUSE").is_ok_and(|v| !v.is_empty()) && loaded(&store).await
     {
-        return store;
+        return;
     }
     sqlx_drop(store.pool()).await;
     store.migrate().await.expect("migrate");
@@ -84,7 +90,7 @@ async fn setup(url: &str) -> PostgresStore {
     let _ = magic_link::sqlx::raw_sql("CHECKPOINT")
         .execute(store.pool())
         .await;
-    store
+    store.pool().close().await;
 }
 
 /// Whether the schema holds the bench's links (from an earlier run, to reuse).
@@ -151,7 +157,7 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let started = Instant::now();
-    let store = rt.block_on(setup(&url));
+    rt.block_on(setup(&url));
     eprintln!("set up {LINKS} links in {:?}", started.elapsed());
     let mut group = c.benchmark_group("postgres_redeem");
     group
@@ -161,13 +167,17 @@ fn bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(5));
     for (shape, hot) in [("spread", false), ("hot", true)] {
         for tasks in [1u64, 4, 16] {
+            // As many connections as tasks, as pgbench has one per client. (A larger pool
+            // is slower with few tasks: sqlx hands out the least recently used connection,
+            // whose server process has gone cold.)
+            let store = rt.block_on(store_with(&url, tasks as u32));
             group.bench_function(format!("{shape}/{tasks}"), |b| {
                 b.iter_custom(|iters| rt.block_on(redeem_many(&store, tasks, iters, hot)));
             });
+            rt.block_on(store.pool().close());
         }
     }
     group.finish();
-    rt.block_on(store.pool().close());
 }
 
 criterion_group!(benches, bench);
