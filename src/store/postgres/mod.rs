@@ -54,7 +54,9 @@ const MAX_SCHEMA_LEN: usize = 63;
 ///
 /// A pool made by [`pool_options`](Self::pool_options) does not ping a connection before
 /// handing it out, which sqlx does by default and which would cost a second round trip per
-/// operation. TLS is not enabled by this crate; enable one of sqlx's TLS features in your own
+/// operation. Size the pool to the concurrency the service has: sqlx hands out the least
+/// recently used idle connection, so a few tasks over a large pool keep waking cold server
+/// processes (see BENCHMARKS.md). TLS is not enabled by this crate; enable one of sqlx's TLS features in your own
 /// `Cargo.toml` (`sqlx = { version = "0.8", features = ["tls-rustls"] }`) to connect with it.
 ///
 /// If the connection fails while an operation's transaction commits, the operation may or may
