@@ -337,6 +337,55 @@ async fn a_redemption_that_fails_midway_changes_nothing() {
     db.drop_schema().await;
 }
 
+/// Two redemptions with one new session id at once: the second waits on the first's
+/// uncommitted session row, then answers `AlreadyExists` and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_duplicate_session_id_is_already_exists() {
+    let Some(db) = TestDb::new(4).await else {
+        return;
+    };
+    let schema = db.store.schema().to_owned();
+    let account = conformance::account_with(&db.store, 5).await;
+    let link = conformance::link_with(&db.store, account.id, UsageLimit::Unlimited, None).await;
+    let before = state(&db.store, account.id, link.id).await;
+    let session = SessionId::new();
+
+    // Another account's redemption holds the session id, uncommitted, until we commit it.
+    let other = conformance::account_with(&db.store, 5).await;
+    let mut first = db.pool().begin().await.expect("begin");
+    sqlx::query(&format!(
+        "SELECT r_code FROM \"{schema}\".redeem($1, $2, $3, $4)"
+    ))
+    .bind(
+        conformance::link_with(&db.store, other.id, UsageLimit::Unlimited, None)
+            .await
+            .id
+            .as_uuid(),
+    )
+    .bind(session.as_uuid())
+    .bind(epoch())
+    .bind(epoch() + Duration::minutes(30))
+    .execute(&mut *first)
+    .await
+    .expect("first redemption");
+
+    let store = db.store.clone();
+    let second = tokio::spawn(async move { store.redeem(link.id, session, ttl(), epoch()).await });
+    waiting_redemption(db.pool(), &schema).await;
+    first.commit().await.expect("commit");
+    let result = second.await.expect("task");
+    assert!(
+        matches!(result, Err(Error::AlreadyExists)),
+        "the second redemption finds the id taken: {result:?}"
+    );
+    assert_eq!(
+        state(&db.store, account.id, link.id).await,
+        before,
+        "nothing changed"
+    );
+    db.drop_schema().await;
+}
+
 /// Readers polling while writers commit in any order see every event once, in `seq` order,
 /// with no gaps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
