@@ -13,7 +13,10 @@
 //! - the [`LinkStore`] trait of atomic operations, with [`MemoryStore`], the embedded default;
 //! - [`tokens`]: signed link and session tokens, the [`Keyring`] that signs them with key
 //!   rotation, and link URLs;
-//! - the [`MagicLinks`] facade that ties a store, a keyring and a [`Clock`] together.
+//! - the [`MagicLinks`] facade that ties a store, a keyring and a [`Clock`] together;
+//! - signed webhooks in the Standard Webhooks form: [`WebhookSecret`] and [`WebhookVerifier`]
+//!   (also for the receiving backend), [`WebhookPayload`], and the [`Dispatcher`] that delivers
+//!   the outbox at least once through a [`Transport`], with state in a [`WebhookStore`].
 //!
 //! A link URL carries a [link token](LinkToken): the link's id and expiry, signed with
 //! HMAC-SHA256 by a key that only the host service holds. Nothing about a token is stored, and
@@ -53,6 +56,7 @@
 //! - `test-util`: the [`conformance`] suite for any store and the [`ReferenceStore`] model.
 //! - `postgres`: [`PostgresStore`], the store shared by the instances of a service that runs on
 //!   more than one machine (sqlx on Tokio), and a re-export of [`sqlx`] for building its pool.
+//! - `http`: `HttpTransport`, webhook delivery over HTTP(S) with reqwest and rustls.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub)]
@@ -69,6 +73,7 @@ pub mod rules;
 mod sessions;
 mod store;
 pub mod tokens;
+mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use credits::{Account, IdempotencyKey, LedgerEntry, LedgerKind, MAX_IDEMPOTENCY_KEY_LEN};
@@ -89,11 +94,25 @@ pub use store::memory::MemoryStore;
 pub use store::postgres::{InvalidSchemaName, PostgresStore, PostgresStoreBuilder, DEFAULT_SCHEMA};
 #[cfg(feature = "test-util")]
 pub use store::reference::ReferenceStore;
+pub use store::webhooks::{
+    Attempt, AttemptOutcome, Claim, Delivery, DeliveryStatus, FailReason, Lease, NextStep,
+    WebhookStore,
+};
 pub use store::{LinkStats, LinkStore, OutcomeCounts, Page, Paged, MAX_PAGE};
 pub use tokens::{
     token_from_url, Keyring, KeyringError, KeyringSecret, LinkBase, LinkToken, SessionToken,
     SigningKey, TokenError, KEY_LEN, MAX_KEYS,
 };
+pub use webhooks::dispatcher::{DispatchReport, Dispatcher, RetrySchedule, DEFAULT_TIMEOUT};
+pub use webhooks::endpoint::{Endpoint, MAX_WEBHOOK_SECRETS, MAX_WEBHOOK_URL_LEN};
+#[cfg(feature = "http")]
+pub use webhooks::http::HttpTransport;
+pub use webhooks::payload::{EventData, WebhookPayload};
+pub use webhooks::signing::{
+    signature_header, Signature, WebhookError, WebhookHeaders, WebhookSecret, WebhookVerifier,
+    DEFAULT_TOLERANCE, WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER,
+};
+pub use webhooks::transport::{Transport, TransportError, WebhookRequest, WebhookResponse};
 
 /// The README's examples compile and run as doc tests.
 #[cfg(doctest)]

@@ -1277,3 +1277,6 @@ pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
         before = after;
     }
 }
+
+/// The conformance suite for [`WebhookStore`](crate::WebhookStore) implementations.
+pub use super::delivery_conformance as delivery;

@@ -8,11 +8,14 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, Utc};
 
 use crate::rules::{self, Effects};
+use crate::store::delivery_book::DeliveryBook;
 use crate::store::{LinkStats, LinkStore, Page, Paged};
 use crate::{
     Account, AccountId, Error, Event, EventId, EventKind, IdempotencyKey, LedgerEntry, LedgerKind,
     Link, LinkId, Outcome, Rejection, Session, SessionId, SessionTtl,
 };
+
+mod webhooks;
 
 const SHARDS: usize = 64;
 
@@ -24,6 +27,9 @@ const SHARDS: usize = 64;
 /// outbox, and holds them until it is complete: its state change and its event become visible
 /// together. Reading the outbox takes every outbox shard at once, which is what makes it
 /// gap-free.
+///
+/// It is also a [`WebhookStore`](crate::WebhookStore): endpoints and delivery state sit behind
+/// one more lock, taken last and only by webhook operations, never on the redemption path.
 ///
 /// # Examples
 ///
@@ -40,6 +46,7 @@ pub struct MemoryStore {
     sessions: Shards<SessionId, Session>,
     outbox: Box<[Mutex<Vec<Event>>]>,
     seq: AtomicU64,
+    webhooks: Mutex<DeliveryBook>,
 }
 
 #[derive(Debug)]
@@ -192,6 +199,7 @@ impl MemoryStore {
             sessions: Shards::new(),
             outbox: (0..SHARDS).map(|_| Mutex::default()).collect(),
             seq: AtomicU64::new(0),
+            webhooks: Mutex::default(),
         }
     }
 

@@ -16,12 +16,17 @@ use crate::{
     SessionId, SessionTtl,
 };
 
+pub(crate) mod delivery_book;
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+mod shared;
+pub(crate) mod webhooks;
 
 #[cfg(feature = "test-util")]
 pub mod conformance;
+#[cfg(feature = "test-util")]
+pub mod delivery_conformance;
 #[cfg(feature = "test-util")]
 pub(crate) mod reference;
 

@@ -1,0 +1,704 @@
+//! The conformance suite for [`WebhookStore`] implementations: endpoints, queueing from the
+//! outbox, leases, attempts, failures, re-queueing and pruning.
+//!
+//! Each check is a plain `async fn` taking a store; it creates its own accounts and panics
+//! when the store breaks the contract. The checks can share one store, also with the core
+//! suite:
+//!
+//! ```
+//! use magic_link::{conformance, MemoryStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let store = MemoryStore::new();
+//! conformance::run_all(&store).await;
+//! conformance::delivery::run_all(&store).await;
+//! # }
+//! ```
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::store::webhooks::{
+    Attempt, AttemptOutcome, Claim, DeliveryStatus, FailReason, NextStep, WebhookStore,
+};
+use crate::store::Page;
+use crate::{
+    Account, AccountId, Endpoint, Error, Event, EventId, IdempotencyKey, Rejection, WebhookSecret,
+};
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn t0() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_750_000_000, 0).unwrap_or_default()
+}
+
+fn secs(s: i64) -> TimeDelta {
+    TimeDelta::seconds(s)
+}
+
+fn secret(byte: u8) -> WebhookSecret {
+    WebhookSecret::from_bytes(&[byte; 24]).expect("a 24-byte key")
+}
+
+fn endpoint(account: AccountId, url: &str, now: DateTime<Utc>) -> Endpoint {
+    Endpoint::new(account, url, vec![secret(1), secret(2)], now).expect("a valid endpoint")
+}
+
+fn status(code: u16, number: u32, at: DateTime<Utc>) -> Attempt {
+    Attempt {
+        number,
+        at,
+        outcome: AttemptOutcome::Status { code },
+    }
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, Error>) {
+    match result {
+        Err(Error::Rejected(Rejection::NotFound)) => {}
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+async fn account<S: WebhookStore>(store: &S) -> AccountId {
+    let id = AccountId::new();
+    store
+        .create_account(Account::new(id, t0()))
+        .await
+        .expect("create account");
+    id
+}
+
+async fn account_with_endpoint<S: WebhookStore>(store: &S) -> AccountId {
+    let id = account(store).await;
+    store
+        .set_endpoint(endpoint(id, "https://example.com/hook", t0()))
+        .await
+        .expect("set endpoint");
+    id
+}
+
+/// Appends one event (`credits.added`) for `account` and returns it.
+async fn event<S: WebhookStore>(store: &S, account: AccountId) -> Event {
+    let key = IdempotencyKey::new(EventId::new().to_string()).expect("a key");
+    store.top_up(account, 1, key, t0()).await.expect("top up");
+    let mut cursor = 0;
+    let mut last = None;
+    loop {
+        let page = store.outbox_after(cursor, 1000).await.expect("outbox");
+        let Some(tail) = page.last() else { break };
+        cursor = tail.seq;
+        last = page
+            .into_iter()
+            .rev()
+            .find(|e| e.account == account)
+            .or(last);
+    }
+    last.expect("the event")
+}
+
+/// Claims what is due at `now` and keeps the claims of `accounts`: other checks may have left
+/// due deliveries in a shared store.
+async fn claim_mine<S: WebhookStore>(
+    store: &S,
+    now: DateTime<Utc>,
+    accounts: &[AccountId],
+) -> Vec<Claim> {
+    store
+        .claim_due(now, LEASE, 10_000)
+        .await
+        .expect("claim")
+        .into_iter()
+        .filter(|c| accounts.contains(&c.event.account))
+        .collect()
+}
+
+async fn queue_all<S: WebhookStore>(store: &S, now: DateTime<Utc>) -> usize {
+    let mut total = 0;
+    loop {
+        let taken = store.queue_deliveries(now, 100).await.expect("queue");
+        total += taken;
+        if taken < 100 {
+            return total;
+        }
+    }
+}
+
+/// Runs every check on one store, in order. The checks use their own accounts, so the store
+/// may hold other data (for example after [`run_all`](crate::conformance::run_all)).
+pub async fn run_all<S: WebhookStore>(store: &S) {
+    endpoints(store).await;
+    queues_events_of_accounts_with_an_endpoint(store).await;
+    concurrent_queueing_queues_each_event_once(store).await;
+    claims_are_exclusive_until_the_lease_runs_out(store).await;
+    attempts_move_deliveries_along(store).await;
+    success_under_a_lost_lease_counts(store).await;
+    exhausted_deliveries_fail_and_can_be_requeued(store).await;
+    gone_endpoint_is_disabled(store).await;
+    disabling_an_endpoint_fails_its_pending_deliveries(store).await;
+    failed_deliveries_page_and_filter(store).await;
+    prune_deletes_only_old_delivered(store).await;
+}
+
+/// Endpoints: set, read, replace, disable (idempotent), re-enable; unknown accounts.
+pub async fn endpoints<S: WebhookStore>(store: &S) {
+    let unknown = AccountId::new();
+    assert_not_found(
+        store
+            .set_endpoint(endpoint(unknown, "https://a.example", t0()))
+            .await,
+    );
+    assert_not_found(store.disable_endpoint(unknown, t0()).await);
+    assert!(store.endpoint(unknown).await.expect("read").is_none());
+
+    let id = account(store).await;
+    assert!(store.endpoint(id).await.expect("read").is_none());
+    assert_not_found(store.disable_endpoint(id, t0()).await);
+
+    let set = store
+        .set_endpoint(endpoint(id, "https://a.example/x?token=1", t0()))
+        .await
+        .expect("set");
+    let read = store
+        .endpoint(id)
+        .await
+        .expect("read")
+        .expect("an endpoint");
+    assert_eq!(read.url(), "https://a.example/x?token=1");
+    assert_eq!(read.account, id);
+    assert_eq!(read.secrets().len(), 2);
+    assert_eq!(read.secrets()[0].key_bytes(), secret(1).key_bytes());
+    assert_eq!(read.secrets()[1].key_bytes(), secret(2).key_bytes());
+    assert_eq!(read.updated_at, set.updated_at);
+    assert!(read.is_enabled());
+
+    let replaced =
+        Endpoint::new(id, "https://b.example/", vec![secret(3)], t0() + secs(1)).expect("valid");
+    store.set_endpoint(replaced).await.expect("replace");
+    let read = store
+        .endpoint(id)
+        .await
+        .expect("read")
+        .expect("an endpoint");
+    assert_eq!(read.url(), "https://b.example/");
+    assert_eq!(read.secrets().len(), 1);
+    assert_eq!(read.secrets()[0].key_bytes(), secret(3).key_bytes());
+
+    let disabled = store
+        .disable_endpoint(id, t0() + secs(2))
+        .await
+        .expect("disable");
+    assert_eq!(disabled.disabled_at, Some(t0() + secs(2)));
+    let again = store
+        .disable_endpoint(id, t0() + secs(3))
+        .await
+        .expect("disable");
+    assert_eq!(
+        again.disabled_at,
+        Some(t0() + secs(2)),
+        "disabling is idempotent"
+    );
+
+    store
+        .set_endpoint(endpoint(id, "https://c.example/", t0() + secs(4)))
+        .await
+        .expect("set again");
+    assert!(store
+        .endpoint(id)
+        .await
+        .expect("read")
+        .expect("an endpoint")
+        .is_enabled());
+}
+
+/// Only events of accounts with an endpoint are queued; each event once; the cursor advances.
+pub async fn queues_events_of_accounts_with_an_endpoint<S: WebhookStore>(store: &S) {
+    let with = account_with_endpoint(store).await;
+    let without = account(store).await;
+    let a = event(store, with).await;
+    let b = event(store, without).await;
+    assert!(queue_all(store, t0()).await >= 2);
+    let delivery = store.delivery(a.id).await.expect("queued");
+    assert_eq!(delivery.account, with);
+    assert_eq!(delivery.seq, a.seq);
+    assert_eq!(delivery.attempts, 0);
+    assert_eq!(delivery.last_attempt, None);
+    assert_eq!(
+        delivery.status,
+        DeliveryStatus::Pending {
+            next_attempt_at: t0()
+        }
+    );
+    assert_not_found(store.delivery(b.id).await);
+    assert_eq!(queue_all(store, t0()).await, 0, "the cursor advanced");
+
+    // An endpoint set later does not receive earlier events.
+    store
+        .set_endpoint(endpoint(without, "https://late.example/", t0()))
+        .await
+        .expect("set");
+    assert_eq!(queue_all(store, t0()).await, 0);
+    assert_not_found(store.delivery(b.id).await);
+    let c = event(store, without).await;
+    assert_eq!(queue_all(store, t0()).await, 1);
+    assert!(store.delivery(c.id).await.is_ok());
+}
+
+/// Two dispatchers queueing at once queue each event once.
+pub async fn concurrent_queueing_queues_each_event_once<S: WebhookStore>(store: &S) {
+    let id = account_with_endpoint(store).await;
+    let mine = [id];
+    let mut events = Vec::new();
+    for _ in 0..20 {
+        events.push(event(store, id).await);
+    }
+    let (a, b) = tokio_free_join(
+        store.queue_deliveries(t0(), 7),
+        store.queue_deliveries(t0(), 7),
+    )
+    .await;
+    a.expect("queue");
+    b.expect("queue");
+    queue_all(store, t0()).await;
+    let claims = claim_mine(store, t0(), &mine).await;
+    let mut claimed: Vec<EventId> = claims.iter().map(|c| c.event.id).collect();
+    claimed.sort();
+    let mut expected: Vec<EventId> = events.iter().map(|e| e.id).collect();
+    expected.sort();
+    assert_eq!(claimed, expected);
+}
+
+/// A claimed delivery is leased: no one else claims it until the lease runs out, and a lost
+/// lease cannot record a retry.
+pub async fn claims_are_exclusive_until_the_lease_runs_out<S: WebhookStore>(store: &S) {
+    let id = account_with_endpoint(store).await;
+    let mine = [id];
+    let e = event(store, id).await;
+    queue_all(store, t0()).await;
+
+    let first = claim_mine(store, t0(), &mine).await;
+    assert_eq!(first.len(), 1);
+    let first = &first[0];
+    assert_eq!(first.event, e);
+    assert_eq!(first.endpoint.url(), "https://example.com/hook");
+    assert_eq!(first.endpoint.secrets().len(), 2);
+    assert_eq!(first.lease.event, e.id);
+    assert_eq!(first.lease.attempt, 1);
+    assert_eq!(first.lease.until, t0() + secs(60));
+    let leased = store.delivery(e.id).await.expect("delivery");
+    assert_eq!(leased.leased_until, Some(t0() + secs(60)));
+
+    assert!(claim_mine(store, t0(), &mine).await.is_empty());
+    assert!(claim_mine(store, t0() + secs(59), &mine).await.is_empty());
+
+    // The first dispatcher stalls; its lease runs out and another takes over.
+    let second = claim_mine(store, t0() + secs(60), &mine).await;
+    assert_eq!(second.len(), 1);
+    let second = &second[0];
+    assert_eq!(
+        second.lease.attempt, 1,
+        "an unrecorded attempt is not counted"
+    );
+    assert_ne!(second.lease.id, first.lease.id);
+
+    let later = t0() + secs(61);
+    let stale = store
+        .record_attempt(first.lease, status(500, 1, later), NextStep::RetryAt(later))
+        .await
+        .expect("record");
+    assert!(!stale, "a lost lease records nothing");
+    assert_eq!(store.delivery(e.id).await.expect("delivery").attempts, 0);
+    let fresh = store
+        .record_attempt(
+            second.lease,
+            status(500, 1, later),
+            NextStep::RetryAt(later + secs(5)),
+        )
+        .await
+        .expect("record");
+    assert!(fresh);
+    let again = store
+        .record_attempt(second.lease, status(500, 1, later), NextStep::GiveUp)
+        .await
+        .expect("record");
+    assert!(!again, "a lease records one attempt");
+}
+
+/// Recording: a retry is due at its time with the next attempt number; success is final.
+pub async fn attempts_move_deliveries_along<S: WebhookStore>(store: &S) {
+    let id = account_with_endpoint(store).await;
+    let mine = [id];
+    let e = event(store, id).await;
+    queue_all(store, t0()).await;
+
+    let claim = claim_mine(store, t0(), &mine).await.remove(0);
+    let retry_at = t0() + secs(5);
+    assert!(store
+        .record_attempt(
+            claim.lease,
+            status(503, 1, t0()),
+            NextStep::RetryAt(retry_at)
+        )
+        .await
+        .expect("record"));
+    let d = store.delivery(e.id).await.expect("delivery");
+    assert_eq!(
+        d.status,
+        DeliveryStatus::Pending {
+            next_attempt_at: retry_at
+        }
+    );
+    assert_eq!(d.attempts, 1);
+    assert_eq!(d.leased_until, None);
+    assert_eq!(d.last_attempt, Some(status(503, 1, t0())));
+
+    assert!(claim_mine(store, t0() + secs(4), &mine).await.is_empty());
+    let claim = claim_mine(store, retry_at, &mine).await.remove(0);
+    assert_eq!(claim.lease.attempt, 2);
+    assert!(store
+        .record_attempt(claim.lease, status(204, 2, retry_at), NextStep::Delivered)
+        .await
+        .expect("record"));
+    let d = store.delivery(e.id).await.expect("delivery");
+    assert_eq!(d.status, DeliveryStatus::Delivered { at: retry_at });
+    assert_eq!(d.attempts, 2);
+    assert!(claim_mine(store, t0() + secs(100_000), &mine)
+        .await
+        .is_empty());
+    assert!(!store
+        .record_attempt(claim.lease, status(204, 2, retry_at), NextStep::Delivered)
+        .await
+        .expect("record"));
+}
+
+/// A `2xx` is recorded even under a lost lease, and a later failure does not undo it.
+pub async fn success_under_a_lost_lease_counts<S: WebhookStore>(store: &S) {
+    let id = account_with_endpoint(store).await;
+    let mine = [id];
+    let e = event(store, id).await;
+    queue_all(store, t0()).await;
+    let slow = claim_mine(store, t0(), &mine).await.remove(0);
+    let fast = claim_mine(store, t0() + secs(60), &mine).await.remove(0);
+    assert!(store
+        .record_attempt(
+            slow.lease,
+            status(200, 1, t0() + secs(61)),
+            NextStep::Delivered
+        )
+        .await
+        .expect("record"));
+    assert!(!store
+        .record_attempt(
+            fast.lease,
+            status(500, 1, t0() + secs(62)),
+            NextStep::RetryAt(t0() + secs(70))
+        )
+        .await
+        .expect("record"));
+    assert_eq!(
+        store.delivery(e.id).await.expect("delivery").status,
+        DeliveryStatus::Delivered {
+            at: t0() + secs(61)
+        }
+    );
+}
+
+/// Giving up fails the delivery; it is listed, and re-queueing restarts its schedule.
+pub async fn exhausted_deliveries_fail_and_can_be_requeued<S: WebhookStore>(store: &S) {
+    let id = account_with_endpoint(store).await;
+    let mine = [id];
+    let e = event(store, id).await;
+    queue_all(store, t0()).await;
+    let claim = claim_mine(store, t0(), &mine).await.remove(0);
+    assert!(store
+        .record_attempt(claim.lease, status(500, 1, t0()), NextStep::GiveUp)
+        .await
+        .expect("record"));
+    let d = store.delivery(e.id).await.expect("delivery");
+    assert_eq!(
+        d.status,
+        DeliveryStatus::Failed {
+            at: t0(),
+            reason: FailReason::Exhausted
+        }
+    );
+    assert!(claim_mine(store, t0() + secs(100_000), &mine)
+        .await
+        .is_empty());
+    let failed = store
+        .failed_deliveries(Some(id), Page::first(10))
+        .await
+        .expect("list");
+    assert_eq!(failed.items, vec![d.clone()]);
+    let everyone = store
+        .failed_deliveries(None, Page::first(1000))
+        .await
+        .expect("list");
+    assert!(everyone.items.contains(&d));
+
+    let later = t0() + secs(10);
+    let requeued = store.requeue(e.id, later).await.expect("requeue");
+    assert_eq!(
+        requeued.status,
+        DeliveryStatus::Pending {
+            next_attempt_at: later
+        }
+    );
+    assert_eq!(requeued.attempts, 0);
+    assert!(store
+        .failed_deliveries(Some(id), Page::first(10))
+        .await
+        .expect("list")
+        .items
+        .is_empty());
+    let claim = claim_mine(store, later, &mine).await.remove(0);
+    assert_eq!(claim.lease.attempt, 1);
+    assert!(store
+        .record_attempt(claim.lease, status(200, 1, later), NextStep::Delivered)
+        .await
+        .expect("record"));
+    let delivered = store.requeue(e.id, later).await.expect("requeue");
+    assert!(
+        matches!(delivered.status, DeliveryStatus::Delivered { .. }),
+        "only failed deliveries are re-queued"
+    );
+    assert_not_found(store.requeue(EventId::new(), later).await);
+}
+
+/// `410 Gone` disables the endpoint and fails every pending delivery of its account; events
+/// queued while it is disabled are failed too, and all can be re-queued once it is set again.
+pub async fn gone_endpoint_is_disabled<S: WebhookStore>(store: &S) {
+    let id = account_with_endpoint(store).await;
+    let other = account_with_endpoint(store).await;
+    let mine = [id, other];
+    let a = event(store, id).await;
+    let b = event(store, id).await;
+    let c = event(store, other).await;
+    queue_all(store, t0()).await;
+    let claims = claim_mine(store, t0(), &mine).await;
+    assert_eq!(claims.len(), 3);
+    let gone = claims
+        .iter()
+        .find(|claim| claim.event.id == a.id)
+        .expect("a is due");
+    assert!(store
+        .record_attempt(gone.lease, status(410, 1, t0()), NextStep::DisableEndpoint)
+        .await
+        .expect("record"));
+    let endpoint = store
+        .endpoint(id)
+        .await
+        .expect("read")
+        .expect("an endpoint");
+    assert_eq!(endpoint.disabled_at, Some(t0()));
+    for event in [a.id, b.id] {
+        assert_eq!(
+            store.delivery(event).await.expect("delivery").status,
+            DeliveryStatus::Failed {
+                at: t0(),
+                reason: FailReason::EndpointDisabled
+            },
+            "pending deliveries fail, leased ones too"
+        );
+    }
+    assert!(matches!(
+        store.delivery(c.id).await.expect("delivery").status,
+        DeliveryStatus::Pending { .. }
+    ));
+
+    let d = event(store, id).await;
+    queue_all(store, t0()).await;
+    assert!(matches!(
+        store.delivery(d.id).await.expect("queued as failed").status,
+        DeliveryStatus::Failed {
+            reason: FailReason::EndpointDisabled,
+            ..
+        }
+    ));
+    // Only the other account's delivery comes due again, when its lease runs out.
+    let at = t0() + secs(60);
+    let claims = claim_mine(store, at, &mine).await;
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0].event.id, c.id);
+
+    // Re-queued while the endpoint is still disabled: failed again when due.
+    store.requeue(b.id, at).await.expect("requeue");
+    assert!(claim_mine(store, at, &mine).await.is_empty());
+    assert!(matches!(
+        store.delivery(b.id).await.expect("delivery").status,
+        DeliveryStatus::Failed { .. }
+    ));
+
+    let at = at + secs(1);
+    store
+        .set_endpoint(endpoint_at(id, at))
+        .await
+        .expect("set again");
+    for event in [a.id, b.id, d.id] {
+        store.requeue(event, at).await.expect("requeue");
+    }
+    let claims = claim_mine(store, at, &mine).await;
+    let mut claimed: Vec<EventId> = claims.iter().map(|c| c.event.id).collect();
+    claimed.sort();
+    let mut expected = vec![a.id, b.id, d.id];
+    expected.sort();
+    assert_eq!(claimed, expected);
+}
+
+fn endpoint_at(account: AccountId, now: DateTime<Utc>) -> Endpoint {
+    endpoint(account, "https://example.com/hook", now)
+}
+
+/// Disabling an endpoint by hand fails its pending deliveries.
+pub async fn disabling_an_endpoint_fails_its_pending_deliveries<S: WebhookStore>(store: &S) {
+    let id = account_with_endpoint(store).await;
+    let mine = [id];
+    let e = event(store, id).await;
+    queue_all(store, t0()).await;
+    store
+        .disable_endpoint(id, t0() + secs(1))
+        .await
+        .expect("disable");
+    assert_eq!(
+        store.delivery(e.id).await.expect("delivery").status,
+        DeliveryStatus::Failed {
+            at: t0() + secs(1),
+            reason: FailReason::EndpointDisabled
+        }
+    );
+    assert!(claim_mine(store, t0() + secs(1), &mine).await.is_empty());
+}
+
+/// Failed deliveries page by `seq` and filter by account.
+pub async fn failed_deliveries_page_and_filter<S: WebhookStore>(store: &S) {
+    let a = account_with_endpoint(store).await;
+    let b = account_with_endpoint(store).await;
+    let mine = [a, b];
+    let mut failed_a = Vec::new();
+    for account in [a, b, a, b, a] {
+        let e = event(store, account).await;
+        if account == a {
+            failed_a.push(e.seq);
+        }
+    }
+    queue_all(store, t0()).await;
+    for due in claim_mine(store, t0(), &mine).await {
+        assert!(store
+            .record_attempt(due.lease, status(500, 1, t0()), NextStep::GiveUp)
+            .await
+            .expect("record"));
+    }
+    let all = store
+        .failed_deliveries(None, Page::first(1000))
+        .await
+        .expect("list");
+    let ours: Vec<_> = all
+        .items
+        .iter()
+        .filter(|d| d.account == a || d.account == b)
+        .collect();
+    assert_eq!(ours.len(), 5);
+    assert!(all.items.windows(2).all(|w| w[0].seq < w[1].seq));
+
+    let mut seen = Vec::new();
+    let mut page = Page::first(2);
+    loop {
+        let got = store.failed_deliveries(Some(a), page).await.expect("list");
+        assert!(got.items.len() <= 2);
+        assert!(got.items.iter().all(|d| d.account == a));
+        seen.extend(got.items.iter().map(|d| d.seq));
+        match got.next {
+            Some(next) => page.after = next,
+            None => break,
+        }
+    }
+    assert_eq!(seen, failed_a);
+}
+
+/// Pruning deletes only deliveries delivered before the cutoff.
+pub async fn prune_deletes_only_old_delivered<S: WebhookStore>(store: &S) {
+    let id = account_with_endpoint(store).await;
+    let mine = [id];
+    let old = event(store, id).await;
+    let recent = event(store, id).await;
+    let failed = event(store, id).await;
+    let pending = event(store, id).await;
+    queue_all(store, t0()).await;
+    let claims = claim_mine(store, t0(), &mine).await;
+    for claim in claims {
+        let (at, next) = if claim.event.id == old.id {
+            (t0(), NextStep::Delivered)
+        } else if claim.event.id == recent.id {
+            (t0() + secs(100), NextStep::Delivered)
+        } else if claim.event.id == failed.id {
+            (t0(), NextStep::GiveUp)
+        } else {
+            (t0(), NextStep::RetryAt(t0() + secs(5)))
+        };
+        let code = if next == NextStep::Delivered {
+            200
+        } else {
+            500
+        };
+        assert!(store
+            .record_attempt(claim.lease, status(code, 1, at), next)
+            .await
+            .expect("record"));
+    }
+    assert!(
+        store
+            .prune_delivered(t0() + secs(50), 10_000)
+            .await
+            .expect("prune")
+            >= 1
+    );
+    assert_not_found(store.delivery(old.id).await);
+    for kept in [recent.id, failed.id, pending.id] {
+        assert!(store.delivery(kept).await.is_ok());
+    }
+    assert_eq!(
+        store
+            .prune_delivered(t0() + secs(50), 10_000)
+            .await
+            .expect("prune"),
+        0
+    );
+    assert_eq!(
+        queue_all(store, t0()).await,
+        0,
+        "a pruned event is not queued again"
+    );
+}
+
+/// Runs two futures to completion, polling both, without a runtime.
+async fn tokio_free_join<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
+    let mut a = Box::pin(a);
+    let mut b = Box::pin(b);
+    let mut out_a = None;
+    let mut out_b = None;
+    std::future::poll_fn(|cx| {
+        if out_a.is_none() {
+            if let std::task::Poll::Ready(v) = a.as_mut().poll(cx) {
+                out_a = Some(v);
+            }
+        }
+        if out_b.is_none() {
+            if let std::task::Poll::Ready(v) = b.as_mut().poll(cx) {
+                out_b = Some(v);
+            }
+        }
+        if out_a.is_some() && out_b.is_some() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    match (out_a, out_b) {
+        (Some(a), Some(b)) => (a, b),
+        _ => unreachable!("both futures completed"),
+    }
+}

@@ -1,0 +1,84 @@
+//! [`WebhookStore`] for [`MemoryStore`]: one lock over the delivery book, taken after any
+//! other and never held across an `await`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{lock, MemoryStore};
+use crate::store::webhooks::{Attempt, Claim, Delivery, Lease, NextStep, WebhookStore};
+use crate::store::{LinkStore, Page, Paged};
+use crate::{AccountId, Endpoint, Error, EventId, Rejection};
+
+impl WebhookStore for MemoryStore {
+    async fn set_endpoint(&self, endpoint: Endpoint) -> Result<Endpoint, Error> {
+        let account = endpoint.account;
+        let accounts = self.accounts.lock(&account);
+        if !accounts.contains_key(&account) {
+            return Err(Rejection::NotFound.into());
+        }
+        Ok(lock(&self.webhooks).set_endpoint(endpoint))
+    }
+
+    async fn endpoint(&self, account: AccountId) -> Result<Option<Endpoint>, Error> {
+        Ok(lock(&self.webhooks).endpoint(account))
+    }
+
+    async fn disable_endpoint(
+        &self,
+        account: AccountId,
+        now: DateTime<Utc>,
+    ) -> Result<Endpoint, Error> {
+        lock(&self.webhooks)
+            .disable_endpoint(account, now)
+            .ok_or_else(|| Rejection::NotFound.into())
+    }
+
+    async fn queue_deliveries(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
+        let cursor = lock(&self.webhooks).cursor();
+        let events = self.outbox_after(cursor, limit).await?;
+        Ok(lock(&self.webhooks).queue(events, now))
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claim>, Error> {
+        Ok(lock(&self.webhooks).claim(now, lease, limit))
+    }
+
+    async fn record_attempt(
+        &self,
+        lease: Lease,
+        attempt: Attempt,
+        next: NextStep,
+    ) -> Result<bool, Error> {
+        Ok(lock(&self.webhooks).record(lease, attempt, next))
+    }
+
+    async fn delivery(&self, event: EventId) -> Result<Delivery, Error> {
+        lock(&self.webhooks)
+            .delivery(event)
+            .ok_or_else(|| Rejection::NotFound.into())
+    }
+
+    async fn failed_deliveries(
+        &self,
+        account: Option<AccountId>,
+        page: Page,
+    ) -> Result<Paged<Delivery>, Error> {
+        Ok(lock(&self.webhooks).failed(account, page))
+    }
+
+    async fn requeue(&self, event: EventId, now: DateTime<Utc>) -> Result<Delivery, Error> {
+        lock(&self.webhooks)
+            .requeue(event, now)
+            .ok_or_else(|| Rejection::NotFound.into())
+    }
+
+    async fn prune_delivered(&self, before: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
+        Ok(lock(&self.webhooks).prune(before, limit))
+    }
+}

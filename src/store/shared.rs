@@ -1,0 +1,230 @@
+//! Stores shared behind an [`Arc`]: a host hands one store to the [`MagicLinks`] facade and
+//! to a [`Dispatcher`] at once.
+//!
+//! [`MagicLinks`]: crate::MagicLinks
+//! [`Dispatcher`]: crate::Dispatcher
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::store::webhooks::{Attempt, Claim, Delivery, Lease, NextStep, WebhookStore};
+use crate::store::{LinkStats, LinkStore, Page, Paged};
+use crate::{
+    Account, AccountId, Endpoint, Error, Event, EventId, IdempotencyKey, LedgerEntry, Link, LinkId,
+    Outcome, Session, SessionId, SessionTtl,
+};
+
+impl<S: LinkStore> LinkStore for Arc<S> {
+    fn create_account(
+        &self,
+        account: Account,
+    ) -> impl Future<Output = Result<Account, Error>> + Send {
+        (**self).create_account(account)
+    }
+
+    fn insert_link(&self, link: Link) -> impl Future<Output = Result<Link, Error>> + Send {
+        (**self).insert_link(link)
+    }
+
+    fn redeem(
+        &self,
+        link: LinkId,
+        session: SessionId,
+        ttl: SessionTtl,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Session, Error>> + Send {
+        (**self).redeem(link, session, ttl, now)
+    }
+
+    fn complete(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Session, Error>> + Send {
+        (**self).complete(account, session, outcome, now)
+    }
+
+    fn abandon(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Session, Error>> + Send {
+        (**self).abandon(account, session, now)
+    }
+
+    fn expire_sessions(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<usize, Error>> + Send {
+        (**self).expire_sessions(now, limit)
+    }
+
+    fn deactivate(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Link, Error>> + Send {
+        (**self).deactivate(account, link, now)
+    }
+
+    fn top_up(
+        &self,
+        account: AccountId,
+        amount: u64,
+        key: IdempotencyKey,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Account, Error>> + Send {
+        (**self).top_up(account, amount, key, now)
+    }
+
+    fn inspect(&self, link: LinkId) -> impl Future<Output = Result<(Link, bool), Error>> + Send {
+        (**self).inspect(link)
+    }
+
+    fn link(
+        &self,
+        account: AccountId,
+        link: LinkId,
+    ) -> impl Future<Output = Result<Link, Error>> + Send {
+        (**self).link(account, link)
+    }
+
+    fn links(
+        &self,
+        account: AccountId,
+        page: Page,
+    ) -> impl Future<Output = Result<Paged<Link>, Error>> + Send {
+        (**self).links(account, page)
+    }
+
+    fn session(
+        &self,
+        account: AccountId,
+        session: SessionId,
+    ) -> impl Future<Output = Result<Session, Error>> + Send {
+        (**self).session(account, session)
+    }
+
+    fn sessions(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        page: Page,
+    ) -> impl Future<Output = Result<Paged<Session>, Error>> + Send {
+        (**self).sessions(account, link, page)
+    }
+
+    fn stats(
+        &self,
+        account: AccountId,
+        link: LinkId,
+    ) -> impl Future<Output = Result<LinkStats, Error>> + Send {
+        (**self).stats(account, link)
+    }
+
+    fn account(&self, account: AccountId) -> impl Future<Output = Result<Account, Error>> + Send {
+        (**self).account(account)
+    }
+
+    fn ledger(
+        &self,
+        account: AccountId,
+        page: Page,
+    ) -> impl Future<Output = Result<Paged<LedgerEntry>, Error>> + Send {
+        (**self).ledger(account, page)
+    }
+
+    fn outbox_after(
+        &self,
+        cursor: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Event>, Error>> + Send {
+        (**self).outbox_after(cursor, limit)
+    }
+}
+
+impl<S: WebhookStore> WebhookStore for Arc<S> {
+    fn set_endpoint(
+        &self,
+        endpoint: Endpoint,
+    ) -> impl Future<Output = Result<Endpoint, Error>> + Send {
+        (**self).set_endpoint(endpoint)
+    }
+
+    fn endpoint(
+        &self,
+        account: AccountId,
+    ) -> impl Future<Output = Result<Option<Endpoint>, Error>> + Send {
+        (**self).endpoint(account)
+    }
+
+    fn disable_endpoint(
+        &self,
+        account: AccountId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Endpoint, Error>> + Send {
+        (**self).disable_endpoint(account, now)
+    }
+
+    fn queue_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<usize, Error>> + Send {
+        (**self).queue_deliveries(now, limit)
+    }
+
+    fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Claim>, Error>> + Send {
+        (**self).claim_due(now, lease, limit)
+    }
+
+    fn record_attempt(
+        &self,
+        lease: Lease,
+        attempt: Attempt,
+        next: NextStep,
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        (**self).record_attempt(lease, attempt, next)
+    }
+
+    fn delivery(&self, event: EventId) -> impl Future<Output = Result<Delivery, Error>> + Send {
+        (**self).delivery(event)
+    }
+
+    fn failed_deliveries(
+        &self,
+        account: Option<AccountId>,
+        page: Page,
+    ) -> impl Future<Output = Result<Paged<Delivery>, Error>> + Send {
+        (**self).failed_deliveries(account, page)
+    }
+
+    fn requeue(
+        &self,
+        event: EventId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Delivery, Error>> + Send {
+        (**self).requeue(event, now)
+    }
+
+    fn prune_delivered(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<usize, Error>> + Send {
+        (**self).prune_delivered(before, limit)
+    }
+}

@@ -1,0 +1,55 @@
+//! The delivery-conformance suite, run against every in-crate `WebhookStore`.
+
+use std::sync::Arc;
+
+use magic_link::conformance::delivery;
+use magic_link::MemoryStore;
+
+macro_rules! suite {
+    ($store:ident, $new:expr, [$($check:ident),* $(,)?]) => {
+        mod $store {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    delivery::$check(&$new).await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! all_checks {
+    ($store:ident, $new:expr) => {
+        suite!(
+            $store,
+            $new,
+            [
+                endpoints,
+                queues_events_of_accounts_with_an_endpoint,
+                concurrent_queueing_queues_each_event_once,
+                claims_are_exclusive_until_the_lease_runs_out,
+                attempts_move_deliveries_along,
+                success_under_a_lost_lease_counts,
+                exhausted_deliveries_fail_and_can_be_requeued,
+                gone_endpoint_is_disabled,
+                disabling_an_endpoint_fails_its_pending_deliveries,
+                failed_deliveries_page_and_filter,
+                prune_deletes_only_old_delivered,
+            ]
+        );
+    };
+}
+
+all_checks!(memory, MemoryStore::new());
+all_checks!(shared_memory, Arc::new(MemoryStore::new()));
+
+/// All checks on one store, after the core suite filled it with other accounts' events.
+#[tokio::test]
+async fn one_store_for_both_suites() {
+    let store = MemoryStore::new();
+    magic_link::conformance::run_all(&store).await;
+    delivery::run_all(&store).await;
+    // And again: the checks tolerate their own leftovers.
+    delivery::run_all(&store).await;
+}
