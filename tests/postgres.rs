@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
-use magic_link::conformance::{self, compare_with_model, epoch, race, Op};
+use magic_link::conformance::{self, compare_with_model, delivery, epoch, race, Op};
 use magic_link::sqlx::{self, postgres::PgPool};
 use magic_link::{
-    Error, EventKind, LinkStore, Page, PostgresStore, Rejection, SessionId, SessionTtl, UsageLimit,
+    Endpoint, Error, EventKind, LinkStore, Page, PostgresStore, Rejection, SessionId, SessionTtl,
+    UsageLimit, WebhookSecret, WebhookStore,
 };
 use proptest::prelude::*;
 
@@ -92,6 +93,87 @@ async fn postgres_store_passes_the_suite() {
 }
 
 #[tokio::test]
+async fn postgres_store_passes_the_delivery_suite() {
+    let Some(db) = TestDb::new(4).await else {
+        return;
+    };
+    delivery::run_all(&db.store).await;
+    db.drop_schema().await;
+}
+
+/// Both suites on one store, the delivery suite after the core suite filled the outbox.
+#[tokio::test]
+async fn one_store_for_both_suites() {
+    let Some(db) = TestDb::new(4).await else {
+        return;
+    };
+    conformance::run_all(&db.store).await;
+    delivery::run_all(&db.store).await;
+    db.drop_schema().await;
+}
+
+/// Two dispatchers on two instances claim at once: no delivery is claimed twice, and every
+/// due one is claimed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_never_claim_one_delivery_twice() {
+    let Some(db) = TestDb::new(4).await else {
+        return;
+    };
+    let other = db.second_instance(4).await;
+    let account = conformance::account_with(&db.store, 0).await;
+    let secret = WebhookSecret::from_bytes(&[7; 24]).expect("secret");
+    let endpoint = Endpoint::new(
+        account.id,
+        "https://example.com/hook",
+        vec![secret],
+        epoch(),
+    )
+    .expect("endpoint");
+    db.store.set_endpoint(endpoint).await.expect("set endpoint");
+    for i in 0..60 {
+        let key = magic_link::IdempotencyKey::new(format!("k{i}")).expect("key");
+        db.store
+            .top_up(account.id, 1, key, epoch())
+            .await
+            .expect("top up");
+    }
+    let (a, b) = tokio::join!(
+        db.store.queue_deliveries(epoch(), 1000),
+        other.queue_deliveries(epoch(), 1000)
+    );
+    assert_eq!(a.expect("queue") + b.expect("queue"), 60);
+    let claimers: Vec<_> = [db.store.clone(), other.clone()]
+        .into_iter()
+        .map(|store| {
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let claims = store
+                        .claim_due(epoch(), StdDuration::from_secs(60), 7)
+                        .await
+                        .expect("claim");
+                    if claims.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(claims.into_iter().map(|c| c.event.id));
+                }
+            })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for claimer in claimers {
+        claimed.extend(claimer.await.expect("claimer"));
+    }
+    let total = claimed.len();
+    claimed.sort();
+    claimed.dedup();
+    assert_eq!(claimed.len(), total, "no delivery claimed twice");
+    assert_eq!(total, 60, "every due delivery claimed");
+    other.pool().close().await;
+    db.drop_schema().await;
+}
+
+#[tokio::test]
 async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     let Some(db) = TestDb::new(4).await else {
         return;
@@ -106,7 +188,7 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     .fetch_all(db.pool())
     .await
     .expect("versions");
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
 
     // A fresh schema migrated by two instances at once.
     let fresh = PostgresStore::builder(db.pool().clone())

@@ -24,7 +24,7 @@ pub(super) enum Corrupt {
     OutOfRange { what: &'static str },
 }
 
-fn corrupt(column: &'static str, value: impl ToString) -> Error {
+pub(super) fn corrupt(column: &'static str, value: impl ToString) -> Error {
     Error::backend(Corrupt::Value {
         column,
         value: value.to_string(),
@@ -235,12 +235,13 @@ pub(super) fn ledger_entry(row: &PgRow, account: AccountId) -> Result<LedgerEntr
     })
 }
 
-/// An event from the columns of `outbox_after`, `amount` and `balance` as text.
-pub(super) fn event(row: &PgRow) -> Result<Event, Error> {
-    let seq: i64 = get(row, 0)?;
-    let kind_name: &str = get(row, 4)?;
-    let link_id: Option<Uuid> = get(row, 5)?;
-    let session_id: Option<Uuid> = get(row, 6)?;
+/// An event from the columns of `outbox_after` starting at column `at`, `amount` and
+/// `balance` as text.
+pub(super) fn event(row: &PgRow, at: usize) -> Result<Event, Error> {
+    let seq: i64 = get(row, at)?;
+    let kind_name: &str = get(row, at + 4)?;
+    let link_id: Option<Uuid> = get(row, at + 5)?;
+    let session_id: Option<Uuid> = get(row, at + 6)?;
     let link = || {
         link_id
             .map(LinkId::from_uuid)
@@ -264,25 +265,25 @@ pub(super) fn event(row: &PgRow) -> Result<Event, Error> {
         "session_completed" => EventKind::SessionCompleted {
             link: link()?,
             session: session()?,
-            outcome: outcome(&text(7, "outcome")?)?,
+            outcome: outcome(&text(at + 7, "outcome")?)?,
         },
         "session_abandoned" => EventKind::SessionAbandoned {
             link: link()?,
             session: session()?,
-            reason: reason(&text(8, "reason")?)?,
+            reason: reason(&text(at + 8, "reason")?)?,
         },
         "link_deactivated" => EventKind::LinkDeactivated { link: link()? },
         "credits_added" => EventKind::CreditsAdded {
-            amount: numeric(&text(9, "amount")?, "amount")?,
-            balance: numeric(&text(10, "balance")?, "balance")?,
+            amount: numeric(&text(at + 9, "amount")?, "amount")?,
+            balance: numeric(&text(at + 10, "balance")?, "balance")?,
         },
         other => return Err(corrupt("kind", other)),
     };
     Ok(Event {
         seq: u64::try_from(seq).map_err(|_| corrupt("seq", seq))?,
-        id: EventId::from_uuid(get(row, 1)?),
-        account: AccountId::from_uuid(get(row, 2)?),
-        at: get(row, 3)?,
+        id: EventId::from_uuid(get(row, at + 1)?),
+        account: AccountId::from_uuid(get(row, at + 2)?),
+        at: get(row, at + 3)?,
         kind,
     })
 }

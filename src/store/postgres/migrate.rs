@@ -12,11 +12,18 @@ struct Migration {
 }
 
 /// Every migration, oldest first. Released ones are never edited: their checksums are checked.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    template: include_str!("../../../migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        template: include_str!("../../../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "webhooks",
+        template: include_str!("../../../migrations/0002_webhooks.sql"),
+    },
+];
 
 /// The placeholder for the schema in the templates.
 pub(super) const PLACEHOLDER: &str = "__SCHEMA__";

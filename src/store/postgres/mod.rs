@@ -14,6 +14,7 @@ use crate::{
 
 mod decode;
 mod migrate;
+mod webhooks;
 
 use decode::{get, status, to_i64, LINK_COLUMNS, SESSION_COLUMNS};
 
@@ -248,6 +249,7 @@ struct Statements {
     account: String,
     ledger: String,
     outbox_after: String,
+    webhooks: webhooks::Statements,
 }
 
 impl Statements {
@@ -317,6 +319,7 @@ impl Statements {
                  r_outcome, r_reason, r_amount::text, r_balance::text \
                  FROM __SCHEMA__.outbox_after($1, $2)",
             ),
+            webhooks: webhooks::Statements::new(schema),
         }
     }
 }
@@ -642,7 +645,7 @@ impl LinkStore for PostgresStore {
             .await
             .map_err(Error::backend)?
             .iter()
-            .map(decode::event)
+            .map(|row| decode::event(row, 0))
             .collect()
     }
 }
