@@ -44,6 +44,13 @@ const MAX_SCHEMA_LEN: usize = 63;
 ///
 /// Only ids are stored, never a link or session token.
 ///
+/// # Webhooks
+///
+/// It is also a [`WebhookStore`](crate::WebhookStore), in the same schema: dispatchers on
+/// several machines claim deliveries with `FOR UPDATE SKIP LOCKED`, so no delivery is held by
+/// two at once. Endpoint signing secrets are kept as raw key bytes in the `endpoints` table,
+/// since the store signs with them: restrict who may read the schema.
+///
 /// # The outbox
 ///
 /// [`outbox_after`](LinkStore::outbox_after) is gap-free although writers commit in any order:
