@@ -16,7 +16,10 @@ use crate::{
 ///
 /// The token is not stored anywhere: [`MagicLinks::link_url`] derives it again from the link's
 /// id and expiry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The token and URL are bearer capabilities (whoever holds them can start verifications on
+/// the account's credits), so `Debug` redacts both.
+#[derive(Clone, PartialEq, Eq)]
 pub struct CreatedLink {
     /// The link.
     pub link: Link,
@@ -24,6 +27,16 @@ pub struct CreatedLink {
     pub token: String,
     /// Its URL: the configured [`LinkBase`] followed by the token. Share this.
     pub url: String,
+}
+
+impl fmt::Debug for CreatedLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedLink")
+            .field("link", &self.link)
+            .field("token", &"[redacted]")
+            .field("url", &"[redacted]")
+            .finish()
+    }
 }
 
 /// A started session with its session token, as [`MagicLinks::redeem`] returns it.

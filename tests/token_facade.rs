@@ -384,13 +384,16 @@ async fn rotation_keeps_sent_links_working_until_their_key_is_removed() {
 }
 
 #[tokio::test]
-async fn redemption_debug_hides_the_session_token() {
+async fn debug_hides_link_and_session_tokens() {
     let (links, _, _) = setup();
     let account = funded(&links, 1).await;
     let created = links
         .create_link(account, NewLink::new("x", Flow::Selfie))
         .await
         .unwrap();
+    let printed = format!("{created:?}");
+    assert!(!printed.contains(&created.token[10..40]), "{printed}");
+    assert!(printed.contains(&created.link.id.to_string()));
     let started = links.redeem(&created.token).await.unwrap();
     let printed = format!("{started:?}");
     assert!(!printed.contains(&started.session_token));

@@ -139,7 +139,9 @@ impl DeliveryBook {
         let lease = TimeDelta::from_std(lease.max(Duration::from_secs(1)))
             .unwrap_or(TimeDelta::MAX)
             .min(TimeDelta::days(365));
-        let until = now + lease;
+        let until = now
+            .checked_add_signed(lease)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let mut claims = Vec::new();
         while claims.len() < limit {
             let Some(&(eligible, seq)) = self.due.first() else {

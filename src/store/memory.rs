@@ -493,17 +493,25 @@ impl LinkStore for MemoryStore {
         // Holding every shard at once: each sequence number is taken and its event pushed
         // under one shard's lock, so all numbers handed out so far are visible now. Within a
         // shard events are in `seq` order.
+        let limit = limit.min(crate::MAX_PAGE);
         let shards: Vec<_> = self.outbox.iter().map(lock).collect();
-        let mut events: Vec<Event> = shards
+        // Merge the shards' tails, cloning only the `limit` events returned.
+        let mut tails: Vec<&[Event]> = shards
             .iter()
-            .flat_map(|shard| {
-                let start = shard.partition_point(|e| e.seq <= cursor);
-                shard[start..].iter().take(limit).cloned()
-            })
+            .map(|shard| &shard[shard.partition_point(|e| e.seq <= cursor)..])
+            .filter(|tail| !tail.is_empty())
             .collect();
-        drop(shards);
-        events.sort_unstable_by_key(|e| e.seq);
-        events.truncate(limit);
+        let mut events = Vec::with_capacity(limit.min(1024));
+        while events.len() < limit {
+            let Some((i, _)) = tails.iter().enumerate().min_by_key(|(_, t)| t[0].seq) else {
+                break;
+            };
+            events.push(tails[i][0].clone());
+            tails[i] = &tails[i][1..];
+            if tails[i].is_empty() {
+                tails.swap_remove(i);
+            }
+        }
         Ok(events)
     }
 }

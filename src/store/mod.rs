@@ -448,7 +448,9 @@ pub trait LinkStore: Send + Sync {
     ) -> impl Future<Output = Result<Paged<LedgerEntry>, Error>> + Send;
 
     /// Reads up to `limit` outbox events with `seq > cursor`, in `seq` order, with no gaps: an
-    /// event not yet visible never has a smaller `seq` than one returned.
+    /// event not yet visible never has a smaller `seq` than one returned. A store may return
+    /// fewer than `limit` (`MemoryStore` at most [`MAX_PAGE`]); an empty result means there is
+    /// nothing after `cursor` yet.
     ///
     /// # Errors
     ///

@@ -232,7 +232,10 @@ impl Entry {
 #[derive(Clone)]
 pub struct Keyring {
     /// Sorted by id, highest (newest) first; never empty.
-    entries: Vec<Entry>,
+    /// Boxed, so that growing or shrinking the `Vec` moves pointers, never key material: each
+    /// entry is zeroized in place when dropped.
+    #[allow(clippy::vec_box)] // deliberate: see above
+    entries: Vec<Box<Entry>>,
 }
 
 impl Keyring {
@@ -248,7 +251,7 @@ impl Keyring {
     /// A keyring with one key.
     pub fn new(key_id: u32, key: SigningKey) -> Self {
         Self {
-            entries: vec![Entry::new(key_id, key)],
+            entries: vec![Box::new(Entry::new(key_id, key))],
         }
     }
 
@@ -266,7 +269,7 @@ impl Keyring {
         match self.entries.binary_search_by(|e| key_id.cmp(&e.id)) {
             Ok(_) => Err(KeyringError::DuplicateKeyId { key_id }),
             Err(at) => {
-                self.entries.insert(at, Entry::new(key_id, key));
+                self.entries.insert(at, Box::new(Entry::new(key_id, key)));
                 Ok(())
             }
         }
@@ -340,7 +343,7 @@ impl Keyring {
         if body.is_empty() {
             return Err(KeyringError::Empty);
         }
-        let mut entries: Vec<Entry> = Vec::new();
+        let mut entries: Vec<Box<Entry>> = Vec::new();
         for (n, item) in body.split(',').enumerate() {
             let entry = n + 1;
             if entries.len() >= MAX_KEYS {
@@ -365,7 +368,7 @@ impl Keyring {
             if entries.iter().any(|e| e.id == key_id) {
                 return Err(KeyringError::DuplicateKeyId { key_id });
             }
-            entries.push(Entry::new(key_id, SigningKey::from_bytes(*bytes)));
+            entries.push(Box::new(Entry::new(key_id, SigningKey::from_bytes(*bytes))));
         }
         entries.sort_unstable_by_key(|e| std::cmp::Reverse(e.id));
         Ok(Self { entries })
@@ -402,7 +405,7 @@ impl Keyring {
 
     #[inline]
     pub(super) fn entry(&self, key_id: u32) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.id == key_id)
+        self.entries.iter().find(|e| e.id == key_id).map(|e| &**e)
     }
 }
 
