@@ -296,13 +296,14 @@ async fn state(
     account: magic_link::AccountId,
     link: magic_link::LinkId,
 ) -> State {
-    let events = store
-        .outbox_after(0, 100_000)
-        .await
-        .expect("outbox")
-        .iter()
-        .filter(|e| e.account == account)
-        .count();
+    let mut events = 0;
+    let mut cursor = 0;
+    loop {
+        let batch = store.outbox_after(cursor, 1000).await.expect("outbox");
+        let Some(last) = batch.last() else { break };
+        cursor = last.seq;
+        events += batch.iter().filter(|e| e.account == account).count();
+    }
     State {
         link: store.link(account, link).await.expect("link"),
         account: store.account(account).await.expect("account"),

@@ -644,7 +644,8 @@ impl LinkStore for PostgresStore {
             return Ok(Vec::new());
         }
         let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // At most MAX_PAGE events per call, as MemoryStore.
+        let limit = limit.min(crate::MAX_PAGE) as i64;
         sqlx::query(&self.sql.outbox_after)
             .bind(cursor)
             .bind(limit)

@@ -258,7 +258,9 @@ impl WebhookStore for PostgresStore {
         let lease = TimeDelta::from_std(lease.max(Duration::from_secs(1)))
             .unwrap_or(TimeDelta::MAX)
             .min(TimeDelta::days(365));
-        let until = now + lease;
+        let until = now
+            .checked_add_signed(lease)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let rows = sqlx::query(&self.sql.webhooks.claim)
             .bind(now)
             .bind(until)
