@@ -13,8 +13,10 @@ use chrono::Duration;
 use magic_link::conformance::{self, compare_with_model, delivery, epoch, race, Op};
 use magic_link::sqlx::{self, postgres::PgPool};
 use magic_link::{
-    Endpoint, Error, EventKind, LinkStore, Page, PostgresStore, Rejection, SessionId, SessionTtl,
-    UsageLimit, WebhookSecret, WebhookStore,
+    DeliveryStatus, Dispatcher, Endpoint, Error, EventKind, Flow, Keyring, LinkStore, MagicLinks,
+    ManualClock, NewLink, Outcome, Page, PostgresStore, Rejection, SessionId, SessionTtl,
+    Transport, TransportError, UsageLimit, WebhookHeaders, WebhookRequest, WebhookResponse,
+    WebhookSecret, WebhookStore, WebhookVerifier,
 };
 use proptest::prelude::*;
 
@@ -579,4 +581,94 @@ proptest! {
             db.drop_schema().await;
         });
     }
+}
+
+/// Answers `503` to the first request, then `200`; records what it was sent.
+#[derive(Debug, Default)]
+struct Recorder {
+    sent: std::sync::Mutex<Vec<WebhookRequest>>,
+}
+
+impl Transport for Recorder {
+    async fn send(&self, request: WebhookRequest) -> Result<WebhookResponse, TransportError> {
+        let mut sent = self.sent.lock().expect("lock");
+        sent.push(request);
+        Ok(WebhookResponse::new(if sent.len() == 1 {
+            503
+        } else {
+            200
+        }))
+    }
+}
+
+/// The dispatcher delivers, signed, every event of a link's life from PostgreSQL, retrying
+/// the one that failed.
+#[tokio::test]
+async fn the_dispatcher_delivers_from_postgres() {
+    let Some(db) = TestDb::new(4).await else {
+        return;
+    };
+    let clock = ManualClock::at_timestamp(1_750_000_000);
+    let links = MagicLinks::new(
+        db.store.clone(),
+        Keyring::generate().expect("keyring"),
+        "https://verify.example.com/l/".parse().expect("base"),
+    )
+    .with_clock(clock.clone());
+    let account = links
+        .create_account(magic_link::AccountId::new())
+        .await
+        .expect("account")
+        .id;
+    let secret = WebhookSecret::generate().expect("secret");
+    links
+        .set_webhook_endpoint(account, "https://hooks.example.com/x", vec![secret.clone()])
+        .await
+        .expect("endpoint");
+    let key = magic_link::IdempotencyKey::new("invoice").expect("key");
+    links.top_up(account, 3, key).await.expect("top up");
+    let created = links
+        .create_link(account, NewLink::new("Invite", Flow::Selfie))
+        .await
+        .expect("link");
+    let started = links.redeem(&created.token).await.expect("redeem");
+    links
+        .complete_session_with_token(&started.session_token, Outcome::Approved)
+        .await
+        .expect("complete");
+
+    let transport = Arc::new(Recorder::default());
+    let dispatcher =
+        Dispatcher::new(db.store.clone(), Arc::clone(&transport)).with_clock(clock.clone());
+    let first = dispatcher.run_once().await.expect("dispatch");
+    assert_eq!(
+        (first.attempted, first.delivered, first.retrying),
+        (4, 3, 1)
+    );
+    for _ in 0..20 {
+        clock.advance(Duration::minutes(10));
+        dispatcher.run_once().await.expect("dispatch");
+    }
+    let sent = transport.sent.lock().expect("lock").clone();
+    assert_eq!(sent.len(), 5, "four events, one of them twice");
+    let verifier = WebhookVerifier::new(secret);
+    for request in &sent {
+        let headers = WebhookHeaders::new(
+            &request.webhook_id,
+            &request.webhook_timestamp,
+            &request.webhook_signature,
+        );
+        let at = chrono::DateTime::from_timestamp(
+            request.webhook_timestamp.parse().expect("timestamp"),
+            0,
+        )
+        .expect("time");
+        verifier
+            .verify_at(headers, &request.body, at)
+            .expect("a valid signature");
+        let event: magic_link::EventId = request.webhook_id.parse().expect("event id");
+        let delivery = db.store.delivery(event).await.expect("delivery");
+        assert!(matches!(delivery.status, DeliveryStatus::Delivered { .. }));
+    }
+    db.drop_schema().await;
 }
