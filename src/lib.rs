@@ -54,8 +54,9 @@
 //! # Features
 //!
 //! - `test-util`: the [`conformance`] suite for any store and the [`ReferenceStore`] model.
-//! - `postgres`: [`PostgresStore`], the store shared by the instances of a service that runs on
-//!   more than one machine (sqlx on Tokio), and a re-export of [`sqlx`] for building its pool.
+//! - `postgres`: `PostgresStore`, the store (a `LinkStore` and a `WebhookStore`) shared by the
+//!   instances of a service that runs on more than one machine (sqlx on Tokio), and a re-export
+//!   of `sqlx` for building its pool.
 //! - `http`: `HttpTransport`, webhook delivery over HTTP(S) with reqwest and rustls.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
