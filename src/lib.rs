@@ -53,7 +53,7 @@
 //!
 //! # Features
 //!
-//! - `test-util`: the [`conformance`] suite for any store and the [`ReferenceStore`] model.
+//! - `test-util`: the `conformance` suite for any store and the `ReferenceStore` model.
 //! - `postgres`: `PostgresStore`, the store (a `LinkStore` and a `WebhookStore`) shared by the
 //!   instances of a service that runs on more than one machine (sqlx on Tokio), and a re-export
 //!   of `sqlx` for building its pool.
