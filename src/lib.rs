@@ -53,9 +53,12 @@
 //!
 //! # Features
 //!
-//! - `test-util`: the [`conformance`] suite for any store and the [`ReferenceStore`] model.
+//! - `test-util`: the `conformance` suite for any store and the `ReferenceStore` model.
+//! - `postgres`: `PostgresStore`, the store (a `LinkStore` and a `WebhookStore`) shared by the
+//!   instances of a service that runs on more than one machine (sqlx on Tokio), and a re-export
+//!   of `sqlx` for building its pool.
 //! - `http`: `HttpTransport`, webhook delivery over HTTP(S) with reqwest and rustls.
-//! - `qr`: QR codes of link URLs as SVG and PNG, in [`qr`].
+//! - `qr`: QR codes of link URLs as SVG and PNG (`qr::svg`, `qr::png`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub)]
@@ -86,9 +89,14 @@ pub use ids::{AccountId, EventId, LinkId, SessionId};
 pub use links::{Flow, Language, Link, LinkStatus, NewLink, UsageLimit, MAX_NAME_CHARS};
 pub use rules::SessionTtl;
 pub use sessions::{AbandonReason, Outcome, Session, SessionStatus};
+/// The sqlx crate that [`PostgresStore`] is built on, for making its pool with matching types.
+#[cfg(feature = "postgres")]
+pub use sqlx;
 #[cfg(feature = "test-util")]
 pub use store::conformance;
 pub use store::memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use store::postgres::{InvalidSchemaName, PostgresStore, PostgresStoreBuilder, DEFAULT_SCHEMA};
 #[cfg(feature = "test-util")]
 pub use store::reference::ReferenceStore;
 pub use store::webhooks::{

@@ -18,6 +18,8 @@ use crate::{
 
 pub(crate) mod delivery_book;
 pub(crate) mod memory;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 mod shared;
 pub(crate) mod webhooks;
 

@@ -1,0 +1,719 @@
+//! The PostgreSQL store: for services that run on more than one machine.
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+
+use crate::store::{LinkStats, LinkStore, OutcomeCounts, Page, Paged};
+use crate::{
+    Account, AccountId, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId, Outcome,
+    Rejection, Session, SessionId, SessionStatus, SessionTtl,
+};
+
+mod decode;
+mod migrate;
+mod webhooks;
+
+use decode::{get, status, to_i64, LINK_COLUMNS, SESSION_COLUMNS};
+
+/// The schema [`PostgresStore::new`] uses.
+pub const DEFAULT_SCHEMA: &str = "magic_link";
+
+/// The longest schema name PostgreSQL keeps, in bytes.
+const MAX_SCHEMA_LEN: usize = 63;
+
+/// A [`LinkStore`] in PostgreSQL (feature `postgres`): for services that run on more than one
+/// machine. Several instances of a service, each with its own pool, share one store.
+///
+/// Its tables and functions live in one schema ([`DEFAULT_SCHEMA`] unless
+/// [`builder`](Self::builder) names another), created and upgraded by [`migrate`](Self::migrate)
+/// from the versioned SQL in the crate's `migrations/` folder, which the crate embeds.
+///
+/// # How it keeps the rules
+///
+/// Each operation that changes state is one call of one server-side function, so it costs one
+/// round trip and runs in one transaction: the redemption function locks the link's row,
+/// checks deactivation, expiry, the usage limit and the owner's available credit, increments
+/// the uses, places the hold, and inserts the session, its ledger entry and its outbox event.
+/// Nothing is read into Rust and written back. Row locks are taken in one order everywhere
+/// (link, then account, then session), so operations never deadlock. A rejected operation
+/// returns before writing; a failed one (connection lost, statement cancelled) is rolled back
+/// whole. The database clock is never used: `now` comes from the caller, as in the pure rules.
+///
+/// Only ids are stored, never a link or session token.
+///
+/// # Webhooks
+///
+/// It is also a [`WebhookStore`](crate::WebhookStore), in the same schema: dispatchers on
+/// several machines claim deliveries with `FOR UPDATE SKIP LOCKED`, so no delivery is held by
+/// two at once. Endpoint signing secrets are kept as raw key bytes in the `endpoints` table,
+/// since the store signs with them: restrict who may read the schema.
+///
+/// # The outbox
+///
+/// [`outbox_after`](LinkStore::outbox_after) is gap-free although writers commit in any order:
+/// events are written without a sequence number, and the reader numbers the committed ones,
+/// in insertion order, under a row lock, before reading by number. Writers never wait for it.
+/// Reading the outbox therefore writes (the numbers) and serializes concurrent readers.
+///
+/// # Connections
+///
+/// A pool made by [`pool_options`](Self::pool_options) does not ping a connection before
+/// handing it out, which sqlx does by default and which would cost a second round trip per
+/// operation. Size the pool to the concurrency the service has: sqlx hands out the least
+/// recently used idle connection, so a few tasks over a large pool keep waking cold server
+/// processes (see BENCHMARKS.md). TLS is not enabled by this crate; enable one of sqlx's TLS features in your own
+/// `Cargo.toml` (`sqlx = { version = "0.8", features = ["tls-rustls"] }`) to connect with it.
+///
+/// If the connection fails while an operation's transaction commits, the operation may or may
+/// not have been applied ([`Error::Backend`]); redeeming again with the same session id then
+/// answers [`Error::AlreadyExists`] if it was.
+///
+/// # Examples
+///
+/// ```no_run
+/// use magic_link::{Keyring, MagicLinks, PostgresStore};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = PostgresStore::pool_options()
+///     .max_connections(16)
+///     .connect("postgres://postgres@127.0.0.1:5432/test")
+///     .await?;
+/// let store = PostgresStore::builder(pool).schema("identity").build()?;
+/// store.migrate().await?;
+/// let keyring = Keyring::parse(&std::env::var("MAGIC_LINK_KEYS")?)?;
+/// let links = MagicLinks::new(store, keyring, "https://verify.example.com/l/".parse()?);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    schema: Arc<str>,
+    sql: Arc<Statements>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.schema)
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+/// Configures a [`PostgresStore`]; made by [`PostgresStore::builder`].
+#[derive(Debug)]
+pub struct PostgresStoreBuilder {
+    pool: PgPool,
+    schema: String,
+}
+
+/// A schema name that is not a plain lowercase identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the schema name must be 1 to 63 characters of a-z, 0-9 and _, start with a letter or _, \
+     and not start with pg_"
+)]
+pub struct InvalidSchemaName;
+
+impl PostgresStoreBuilder {
+    /// Sets the schema that holds the store's tables and functions (default: `magic_link`).
+    pub fn schema(mut self, name: impl Into<String>) -> Self {
+        self.schema = name.into();
+        self
+    }
+
+    /// Builds the store. Connects to nothing: call [`PostgresStore::migrate`] before use.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidSchemaName`] unless the schema name is 1 to 63 characters of `a-z`, `0-9` and
+    /// `_`, starting with a letter or `_` and not with `pg_` (reserved by PostgreSQL).
+    pub fn build(self) -> Result<PostgresStore, InvalidSchemaName> {
+        validate_schema(&self.schema)?;
+        Ok(PostgresStore::with_schema(self.pool, &self.schema))
+    }
+}
+
+fn validate_schema(name: &str) -> Result<(), InvalidSchemaName> {
+    let mut bytes = name.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
+    let rest_ok = bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if first_ok && rest_ok && name.len() <= MAX_SCHEMA_LEN && !name.starts_with("pg_") {
+        Ok(())
+    } else {
+        Err(InvalidSchemaName)
+    }
+}
+
+impl PostgresStore {
+    /// A store in the schema `magic_link` of `pool`'s database.
+    pub fn new(pool: PgPool) -> Self {
+        Self::with_schema(pool, DEFAULT_SCHEMA)
+    }
+
+    /// A builder, to choose the schema.
+    pub fn builder(pool: PgPool) -> PostgresStoreBuilder {
+        PostgresStoreBuilder {
+            pool,
+            schema: DEFAULT_SCHEMA.to_owned(),
+        }
+    }
+
+    /// Pool options suited to the store: sqlx's defaults, except that a connection is not
+    /// pinged before each use (an extra round trip). A broken connection then fails one
+    /// operation with [`Error::Backend`] and is dropped from the pool.
+    pub fn pool_options() -> PgPoolOptions {
+        PgPoolOptions::new().test_before_acquire(false)
+    }
+
+    /// Connects a pool made by [`pool_options`](Self::pool_options) to `url` and returns a
+    /// store in the default schema. Does not migrate.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if the database cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        let pool = Self::pool_options()
+            .connect(url)
+            .await
+            .map_err(Error::backend)?;
+        Ok(Self::new(pool))
+    }
+
+    fn with_schema(pool: PgPool, schema: &str) -> Self {
+        Self {
+            pool,
+            schema: schema.into(),
+            sql: Arc::new(Statements::new(&quote(schema))),
+        }
+    }
+
+    /// Creates the schema if it does not exist and applies the migrations it lacks, in one
+    /// transaction. Safe to call from every instance at start-up: an advisory lock lets one
+    /// apply them while the others wait.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if the database fails, the role may not create the schema, or a
+    /// migration recorded in the schema differs from the one this build embeds.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        migrate::run(&self.pool, &self.schema, &quote(&self.schema)).await
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The schema that holds the store's tables.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    async fn one(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<PgRow, Error> {
+        query.fetch_one(&self.pool).await.map_err(Error::backend)
+    }
+}
+
+/// The quoted identifier of a validated schema name.
+fn quote(schema: &str) -> String {
+    format!("\"{schema}\"")
+}
+
+/// Whether `err` is a unique violation of `constraint`.
+fn violates(err: &sqlx::Error, constraint: &str) -> bool {
+    match err {
+        sqlx::Error::Database(db) => {
+            db.code().as_deref() == Some("23505") && db.constraint() == Some(constraint)
+        }
+        _ => false,
+    }
+}
+
+/// The SQL of every operation, with the schema filled in.
+struct Statements {
+    create_account: String,
+    insert_link: String,
+    redeem: String,
+    finish: String,
+    expire: String,
+    deactivate: String,
+    top_up: String,
+    inspect: String,
+    link: String,
+    links: String,
+    session: String,
+    sessions: String,
+    stats: String,
+    account: String,
+    ledger: String,
+    outbox_after: String,
+    webhooks: webhooks::Statements,
+}
+
+impl Statements {
+    fn new(schema: &str) -> Self {
+        let s = |template: &str| {
+            template
+                .replace("{link}", LINK_COLUMNS)
+                .replace("{session}", SESSION_COLUMNS)
+                .replace(migrate::PLACEHOLDER, schema)
+        };
+        Self {
+            create_account: s(
+                "INSERT INTO __SCHEMA__.accounts (id, balance, held, created_at) \
+                 VALUES ($1, $2::numeric, $3::numeric, $4) ON CONFLICT (id) DO NOTHING",
+            ),
+            insert_link: s("SELECT r_code \
+                 FROM __SCHEMA__.insert_link($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
+            redeem: s("SELECT r_code, r_account, r_number, r_flow, r_language \
+                 FROM __SCHEMA__.redeem($1, $2, $3, $4)"),
+            finish: s("SELECT * FROM __SCHEMA__.finish($1, $2, $3, $4)"),
+            expire: s("SELECT r_expired FROM __SCHEMA__.expire_sessions($1, $2)"),
+            deactivate: s("SELECT * FROM __SCHEMA__.deactivate($1, $2, $3)"),
+            top_up: s(
+                "SELECT r_code, $1::uuid, r_balance::text, r_held::text, r_created_at \
+                 FROM __SCHEMA__.top_up($1, $2::numeric, $3, $4)",
+            ),
+            inspect: s("SELECT {link}, a.balance - a.held >= 1 \
+                 FROM __SCHEMA__.links l JOIN __SCHEMA__.accounts a ON a.id = l.account_id \
+                 WHERE l.id = $1"),
+            link: s("SELECT {link} FROM __SCHEMA__.links l \
+                 WHERE l.id = $1 AND l.account_id = $2"),
+            links: s("SELECT {link} FROM __SCHEMA__.accounts a \
+                 LEFT JOIN LATERAL (SELECT * FROM __SCHEMA__.links x \
+                     WHERE x.account_id = a.id AND x.number > $2 \
+                     ORDER BY x.number LIMIT $3) l ON true \
+                 WHERE a.id = $1 ORDER BY l.number"),
+            session: s("SELECT {session} FROM __SCHEMA__.sessions s \
+                 WHERE s.id = $1 AND s.account_id = $2"),
+            sessions: s("SELECT {session} FROM __SCHEMA__.links l \
+                 LEFT JOIN LATERAL (SELECT * FROM __SCHEMA__.sessions x \
+                     WHERE x.link_id = l.id AND x.number > $3 \
+                     ORDER BY x.number LIMIT $4) s ON true \
+                 WHERE l.id = $1 AND l.account_id = $2 ORDER BY s.number"),
+            stats: s(
+                "SELECT {link}, c.started, c.approved, c.denied, c.needs_review, c.abandoned \
+                 FROM __SCHEMA__.links l CROSS JOIN LATERAL (SELECT \
+                     count(*) FILTER (WHERE s.status = 'started') AS started, \
+                     count(*) FILTER (WHERE s.outcome = 'approved') AS approved, \
+                     count(*) FILTER (WHERE s.outcome = 'denied') AS denied, \
+                     count(*) FILTER (WHERE s.outcome = 'needs_review') AS needs_review, \
+                     count(*) FILTER (WHERE s.status = 'abandoned') AS abandoned \
+                     FROM __SCHEMA__.sessions s WHERE s.link_id = l.id) c \
+                 WHERE l.id = $1 AND l.account_id = $2",
+            ),
+            account: s("SELECT id, balance::text, held::text, created_at \
+                 FROM __SCHEMA__.accounts WHERE id = $1"),
+            ledger: s(
+                "SELECT e.kind, e.top_up_key, e.session_id, e.amount::text, e.at \
+                 FROM __SCHEMA__.accounts a \
+                 LEFT JOIN LATERAL (SELECT * FROM __SCHEMA__.ledger x \
+                     WHERE x.account_id = a.id AND x.number > $2 \
+                     ORDER BY x.number LIMIT $3) e ON true \
+                 WHERE a.id = $1 ORDER BY e.number",
+            ),
+            outbox_after: s(
+                "SELECT r_seq, r_id, r_account, r_at, r_kind, r_link, r_session, \
+                 r_outcome, r_reason, r_amount::text, r_balance::text \
+                 FROM __SCHEMA__.outbox_after($1, $2)",
+            ),
+            webhooks: webhooks::Statements::new(schema),
+        }
+    }
+}
+
+/// The cursor and row limit of a page: one row more than asked, to tell whether there is more.
+fn page_bounds(page: Page) -> (i64, i64) {
+    let after = i64::try_from(page.after).unwrap_or(i64::MAX);
+    (after, page.clamped_limit() as i64 + 1)
+}
+
+/// The page of `items` (fetched by [`page_bounds`]).
+fn paged<T>(mut items: Vec<T>, page: Page) -> Paged<T> {
+    let more = items.len() > page.clamped_limit();
+    items.truncate(page.clamped_limit());
+    let next = more.then(|| page.after + items.len() as u64);
+    Paged { items, next }
+}
+
+/// Rows of an outer join whose first inner column is NULL when the owner has none.
+fn inner_rows(rows: &[PgRow], first: usize) -> Result<impl Iterator<Item = &PgRow>, Error> {
+    let mut present = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: Option<uuid::Uuid> = get(row, first)?;
+        if id.is_some() {
+            present.push(row);
+        }
+    }
+    Ok(present.into_iter())
+}
+
+impl LinkStore for PostgresStore {
+    async fn create_account(&self, account: Account) -> Result<Account, Error> {
+        let done = sqlx::query(&self.sql.create_account)
+            .bind(account.id.as_uuid())
+            .bind(account.balance.to_string())
+            .bind(account.held.to_string())
+            .bind(account.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(Error::backend)?;
+        if done.rows_affected() == 0 {
+            return Err(Error::AlreadyExists);
+        }
+        Ok(account)
+    }
+
+    async fn insert_link(&self, link: Link) -> Result<Link, Error> {
+        let (usage_limit, max_uses) = decode::limit_columns(link.limit);
+        let row = sqlx::query(&self.sql.insert_link)
+            .bind(link.id.as_uuid())
+            .bind(link.account.as_uuid())
+            .bind(&link.name)
+            .bind(decode::flow_name(link.flow))
+            .bind(usage_limit)
+            .bind(max_uses)
+            .bind(to_i64(link.uses, "uses")?)
+            .bind(link.expires_at)
+            .bind(link.language.as_str())
+            .bind(link.created_at)
+            .bind(link.deactivated_at)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| {
+                if violates(&e, "links_pkey") {
+                    Error::AlreadyExists
+                } else {
+                    Error::backend(e)
+                }
+            })?;
+        status(get(&row, 0)?)?;
+        Ok(link)
+    }
+
+    async fn redeem(
+        &self,
+        link: LinkId,
+        session: SessionId,
+        ttl: SessionTtl,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        let expires_at = now
+            .checked_add_signed(ttl.duration())
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let row = sqlx::query(&self.sql.redeem)
+            .bind(link.as_uuid())
+            .bind(session.as_uuid())
+            .bind(now)
+            .bind(expires_at)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| {
+                if violates(&e, "sessions_pkey") {
+                    Error::AlreadyExists
+                } else {
+                    Error::backend(e)
+                }
+            })?;
+        status(get(&row, 0)?)?;
+        let number: i64 = get(&row, 2)?;
+        let flow: &str = get(&row, 3)?;
+        Ok(Session {
+            id: session,
+            account: AccountId::from_uuid(get(&row, 1)?),
+            link,
+            number: number as u64,
+            flow: decode::flow(flow)?,
+            language: decode::language(get(&row, 4)?)?,
+            status: SessionStatus::Started,
+            started_at: now,
+            expires_at,
+        })
+    }
+
+    async fn complete(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.finish(account, session, Some(outcome), now).await
+    }
+
+    async fn abandon(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.finish(account, session, None, now).await
+    }
+
+    async fn expire_sessions(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let row = self
+            .one(sqlx::query(&self.sql.expire).bind(now).bind(limit))
+            .await?;
+        let expired: i64 = get(&row, 0)?;
+        Ok(usize::try_from(expired).unwrap_or(usize::MAX))
+    }
+
+    async fn deactivate(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        now: DateTime<Utc>,
+    ) -> Result<Link, Error> {
+        let row = self
+            .one(
+                sqlx::query(&self.sql.deactivate)
+                    .bind(account.as_uuid())
+                    .bind(link.as_uuid())
+                    .bind(now),
+            )
+            .await?;
+        status(get(&row, 0)?)?;
+        decode::link(&row, 1)
+    }
+
+    async fn top_up(
+        &self,
+        account: AccountId,
+        amount: u64,
+        key: IdempotencyKey,
+        now: DateTime<Utc>,
+    ) -> Result<Account, Error> {
+        let row = self
+            .one(
+                sqlx::query(&self.sql.top_up)
+                    .bind(account.as_uuid())
+                    .bind(amount.to_string())
+                    .bind(key.as_str())
+                    .bind(now),
+            )
+            .await?;
+        status(get(&row, 0)?)?;
+        decode::account_at(&row, 1)
+    }
+
+    async fn inspect(&self, link: LinkId) -> Result<(Link, bool), Error> {
+        let row = sqlx::query(&self.sql.inspect)
+            .bind(link.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::backend)?
+            .ok_or(Rejection::NotFound)?;
+        Ok((decode::link(&row, 0)?, get(&row, 11)?))
+    }
+
+    async fn link(&self, account: AccountId, link: LinkId) -> Result<Link, Error> {
+        let row = sqlx::query(&self.sql.link)
+            .bind(link.as_uuid())
+            .bind(account.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::backend)?
+            .ok_or(Rejection::NotFound)?;
+        decode::link(&row, 0)
+    }
+
+    async fn links(&self, account: AccountId, page: Page) -> Result<Paged<Link>, Error> {
+        let (after, limit) = page_bounds(page);
+        let rows = sqlx::query(&self.sql.links)
+            .bind(account.as_uuid())
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(Error::backend)?;
+        if rows.is_empty() {
+            return Err(Rejection::NotFound.into());
+        }
+        let items = inner_rows(&rows, 0)?
+            .map(|row| decode::link(row, 0))
+            .collect::<Result<_, _>>()?;
+        Ok(paged(items, page))
+    }
+
+    async fn session(&self, account: AccountId, session: SessionId) -> Result<Session, Error> {
+        let row = sqlx::query(&self.sql.session)
+            .bind(session.as_uuid())
+            .bind(account.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::backend)?
+            .ok_or(Rejection::NotFound)?;
+        decode::session(&row, 0)
+    }
+
+    async fn sessions(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        page: Page,
+    ) -> Result<Paged<Session>, Error> {
+        let (after, limit) = page_bounds(page);
+        let rows = sqlx::query(&self.sql.sessions)
+            .bind(link.as_uuid())
+            .bind(account.as_uuid())
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(Error::backend)?;
+        if rows.is_empty() {
+            return Err(Rejection::NotFound.into());
+        }
+        let items = inner_rows(&rows, 0)?
+            .map(|row| decode::session(row, 0))
+            .collect::<Result<_, _>>()?;
+        Ok(paged(items, page))
+    }
+
+    async fn stats(&self, account: AccountId, link: LinkId) -> Result<LinkStats, Error> {
+        let row = sqlx::query(&self.sql.stats)
+            .bind(link.as_uuid())
+            .bind(account.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::backend)?
+            .ok_or(Rejection::NotFound)?;
+        let link = decode::link(&row, 0)?;
+        let n = |i: usize| -> Result<u64, Error> {
+            let count: i64 = get(&row, i)?;
+            Ok(count.max(0) as u64)
+        };
+        Ok(LinkStats {
+            link: link.id,
+            uses: link.uses,
+            remaining: link.remaining(),
+            started: n(11)?,
+            completed: OutcomeCounts {
+                approved: n(12)?,
+                denied: n(13)?,
+                needs_review: n(14)?,
+            },
+            abandoned: n(15)?,
+        })
+    }
+
+    async fn account(&self, account: AccountId) -> Result<Account, Error> {
+        let row = sqlx::query(&self.sql.account)
+            .bind(account.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::backend)?
+            .ok_or(Rejection::NotFound)?;
+        decode::account_at(&row, 0)
+    }
+
+    async fn ledger(&self, account: AccountId, page: Page) -> Result<Paged<LedgerEntry>, Error> {
+        let (after, limit) = page_bounds(page);
+        let rows = sqlx::query(&self.sql.ledger)
+            .bind(account.as_uuid())
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(Error::backend)?;
+        if rows.is_empty() {
+            return Err(Rejection::NotFound.into());
+        }
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let kind: Option<&str> = get(row, 0)?;
+            if kind.is_some() {
+                items.push(decode::ledger_entry(row, account)?);
+            }
+        }
+        Ok(paged(items, page))
+    }
+
+    async fn outbox_after(&self, cursor: u64, limit: usize) -> Result<Vec<Event>, Error> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
+        // At most MAX_PAGE events per call, as MemoryStore.
+        let limit = limit.min(crate::MAX_PAGE) as i64;
+        sqlx::query(&self.sql.outbox_after)
+            .bind(cursor)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(Error::backend)?
+            .iter()
+            .map(|row| decode::event(row, 0))
+            .collect()
+    }
+}
+
+impl PostgresStore {
+    /// Completes (`Some(outcome)`) or abandons (`None`) a session of `account`.
+    async fn finish(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        outcome: Option<Outcome>,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        let row = self
+            .one(
+                sqlx::query(&self.sql.finish)
+                    .bind(account.as_uuid())
+                    .bind(session.as_uuid())
+                    .bind(outcome.map(Outcome::as_str))
+                    .bind(now),
+            )
+            .await?;
+        status(get(&row, 0)?)?;
+        decode::session(&row, 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        for good in ["magic_link", "_x", "a", "tenant_42", &"a".repeat(63)] {
+            assert_eq!(validate_schema(good), Ok(()), "{good:?}");
+        }
+        for bad in [
+            "",
+            "Magic",
+            "1abc",
+            "a-b",
+            "a b",
+            "a\"b",
+            "x;drop schema public",
+            "pg_catalog",
+            "é",
+            &"a".repeat(64),
+        ] {
+            assert_eq!(validate_schema(bad), Err(InvalidSchemaName), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_status_code_maps_to_its_error() {
+        assert!(status(0).is_ok());
+        let rejection = |code| status(code).unwrap_err().rejection();
+        assert_eq!(rejection(1), Some(Rejection::NotFound));
+        assert_eq!(rejection(5), Some(Rejection::NoCredits));
+        assert_eq!(rejection(13), Some(Rejection::SessionCompleted));
+        assert!(matches!(status(6), Err(Error::AlreadyExists)));
+        assert!(matches!(status(99), Err(Error::Backend(_))));
+    }
+}
