@@ -31,6 +31,12 @@
 //! |                | `MAGIC_LINK_KEYS` | a fresh keyring (links die with the process) |
 //! |                | `ACCOUNT_ID`      | `00000000-0000-4000-8000-000000000001` |
 //! |                | `INITIAL_CREDITS` | 100                         |
+//! |                | `DATABASE_URL`    | unset: `MemoryStore`        |
+//! |                | `DATABASE_SCHEMA` | `magic_link`                |
+//!
+//! With `DATABASE_URL` set (and the `postgres` feature), the service runs on
+//! [`PostgresStore`](magic_link::PostgresStore) in `DATABASE_SCHEMA`, migrated at start-up, so
+//! several instances can share one database: give them the same `MAGIC_LINK_KEYS`.
 //!
 //! The demo has one account and no login: see [`Owner`].
 
@@ -108,6 +114,9 @@ struct Config {
     port: u16,
     base_url: Option<String>,
     keys: Option<String>,
+    database_url: Option<String>,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    database_schema: Option<String>,
     account: AccountId,
     initial_credits: u64,
 }
@@ -120,6 +129,8 @@ impl Config {
             port: env("PORT").as_deref().unwrap_or("3000").parse()?,
             base_url: env("BASE_URL"),
             keys: env("MAGIC_LINK_KEYS"),
+            database_url: env("DATABASE_URL"),
+            database_schema: env("DATABASE_SCHEMA"),
             account: env("ACCOUNT_ID")
                 .as_deref()
                 .unwrap_or(DEFAULT_ACCOUNT)
@@ -137,7 +148,7 @@ impl Config {
                     println!(
                         "usage: server [--port N] [--bind IP] [--base-url URL]\n\
                          environment: PORT, BIND, BASE_URL, MAGIC_LINK_KEYS, ACCOUNT_ID, \
-                         INITIAL_CREDITS"
+                         INITIAL_CREDITS, DATABASE_URL, DATABASE_SCHEMA"
                     );
                     std::process::exit(0);
                 }
@@ -190,7 +201,41 @@ async fn run() -> Result<(), Box<dyn StdError>> {
         base_url,
         listener,
     };
-    serve(Arc::new(MemoryStore::new()), "memory", &config, setup).await
+    match config.database_url.clone() {
+        None => serve(Arc::new(MemoryStore::new()), "memory", &config, setup).await,
+        Some(url) => serve_postgres(&url, &config, setup).await,
+    }
+}
+
+/// Runs on PostgreSQL: connects, migrates (safe from every instance at once), serves.
+#[cfg(feature = "postgres")]
+async fn serve_postgres(url: &str, config: &Config, setup: Setup) -> Result<(), Box<dyn StdError>> {
+    use magic_link::PostgresStore;
+
+    let pool = PostgresStore::pool_options()
+        .max_connections(8)
+        .connect(url)
+        .await?;
+    let mut builder = PostgresStore::builder(pool);
+    if let Some(schema) = &config.database_schema {
+        builder = builder.schema(schema);
+    }
+    let store = builder.build()?;
+    store.migrate().await?;
+    serve(Arc::new(store), "postgres", config, setup).await
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn serve_postgres(
+    _url: &str,
+    _config: &Config,
+    _setup: Setup,
+) -> Result<(), Box<dyn StdError>> {
+    Err(
+        "DATABASE_URL is set, but this build has no PostgreSQL support: \
+         run with --features qr,http,postgres (or unset DATABASE_URL for the memory store)"
+            .into(),
+    )
 }
 
 /// What `serve` needs besides the store.
