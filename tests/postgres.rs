@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
-use magic_link::conformance::{self, compare_with_model, delivery, epoch, race, Op};
+use magic_link::conformance::{self, compare_with_model, delivery, epoch, race};
 use magic_link::sqlx::{self, postgres::PgPool};
 use magic_link::{
     DeliveryStatus, Dispatcher, Endpoint, Error, EventKind, Flow, Keyring, LinkStore, MagicLinks,
@@ -19,6 +19,10 @@ use magic_link::{
     WebhookSecret, WebhookStore, WebhookVerifier,
 };
 use proptest::prelude::*;
+
+#[path = "common/ops.rs"]
+mod ops;
+use ops::op;
 
 /// A store in a fresh schema of the database at `DATABASE_URL`.
 struct TestDb {
@@ -548,22 +552,6 @@ async fn schema_names_are_validated() {
             "{bad:?}"
         );
     }
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        2 => (any::<u8>(), proptest::option::of(0u8..4), proptest::option::of(0u16..600))
-            .prop_map(|(account, limit, expires_in)| Op::CreateLink { account, limit, expires_in }),
-        6 => (0u8..8).prop_map(|link| Op::Redeem { link }),
-        3 => (any::<u8>(), any::<u8>(), any::<u8>())
-            .prop_map(|(session, account, outcome)| Op::Complete { session, account, outcome }),
-        2 => (any::<u8>(), any::<u8>()).prop_map(|(session, account)| Op::Abandon { session, account }),
-        1 => (0u8..8, any::<u8>()).prop_map(|(link, account)| Op::Deactivate { link, account }),
-        2 => (any::<u8>(), 0u8..4, any::<u8>())
-            .prop_map(|(account, amount, key)| Op::TopUp { account, amount, key }),
-        2 => (0u16..1200).prop_map(|seconds| Op::Advance { seconds }),
-        1 => Just(Op::Expire),
-    ]
 }
 
 proptest! {
