@@ -28,6 +28,7 @@ macro_rules! all_checks {
                 endpoints,
                 queues_events_of_accounts_with_an_endpoint,
                 concurrent_queueing_queues_each_event_once,
+                gone_from_a_replaced_endpoint_disables_nothing,
                 claims_are_exclusive_until_the_lease_runs_out,
                 attempts_move_deliveries_along,
                 success_under_a_lost_lease_counts,

@@ -190,6 +190,24 @@ impl DeliveryBook {
         let Some(&seq) = self.by_event.get(&lease.event) else {
             return false;
         };
+        // A `410` from an endpoint that has since been replaced disables nothing: the delivery
+        // is due again at once, for the new endpoint.
+        let next = match next {
+            NextStep::DisableEndpoint {
+                endpoint_updated_at,
+            } => {
+                let account = self.deliveries.get(&seq).map(|e| e.delivery.account);
+                let replaced = account
+                    .and_then(|a| self.endpoints.get(&a))
+                    .is_some_and(|e| e.updated_at != endpoint_updated_at);
+                if replaced {
+                    NextStep::RetryAt(attempt.at)
+                } else {
+                    next
+                }
+            }
+            other => other,
+        };
         let Some(entry) = self.deliveries.get_mut(&seq) else {
             return false;
         };
@@ -226,7 +244,7 @@ impl DeliveryBook {
                 self.due.insert((when, seq));
             }
             NextStep::GiveUp => self.fail(seq, at, FailReason::Exhausted),
-            NextStep::DisableEndpoint => {
+            NextStep::DisableEndpoint { .. } => {
                 let account = entry.delivery.account;
                 self.fail(seq, at, FailReason::EndpointDisabled);
                 self.disable_endpoint(account, at);

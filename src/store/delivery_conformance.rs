@@ -135,6 +135,7 @@ pub async fn run_all<S: WebhookStore>(store: &S) {
     success_under_a_lost_lease_counts(store).await;
     exhausted_deliveries_fail_and_can_be_requeued(store).await;
     gone_endpoint_is_disabled(store).await;
+    gone_from_a_replaced_endpoint_disables_nothing(store).await;
     disabling_an_endpoint_fails_its_pending_deliveries(store).await;
     failed_deliveries_page_and_filter(store).await;
     prune_deletes_only_old_delivered(store).await;
@@ -482,7 +483,13 @@ pub async fn gone_endpoint_is_disabled<S: WebhookStore>(store: &S) {
         .find(|claim| claim.event.id == a.id)
         .expect("a is due");
     assert!(store
-        .record_attempt(gone.lease, status(410, 1, t0()), NextStep::DisableEndpoint)
+        .record_attempt(
+            gone.lease,
+            status(410, 1, t0()),
+            NextStep::DisableEndpoint {
+                endpoint_updated_at: gone.endpoint.updated_at,
+            },
+        )
         .await
         .expect("record"));
     let endpoint = store
@@ -701,4 +708,43 @@ async fn tokio_free_join<A: std::future::Future, B: std::future::Future>(
         (Some(a), Some(b)) => (a, b),
         _ => unreachable!("both futures completed"),
     }
+}
+
+/// A `410` from an endpoint its owner has replaced since the claim disables nothing: the
+/// delivery is due again at once, for the new endpoint.
+pub async fn gone_from_a_replaced_endpoint_disables_nothing<S: WebhookStore>(store: &S) {
+    let id = account_with_endpoint(store).await;
+    let a = event(store, id).await;
+    queue_all(store, t0()).await;
+    let claims = claim_mine(store, t0(), &[id]).await;
+    let claim = claims
+        .iter()
+        .find(|claim| claim.event.id == a.id)
+        .expect("a is due");
+    let later = t0() + TimeDelta::seconds(1);
+    store
+        .set_endpoint(endpoint(id, "https://example.com/new-hook", later))
+        .await
+        .expect("replace endpoint");
+    let done = later + TimeDelta::seconds(1);
+    assert!(store
+        .record_attempt(
+            claim.lease,
+            status(410, 1, done),
+            NextStep::DisableEndpoint {
+                endpoint_updated_at: claim.endpoint.updated_at,
+            },
+        )
+        .await
+        .expect("record"));
+    let current = store.endpoint(id).await.expect("read").expect("endpoint");
+    assert_eq!(current.disabled_at, None, "the new endpoint stays enabled");
+    assert_eq!(current.url(), "https://example.com/new-hook");
+    assert_eq!(
+        store.delivery(a.id).await.expect("delivery").status,
+        DeliveryStatus::Pending {
+            next_attempt_at: done
+        },
+        "the delivery is due again at once"
+    );
 }

@@ -132,7 +132,14 @@ pub enum NextStep {
     GiveUp,
     /// The receiver answered `410 Gone`: the endpoint is disabled and every pending delivery
     /// of its account, this one included, fails.
-    DisableEndpoint,
+    ///
+    /// Only if the account's endpoint is still the one the attempt was sent to (same
+    /// `updated_at`): if its owner replaced it meanwhile, the old URL's `410` says nothing about
+    /// the new one, and the delivery is instead due again at once, for the new endpoint.
+    DisableEndpoint {
+        /// The [`updated_at`](crate::Endpoint::updated_at) of the endpoint the attempt went to.
+        endpoint_updated_at: DateTime<Utc>,
+    },
 }
 
 /// Storage for webhook endpoints and for the delivery state of outbox events: what lets a

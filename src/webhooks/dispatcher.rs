@@ -268,7 +268,7 @@ impl<S: WebhookStore, T: Transport, C: Clock> Dispatcher<S, T, C> {
                     NextStep::Delivered => report.delivered += 1,
                     NextStep::RetryAt(_) => report.retrying += 1,
                     NextStep::GiveUp => report.failed += 1,
-                    NextStep::DisableEndpoint => report.endpoints_disabled += 1,
+                    NextStep::DisableEndpoint { .. } => report.endpoints_disabled += 1,
                 },
                 Ok((_, false)) => report.lost_leases += 1,
                 Err(err) => {
@@ -314,6 +314,12 @@ impl<S: WebhookStore, T: Transport, C: Clock> Dispatcher<S, T, C> {
         let result = self.transport.send(request).await;
         let at = self.clock.now();
         let (outcome, next) = self.decide(claim.lease.attempt, result, at);
+        let next = match next {
+            NextStep::DisableEndpoint { .. } => NextStep::DisableEndpoint {
+                endpoint_updated_at: claim.endpoint.updated_at,
+            },
+            other => other,
+        };
         let attempt = Attempt {
             number: claim.lease.attempt,
             at,
@@ -350,7 +356,10 @@ impl<S: WebhookStore, T: Transport, C: Clock> Dispatcher<S, T, C> {
         };
         let next = match response.status {
             200..=299 => NextStep::Delivered,
-            410 => NextStep::DisableEndpoint,
+            // The endpoint's version is filled in by `attempt`, which has the claim.
+            410 => NextStep::DisableEndpoint {
+                endpoint_updated_at: now,
+            },
             429 | 502 | 503 | 504 => {
                 let asked = response
                     .retry_after

@@ -23,6 +23,13 @@ const MIGRATIONS: &[Migration] = &[
         name: "webhooks",
         template: include_str!("../../../migrations/0002_webhooks.sql"),
     },
+    Migration {
+        version: 3,
+        name: "gone_only_disables_the_current_endpoint",
+        template: include_str!(
+            "../../../migrations/0003_gone_only_disables_the_current_endpoint.sql"
+        ),
+    },
 ];
 
 /// The placeholder for the schema in the templates.

@@ -66,7 +66,7 @@ impl Statements {
             ),
             record: s(
                 "SELECT r_recorded FROM __SCHEMA__.record_attempt($1, $2, $3, $4, $5, \
-                 $6, $7, $8, $9)",
+                 $6, $7, $8, $9, $10)",
             ),
             delivery: s("SELECT {delivery} FROM __SCHEMA__.deliveries d WHERE d.event_id = $1"),
             failed: s("SELECT {delivery} FROM __SCHEMA__.deliveries d \
@@ -183,13 +183,15 @@ fn outcome_columns(outcome: &AttemptOutcome) -> (&'static str, Option<i32>, Opti
     }
 }
 
-/// The `p_next` and `p_retry_at` of a next step.
-fn next_columns(next: NextStep) -> (&'static str, Option<DateTime<Utc>>) {
+/// The `p_next`, `p_retry_at` and `p_endpoint_version` of a next step.
+fn next_columns(next: NextStep) -> (&'static str, Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
     match next {
-        NextStep::Delivered => ("delivered", None),
-        NextStep::RetryAt(at) => ("retry", Some(at)),
-        NextStep::GiveUp => ("give_up", None),
-        NextStep::DisableEndpoint => ("disable", None),
+        NextStep::Delivered => ("delivered", None, None),
+        NextStep::RetryAt(at) => ("retry", Some(at), None),
+        NextStep::GiveUp => ("give_up", None, None),
+        NextStep::DisableEndpoint {
+            endpoint_updated_at,
+        } => ("disable", None, Some(endpoint_updated_at)),
     }
 }
 
@@ -293,7 +295,7 @@ impl WebhookStore for PostgresStore {
         next: NextStep,
     ) -> Result<bool, Error> {
         let (kind, code, message) = outcome_columns(&attempt.outcome);
-        let (next, retry_at) = next_columns(next);
+        let (next, retry_at, endpoint_version) = next_columns(next);
         sqlx::query_scalar(&self.sql.webhooks.record)
             .bind(lease.event.as_uuid())
             .bind(lease.id)
@@ -304,6 +306,7 @@ impl WebhookStore for PostgresStore {
             .bind(message)
             .bind(next)
             .bind(retry_at)
+            .bind(endpoint_version)
             .fetch_one(&self.pool)
             .await
             .map_err(Error::backend)
