@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use magic_link::sqlx::postgres::PgConnectOptions;
-use magic_link::{LinkId, LinkStore, PostgresStore, SessionId, SessionTtl};
+use magic_link::store::sqlx::postgres::PgConnectOptions;
+use magic_link::store::{LinkStore, PostgresStore};
+use magic_link::{LinkId, SessionId, SessionTtl};
 use uuid::Uuid;
 
 /// The schema the bench builds, and `pgbench.sh` uses.
@@ -82,12 +83,12 @@ async fn setup(url: &str) {
          ANALYZE {SCHEMA}.accounts, {SCHEMA}.links;",
         per = LINKS / ACCOUNTS
     );
-    magic_link::sqlx::raw_sql(&load)
+    magic_link::store::sqlx::raw_sql(&load)
         .execute(store.pool())
         .await
         .expect("load");
     // Flush the load now rather than during the measurement (needs a privileged role).
-    let _ = magic_link::sqlx::raw_sql("CHECKPOINT")
+    let _ = magic_link::store::sqlx::raw_sql("CHECKPOINT")
         .execute(store.pool())
         .await;
     store.pool().close().await;
@@ -96,14 +97,14 @@ async fn setup(url: &str) {
 /// Whether the schema holds the bench's links (from an earlier run, to reuse).
 async fn loaded(store: &PostgresStore) -> bool {
     let count: Result<i64, _> =
-        magic_link::sqlx::query_scalar(&format!("SELECT count(*) FROM {SCHEMA}.links"))
+        magic_link::store::sqlx::query_scalar(&format!("SELECT count(*) FROM {SCHEMA}.links"))
             .fetch_one(store.pool())
             .await;
     count.is_ok_and(|n| n == LINKS as i64 + 1)
 }
 
-async fn sqlx_drop(pool: &magic_link::sqlx::PgPool) {
-    magic_link::sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+async fn sqlx_drop(pool: &magic_link::store::sqlx::PgPool) {
+    magic_link::store::sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
         .execute(pool)
         .await
         .expect("drop schema");

@@ -17,9 +17,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use magic_link::conformance::ReferenceStore;
+use magic_link::store::{LinkStore, MemoryStore};
 use magic_link::{
-    Account, AccountId, Flow, IdempotencyKey, Link, LinkId, LinkStore, MemoryStore, NewLink,
-    ReferenceStore, SessionId, SessionTtl, UsageLimit,
+    Account, AccountId, Flow, IdempotencyKey, Link, LinkId, NewLink, SessionId, SessionTtl,
+    UsageLimit,
 };
 
 /// Counts live heap bytes, to measure memory per stored object. Counting is switched on only

@@ -17,7 +17,8 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
 use hmac::{Hmac, KeyInit, Mac};
-use magic_link::{AccountId, Keyring, LinkId, LinkToken, SessionId, SessionToken, SigningKey};
+use magic_link::tokens::{Keyring, LinkToken, SessionToken, SigningKey};
+use magic_link::{AccountId, LinkId, SessionId};
 use sha2::Sha256;
 
 const KEY: [u8; 32] = [0x42; 32];

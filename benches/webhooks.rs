@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
 use hmac::{Hmac, KeyInit, Mac};
-use magic_link::{signature_header, WebhookHeaders, WebhookSecret, WebhookVerifier};
+use magic_link::webhooks::{signature_header, WebhookHeaders, WebhookSecret, WebhookVerifier};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 

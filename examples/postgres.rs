@@ -7,9 +7,10 @@
 //! Works in the schema `magic_link_example` (created and migrated if needed). Without
 //! `DATABASE_URL` it says how to run it and exits.
 
+use magic_link::store::PostgresStore;
+use magic_link::tokens::{Keyring, LinkBase};
 use magic_link::{
-    AccountId, Error, Flow, IdempotencyKey, Keyring, LinkBase, MagicLinks, NewLink, Outcome,
-    PostgresStore, UsageLimit,
+    AccountId, Error, Flow, IdempotencyKey, MagicLinks, NewLink, Outcome, UsageLimit,
 };
 
 #[tokio::main]

@@ -4,9 +4,10 @@
 //! cargo run --example quickstart
 //! ```
 
+use magic_link::store::MemoryStore;
+use magic_link::tokens::{token_from_url, Keyring, LinkBase};
 use magic_link::{
-    token_from_url, AccountId, Error, Flow, IdempotencyKey, Keyring, LinkBase, MagicLinks,
-    MemoryStore, NewLink, Outcome, UsageLimit,
+    AccountId, Error, Flow, IdempotencyKey, MagicLinks, NewLink, Outcome, UsageLimit,
 };
 
 #[tokio::main(flavor = "current_thread")]

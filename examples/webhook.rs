@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
-use magic_link::{
+use magic_link::webhooks::{
     WebhookHeaders, WebhookSecret, WebhookVerifier, WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER,
     WEBHOOK_TIMESTAMP_HEADER,
 };

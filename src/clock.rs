@@ -31,7 +31,7 @@ impl Clock for SystemClock {
 /// # Examples
 ///
 /// ```
-/// use magic_link::{Clock, ManualClock};
+/// use magic_link::clock::{Clock, ManualClock};
 /// use chrono::Duration;
 ///
 /// let clock = ManualClock::at_timestamp(1_700_000_000);

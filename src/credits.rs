@@ -7,9 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::{AccountId, InvalidInput, SessionId};
 
-/// The longest idempotency key accepted, in bytes.
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
-
 /// An account's credits. `held <= balance`, always; the available credit is `balance - held`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
@@ -47,6 +44,9 @@ impl Account {
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
+    /// The longest idempotency key accepted, in bytes.
+    pub const MAX_LEN: usize = 128;
+
     /// Validates a key: 1 to 128 printable ASCII characters.
     ///
     /// # Errors
@@ -55,10 +55,8 @@ impl IdempotencyKey {
     pub fn new(key: impl Into<String>) -> Result<Self, InvalidInput> {
         let key = key.into();
         let printable = key.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
-        if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN || !printable {
-            return Err(InvalidInput::InvalidIdempotencyKey {
-                max: MAX_IDEMPOTENCY_KEY_LEN,
-            });
+        if key.is_empty() || key.len() > Self::MAX_LEN || !printable {
+            return Err(InvalidInput::InvalidIdempotencyKey { max: Self::MAX_LEN });
         }
         Ok(Self(key))
     }

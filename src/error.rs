@@ -2,7 +2,7 @@
 
 use std::error::Error as StdError;
 
-use crate::TokenError;
+use crate::tokens::TokenError;
 
 /// Why the rules refused an operation. A rejection changes nothing.
 ///
@@ -51,7 +51,7 @@ pub enum InvalidInput {
     /// The link name is empty or only white space.
     #[error("the link name is empty")]
     EmptyName,
-    /// The link name is longer than [`MAX_NAME_CHARS`](crate::MAX_NAME_CHARS) characters.
+    /// The link name is longer than [`Link::MAX_NAME_CHARS`](crate::Link::MAX_NAME_CHARS) characters.
     #[error("the link name is longer than {max} characters")]
     NameTooLong {
         /// The limit.
@@ -88,12 +88,12 @@ pub enum InvalidInput {
     #[error("the link base URL must be an absolute https or http URL without query or fragment")]
     InvalidLinkBase,
     /// A webhook endpoint URL that is not an absolute `http` or `https` URL with a host, of at
-    /// most [`MAX_WEBHOOK_URL_LEN`](crate::MAX_WEBHOOK_URL_LEN) bytes, without white space or
+    /// most [`MAX_WEBHOOK_URL_LEN`](crate::webhooks::MAX_WEBHOOK_URL_LEN) bytes, without white space or
     /// control characters. The URL itself is not repeated: it may hold a secret.
     #[error("the webhook URL must be an absolute http or https URL")]
     InvalidWebhookUrl,
     /// A webhook endpoint with no signing secret or more than
-    /// [`MAX_WEBHOOK_SECRETS`](crate::MAX_WEBHOOK_SECRETS).
+    /// [`MAX_WEBHOOK_SECRETS`](crate::webhooks::MAX_WEBHOOK_SECRETS).
     #[error("a webhook endpoint needs 1 to {max} signing secrets")]
     WebhookSecretCount {
         /// The limit.

@@ -78,7 +78,7 @@ impl EventKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// Position in the store's outbox: increasing, assigned by the store. Read the outbox after
-    /// a cursor with [`LinkStore::outbox_after`](crate::LinkStore::outbox_after).
+    /// a cursor with [`LinkStore::outbox_after`](crate::store::LinkStore::outbox_after).
     pub seq: u64,
     /// Unique id; webhooks send it as `webhook-id`.
     pub id: EventId,

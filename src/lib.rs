@@ -6,34 +6,34 @@
 //! consumes a use even if the person quits; the account is billed a credit only when the
 //! verification [completes](MagicLinks::complete_session).
 //!
-//! The crate is a storage-agnostic core:
+//! The crate is a storage-agnostic core. Its items are grouped by who uses them:
 //!
-//! - the domain: [`Link`], [`Session`], [`Account`] and its [`LedgerEntry`]s, [`Event`]s;
-//! - the [`rules`], pure functions with `now` passed in;
-//! - the [`LinkStore`] trait of atomic operations, with [`MemoryStore`], the embedded default;
-//! - [`tokens`]: signed link and session tokens, the [`Keyring`] that signs them with key
-//!   rotation, and link URLs;
-//! - the [`MagicLinks`] facade that ties a store, a keyring and a [`Clock`] together;
-//! - signed webhooks in the Standard Webhooks form: [`WebhookSecret`] and [`WebhookVerifier`]
-//!   (also for the receiving backend), [`WebhookPayload`], and the [`Dispatcher`] that delivers
-//!   the outbox at least once through a [`Transport`], with state in a [`WebhookStore`].
+//! | module | what it holds | who uses it |
+//! |---|---|---|
+//! | the crate root | the [`MagicLinks`] facade, its inputs and outputs ([`NewLink`], [`CreatedLink`], [`Inspection`], [`Redemption`], [`Page`], ...), the domain ([`Link`], [`Session`], [`Account`], [`Event`], ids) and [`Error`] | every host service, every day |
+//! | [`tokens`] | signed link and session tokens, the [`Keyring`](tokens::Keyring) that signs them with key rotation, link URLs | host services (setup), and anyone reading a token |
+//! | [`clock`] | the [`Clock`](clock::Clock) trait, the system clock and a manual clock for tests | host services and tests |
+//! | [`store`] | the [`LinkStore`](store::LinkStore) and [`WebhookStore`](store::WebhookStore) traits, [`MemoryStore`](store::MemoryStore) and `PostgresStore` | choosing a store; implementing one |
+//! | [`webhooks`] | Standard Webhooks signing and verification, payloads, endpoints, the [`Dispatcher`](webhooks::Dispatcher), transports and delivery state | webhook senders and receivers |
+//! | [`rules`] | the rules as pure functions with `now` passed in | store implementers, model tests |
+//! | `qr` | QR codes of link URLs (feature `qr`) | pages that show a link |
+//! | `conformance` | the conformance suite and reference model (feature `test-util`; not a stable API) | store implementers' tests |
 //!
-//! A link URL carries a [link token](LinkToken): the link's id and expiry, signed with
+//! A link URL carries a [link token](tokens::LinkToken): the link's id and expiry, signed with
 //! HMAC-SHA256 by a key that only the host service holds. Nothing about a token is stored, and
 //! a forged, altered or expired token is rejected before any store access.
 //!
 //! Opening a link must never consume it: email scanners open links before people do. A landing
 //! page calls [`MagicLinks::inspect`] on GET and HEAD; only an explicit POST calls
-//! [`MagicLinks::redeem`], which returns the new session and its [session token](SessionToken)
-//! for the verification flow page.
+//! [`MagicLinks::redeem`], which returns the new session and its
+//! [session token](tokens::SessionToken) for the verification flow page.
 //!
 //! # Examples
 //!
 //! ```
-//! use magic_link::{
-//!     token_from_url, AccountId, Flow, IdempotencyKey, Keyring, LinkBase, MagicLinks,
-//!     MemoryStore, NewLink, Rejection,
-//! };
+//! use magic_link::store::MemoryStore;
+//! use magic_link::tokens::{token_from_url, Keyring, LinkBase};
+//! use magic_link::{AccountId, Flow, IdempotencyKey, MagicLinks, NewLink, Rejection};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let keyring = Keyring::generate()?;
@@ -53,71 +53,44 @@
 //!
 //! # Features
 //!
-//! - `test-util`: the `conformance` suite for any store and the `ReferenceStore` model.
-//! - `postgres`: `PostgresStore`, the store (a `LinkStore` and a `WebhookStore`) shared by the
-//!   instances of a service that runs on more than one machine (sqlx on Tokio), and a re-export
-//!   of `sqlx` for building its pool.
-//! - `http`: `HttpTransport`, webhook delivery over HTTP(S) with reqwest and rustls.
-//! - `qr`: QR codes of link URLs as SVG and PNG (`qr::svg`, `qr::png`).
+//! None is on by default: the default build does no I/O.
+//!
+#![doc = document_features::document_features!()]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod clock;
+pub mod clock;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod conformance;
 mod credits;
 mod error;
 mod events;
 mod facade;
 mod ids;
 mod links;
+mod page;
 #[cfg(feature = "qr")]
 #[cfg_attr(docsrs, doc(cfg(feature = "qr")))]
 pub mod qr;
 pub mod rules;
 mod sessions;
-mod store;
+mod stats;
+pub mod store;
 pub mod tokens;
-mod webhooks;
+pub mod webhooks;
 
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use credits::{Account, IdempotencyKey, LedgerEntry, LedgerKind, MAX_IDEMPOTENCY_KEY_LEN};
+pub use credits::{Account, IdempotencyKey, LedgerEntry, LedgerKind};
 pub use error::{Error, InvalidInput, Rejection};
 pub use events::{Event, EventKind};
 pub use facade::{CreatedLink, Inspection, MagicLinks, Redemption};
 pub use ids::{AccountId, EventId, LinkId, SessionId};
-pub use links::{Flow, Language, Link, LinkStatus, NewLink, UsageLimit, MAX_NAME_CHARS};
-pub use rules::SessionTtl;
-pub use sessions::{AbandonReason, Outcome, Session, SessionStatus};
-/// The sqlx crate that [`PostgresStore`] is built on, for making its pool with matching types.
-#[cfg(feature = "postgres")]
-pub use sqlx;
-#[cfg(feature = "test-util")]
-pub use store::conformance;
-pub use store::memory::MemoryStore;
-#[cfg(feature = "postgres")]
-pub use store::postgres::{InvalidSchemaName, PostgresStore, PostgresStoreBuilder, DEFAULT_SCHEMA};
-#[cfg(feature = "test-util")]
-pub use store::reference::ReferenceStore;
-pub use store::webhooks::{
-    Attempt, AttemptOutcome, Claim, Delivery, DeliveryStatus, FailReason, Lease, NextStep,
-    WebhookStore,
-};
-pub use store::{LinkStats, LinkStore, OutcomeCounts, Page, Paged, MAX_PAGE};
-pub use tokens::{
-    token_from_url, Keyring, KeyringError, KeyringSecret, LinkBase, LinkToken, SessionToken,
-    SigningKey, TokenError, KEY_LEN, MAX_KEYS,
-};
-pub use webhooks::dispatcher::{DispatchReport, Dispatcher, RetrySchedule, DEFAULT_TIMEOUT};
-pub use webhooks::endpoint::{Endpoint, MAX_WEBHOOK_SECRETS, MAX_WEBHOOK_URL_LEN};
-#[cfg(feature = "http")]
-pub use webhooks::http::HttpTransport;
-pub use webhooks::payload::{EventData, WebhookPayload};
-pub use webhooks::signing::{
-    signature_header, Signature, WebhookError, WebhookHeaders, WebhookSecret, WebhookVerifier,
-    DEFAULT_TOLERANCE, WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER,
-};
-pub use webhooks::transport::{Transport, TransportError, WebhookRequest, WebhookResponse};
+pub use links::{Flow, Language, Link, LinkStatus, NewLink, UsageLimit};
+pub use page::{Page, Paged};
+pub use sessions::{AbandonReason, Outcome, Session, SessionStatus, SessionTtl};
+pub use stats::{LinkStats, OutcomeCounts};
 
 /// The README's examples compile and run as doc tests.
 #[cfg(doctest)]

@@ -9,9 +9,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{AccountId, InvalidInput, LinkId};
 
-/// The longest link name accepted, in characters.
-pub const MAX_NAME_CHARS: usize = 200;
-
 /// The longest language tag accepted, in bytes.
 const MAX_LANGUAGE_LEN: usize = 64;
 
@@ -270,6 +267,9 @@ pub struct Link {
 }
 
 impl Link {
+    /// The longest link name accepted, in characters.
+    pub const MAX_NAME_CHARS: usize = 200;
+
     /// Validates `spec` and builds a new, unused link.
     ///
     /// # Errors
@@ -286,9 +286,9 @@ impl Link {
         if name.is_empty() {
             return Err(InvalidInput::EmptyName);
         }
-        if name.chars().count() > MAX_NAME_CHARS {
+        if name.chars().count() > Link::MAX_NAME_CHARS {
             return Err(InvalidInput::NameTooLong {
-                max: MAX_NAME_CHARS,
+                max: Link::MAX_NAME_CHARS,
             });
         }
         if name.chars().any(char::is_control) {
@@ -361,12 +361,12 @@ mod tests {
         };
         assert_eq!(build(named("  ")), Err(InvalidInput::EmptyName));
         assert_eq!(
-            build(named(&"x".repeat(MAX_NAME_CHARS + 1))),
+            build(named(&"x".repeat(Link::MAX_NAME_CHARS + 1))),
             Err(InvalidInput::NameTooLong {
-                max: MAX_NAME_CHARS
+                max: Link::MAX_NAME_CHARS
             })
         );
-        assert!(build(named(&"é".repeat(MAX_NAME_CHARS))).is_ok());
+        assert!(build(named(&"é".repeat(Link::MAX_NAME_CHARS))).is_ok());
         assert_eq!(
             build(named("a\u{0}b")),
             Err(InvalidInput::NameControlCharacter)

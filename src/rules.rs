@@ -5,62 +5,12 @@
 //! and leaves its arguments untouched. Stores apply these changes atomically; the reference
 //! model and the property tests drive them directly.
 
-use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
 
 use crate::{
     AbandonReason, Account, Error, EventKind, IdempotencyKey, InvalidInput, LedgerEntry,
-    LedgerKind, Link, Outcome, Rejection, Session, SessionId, SessionStatus,
+    LedgerKind, Link, Outcome, Rejection, Session, SessionId, SessionStatus, SessionTtl,
 };
-
-/// How long a started session may stay open before it is abandoned as expired.
-///
-/// Between one second and one year; the default is 24 hours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "i64", into = "i64")]
-pub struct SessionTtl(i64);
-
-impl SessionTtl {
-    const MAX_SECONDS: i64 = 366 * 24 * 3600;
-
-    /// Validates a time to live.
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidInput::InvalidTtl`] unless `1 s <= ttl <= 366 days`.
-    pub fn new(ttl: Duration) -> Result<Self, InvalidInput> {
-        Self::try_from(ttl.num_seconds())
-    }
-
-    /// The time to live.
-    pub fn duration(self) -> Duration {
-        Duration::seconds(self.0)
-    }
-}
-
-impl Default for SessionTtl {
-    fn default() -> Self {
-        Self(24 * 3600)
-    }
-}
-
-impl TryFrom<i64> for SessionTtl {
-    type Error = InvalidInput;
-
-    fn try_from(seconds: i64) -> Result<Self, Self::Error> {
-        if (1..=Self::MAX_SECONDS).contains(&seconds) {
-            Ok(Self(seconds))
-        } else {
-            Err(InvalidInput::InvalidTtl)
-        }
-    }
-}
-
-impl From<SessionTtl> for i64 {
-    fn from(ttl: SessionTtl) -> Self {
-        ttl.0
-    }
-}
 
 /// A change the rules decided: the new value, plus the outbox event and ledger entry the store
 /// must write with it in one atomic step. An idempotent repeat has neither.

@@ -1,9 +1,9 @@
 //! Verification sessions, created by redemptions.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{AccountId, Flow, Language, LinkId, SessionId};
+use crate::{AccountId, Flow, InvalidInput, Language, LinkId, SessionId};
 
 /// The result of a completed verification, reported by the host service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -96,5 +96,54 @@ impl Session {
     /// Whether an open session is past its time to live at `now`.
     pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
         self.is_open() && now >= self.expires_at
+    }
+}
+
+/// How long a started session may stay open before it is abandoned as expired.
+///
+/// Between one second and one year; the default is 24 hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct SessionTtl(i64);
+
+impl SessionTtl {
+    const MAX_SECONDS: i64 = 366 * 24 * 3600;
+
+    /// Validates a time to live.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput::InvalidTtl`] unless `1 s <= ttl <= 366 days`.
+    pub fn new(ttl: Duration) -> Result<Self, InvalidInput> {
+        Self::try_from(ttl.num_seconds())
+    }
+
+    /// The time to live.
+    pub fn duration(self) -> Duration {
+        Duration::seconds(self.0)
+    }
+}
+
+impl Default for SessionTtl {
+    fn default() -> Self {
+        Self(24 * 3600)
+    }
+}
+
+impl TryFrom<i64> for SessionTtl {
+    type Error = InvalidInput;
+
+    fn try_from(seconds: i64) -> Result<Self, Self::Error> {
+        if (1..=Self::MAX_SECONDS).contains(&seconds) {
+            Ok(Self(seconds))
+        } else {
+            Err(InvalidInput::InvalidTtl)
+        }
+    }
+}
+
+impl From<SessionTtl> for i64 {
+    fn from(ttl: SessionTtl) -> Self {
+        ttl.0
     }
 }

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
+use magic_link::conformance::ReferenceStore;
 use magic_link::conformance::{self, race};
-use magic_link::{MemoryStore, ReferenceStore, Rejection, UsageLimit};
+use magic_link::store::MemoryStore;
+use magic_link::{Rejection, UsageLimit};
 
 #[tokio::test]
 async fn memory_store_passes_the_suite() {

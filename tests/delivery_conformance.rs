@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use magic_link::conformance::delivery;
-use magic_link::MemoryStore;
+use magic_link::store::MemoryStore;
 
 macro_rules! suite {
     ($store:ident, $new:expr, [$($check:ident),* $(,)?]) => {

@@ -1,10 +1,12 @@
 //! The facade: scanner-safe inspection, time-driven rules, validation.
 
 use chrono::Duration;
+use magic_link::clock::ManualClock;
+use magic_link::store::MemoryStore;
+use magic_link::tokens::{Keyring, TokenError};
 use magic_link::{
-    AccountId, Error, Flow, IdempotencyKey, InvalidInput, Keyring, LinkStatus, MagicLinks,
-    ManualClock, MemoryStore, NewLink, Outcome, Rejection, SessionStatus, SessionTtl, TokenError,
-    UsageLimit,
+    AccountId, Error, Flow, IdempotencyKey, InvalidInput, LinkStatus, MagicLinks, NewLink, Outcome,
+    Rejection, SessionStatus, SessionTtl, UsageLimit,
 };
 
 fn setup() -> (MagicLinks<MemoryStore, ManualClock>, ManualClock) {
@@ -173,6 +175,6 @@ trait NowPlus {
 
 impl NowPlus for ManualClock {
     fn now_plus(&self, by: Duration) -> chrono::DateTime<chrono::Utc> {
-        magic_link::Clock::now(self) + by
+        magic_link::clock::Clock::now(self) + by
     }
 }

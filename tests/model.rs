@@ -2,7 +2,7 @@
 //! checked after every step.
 
 use magic_link::conformance::compare_with_model;
-use magic_link::MemoryStore;
+use magic_link::store::MemoryStore;
 use proptest::prelude::*;
 
 #[path = "common/ops.rs"]

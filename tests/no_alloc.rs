@@ -4,7 +4,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use chrono::DateTime;
-use magic_link::{AccountId, Keyring, LinkId, LinkToken, SessionId, SessionToken};
+use magic_link::tokens::{Keyring, LinkToken, SessionToken};
+use magic_link::{AccountId, LinkId, SessionId};
 
 struct Counting;
 

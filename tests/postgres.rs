@@ -10,13 +10,18 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
+use magic_link::clock::ManualClock;
 use magic_link::conformance::{self, compare_with_model, delivery, epoch, race};
-use magic_link::sqlx::{self, postgres::PgPool};
+use magic_link::store::sqlx::{self, postgres::PgPool};
+use magic_link::store::{LinkStore, PostgresStore, WebhookStore};
+use magic_link::tokens::Keyring;
+use magic_link::webhooks::{
+    DeliveryStatus, Dispatcher, Endpoint, Transport, TransportError, WebhookHeaders,
+    WebhookRequest, WebhookResponse, WebhookSecret, WebhookVerifier,
+};
 use magic_link::{
-    DeliveryStatus, Dispatcher, Endpoint, Error, EventKind, Flow, Keyring, LinkStore, MagicLinks,
-    ManualClock, NewLink, Outcome, Page, PostgresStore, Rejection, SessionId, SessionTtl,
-    Transport, TransportError, UsageLimit, WebhookHeaders, WebhookRequest, WebhookResponse,
-    WebhookSecret, WebhookStore, WebhookVerifier,
+    Error, EventKind, Flow, MagicLinks, NewLink, Outcome, Page, Rejection, SessionId, SessionTtl,
+    UsageLimit,
 };
 use proptest::prelude::*;
 

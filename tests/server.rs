@@ -367,7 +367,8 @@ async fn links_over_the_api_and_their_pages() {
 #[tokio::test]
 async fn expired_links_and_sessions_are_gone() {
     use chrono::{Duration, Utc};
-    use magic_link::{AccountId, Keyring, LinkId, LinkToken, SessionId, SessionToken};
+    use magic_link::tokens::{Keyring, LinkToken, SessionToken};
+    use magic_link::{AccountId, LinkId, SessionId};
 
     let keyring = Keyring::generate().unwrap();
     let keys = keyring.export();

@@ -26,7 +26,7 @@ async fn two_instances_share_one_database() {
     };
 
     // Both instances: one database and schema, one keyring, one account.
-    let keys = magic_link::Keyring::generate().unwrap().export();
+    let keys = magic_link::tokens::Keyring::generate().unwrap().export();
     let env = [
         ("DATABASE_URL", url.as_str()),
         ("DATABASE_SCHEMA", schema.as_str()),
@@ -129,8 +129,8 @@ impl Drop for DropSchema {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                if let Ok(pool) = magic_link::sqlx::PgPool::connect(&url).await {
-                    let _ = magic_link::sqlx::query(&sql).execute(&pool).await;
+                if let Ok(pool) = magic_link::store::sqlx::PgPool::connect(&url).await {
+                    let _ = magic_link::store::sqlx::query(&sql).execute(&pool).await;
                     pool.close().await;
                 }
             });

@@ -5,11 +5,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use magic_link::clock::ManualClock;
+use magic_link::store::{LinkStore, MemoryStore};
+use magic_link::tokens::{Keyring, LinkToken, SigningKey, TokenError};
 use magic_link::{
-    Account, AccountId, Error, Event, Flow, IdempotencyKey, Keyring, LedgerEntry, Link, LinkId,
-    LinkStats, LinkStore, LinkToken, MagicLinks, ManualClock, MemoryStore, NewLink, Outcome, Page,
-    Paged, Rejection, Session, SessionId, SessionStatus, SessionTtl, SigningKey, TokenError,
-    UsageLimit,
+    Account, AccountId, Error, Event, Flow, IdempotencyKey, LedgerEntry, Link, LinkId, LinkStats,
+    MagicLinks, NewLink, Outcome, Page, Paged, Rejection, Session, SessionId, SessionStatus,
+    SessionTtl, UsageLimit,
 };
 
 /// A shared [`MemoryStore`] that counts every call made to it.
@@ -259,7 +261,7 @@ async fn session_tokens_drive_their_session() {
 async fn invalid_tokens_never_reach_the_store() {
     let (links, store, clock) = setup();
     let account = funded(&links, 5).await;
-    let expiry = magic_link::Clock::now(&clock) + Duration::hours(1);
+    let expiry = magic_link::clock::Clock::now(&clock) + Duration::hours(1);
     let created = links
         .create_link(
             account,
@@ -366,7 +368,7 @@ async fn rotation_keeps_sent_links_working_until_their_key_is_removed() {
     assert!(v2.verify_session_token(&started.session_token).is_ok());
     let new_url = v2.link_url(account, created.link.id).await.unwrap();
     assert_ne!(new_url, created.url);
-    let new_token = magic_link::token_from_url(&new_url).unwrap();
+    let new_token = magic_link::tokens::token_from_url(&new_url).unwrap();
     assert!(v2.inspect(new_token).await.is_ok());
 
     // Later, key 1 is retired: links sent before the rotation stop working.

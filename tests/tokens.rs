@@ -4,10 +4,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, KeyInit, Mac};
-use magic_link::{
-    token_from_url, AccountId, Keyring, LinkBase, LinkId, LinkToken, SessionId, SessionToken,
-    SigningKey, TokenError,
+use magic_link::tokens::{
+    token_from_url, Keyring, LinkBase, LinkToken, SessionToken, SigningKey, TokenError,
 };
+use magic_link::{AccountId, LinkId, SessionId};
 use proptest::prelude::*;
 use serde_json::Value;
 use sha2::Sha256;

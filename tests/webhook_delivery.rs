@@ -9,11 +9,16 @@ use std::task::Poll;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use magic_link::clock::{Clock, ManualClock};
+use magic_link::store::{MemoryStore, WebhookStore};
+use magic_link::tokens::Keyring;
+use magic_link::webhooks::{
+    AttemptOutcome, DeliveryStatus, Dispatcher, FailReason, RetrySchedule, Transport,
+    TransportError, WebhookHeaders, WebhookPayload, WebhookRequest, WebhookResponse, WebhookSecret,
+    WebhookVerifier,
+};
 use magic_link::{
-    AccountId, AttemptOutcome, Clock, DeliveryStatus, Dispatcher, Event, EventId, FailReason, Flow,
-    IdempotencyKey, Keyring, MagicLinks, ManualClock, MemoryStore, NewLink, Outcome, Page,
-    Rejection, RetrySchedule, Transport, TransportError, WebhookHeaders, WebhookPayload,
-    WebhookRequest, WebhookResponse, WebhookSecret, WebhookStore, WebhookVerifier,
+    AccountId, Event, EventId, Flow, IdempotencyKey, MagicLinks, NewLink, Outcome, Page, Rejection,
 };
 
 type Store = Arc<MemoryStore>;

@@ -4,11 +4,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use magic_link::{
-    AccountId, DeliveryStatus, Dispatcher, Flow, HttpTransport, IdempotencyKey, Keyring,
-    MagicLinks, MemoryStore, NewLink, Outcome, WebhookHeaders, WebhookPayload, WebhookSecret,
-    WebhookStore, WebhookVerifier,
+use magic_link::store::{MemoryStore, WebhookStore};
+use magic_link::tokens::Keyring;
+use magic_link::webhooks::{
+    DeliveryStatus, Dispatcher, HttpTransport, WebhookHeaders, WebhookPayload, WebhookSecret,
+    WebhookVerifier,
 };
+use magic_link::{AccountId, Flow, IdempotencyKey, MagicLinks, NewLink, Outcome};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -139,7 +141,9 @@ async fn delivers_over_http_to_a_verifying_receiver() {
 
     let dispatcher = Dispatcher::new(store.clone(), HttpTransport::new().unwrap())
         .timeout(Duration::from_secs(5))
-        .schedule(magic_link::RetrySchedule::new(vec![Duration::ZERO]));
+        .schedule(magic_link::webhooks::RetrySchedule::new(vec![
+            Duration::ZERO,
+        ]));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut delivered = 0;
     while delivered < 4 {
@@ -188,7 +192,7 @@ async fn delivers_over_http_to_a_verifying_receiver() {
 
 #[tokio::test]
 async fn connection_failures_and_timeouts_are_transport_errors() {
-    use magic_link::{Transport, TransportError, WebhookRequest};
+    use magic_link::webhooks::{Transport, TransportError, WebhookRequest};
 
     // A port with no listener: bind, note the address, close.
     let address = TcpListener::bind("127.0.0.1:0")

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use magic_link::{
+use magic_link::webhooks::{
     signature_header, WebhookError, WebhookHeaders, WebhookSecret, WebhookVerifier,
     WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER,
 };

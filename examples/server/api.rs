@@ -24,9 +24,12 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use magic_link::clock::Clock;
+use magic_link::store::LinkStore;
+use magic_link::tokens::LinkToken;
 use magic_link::{
-    qr, Clock, Error, IdempotencyKey, InvalidInput, Link, LinkId, LinkStats, LinkStatus, LinkStore,
-    LinkToken, NewLink, Page, Paged, Rejection, Session,
+    qr, Error, IdempotencyKey, InvalidInput, Link, LinkId, LinkStats, LinkStatus, NewLink, Page,
+    Paged, Rejection, Session,
 };
 use serde::{Deserialize, Serialize};
 

@@ -9,10 +9,9 @@ use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
-use magic_link::{
-    Clock, Flow, Link, LinkStatus, LinkStore, Outcome, Page, Session, SessionStatus, UsageLimit,
-    WebhookStore,
-};
+use magic_link::clock::Clock;
+use magic_link::store::{LinkStore, WebhookStore};
+use magic_link::{Flow, Link, LinkStatus, Outcome, Page, Session, SessionStatus, UsageLimit};
 
 use crate::api::{embed_snippet, link_url, ApiError};
 use crate::html::{esc, page_with_script, CspNonce};
@@ -84,7 +83,7 @@ async fn live_parts<S: WebhookStore>(
 
     // All links, newest first, up to SHOWN_LINKS.
     let mut links: Vec<Link> = Vec::new();
-    let mut page = Page::first(magic_link::MAX_PAGE);
+    let mut page = Page::first(magic_link::Page::MAX_LIMIT);
     loop {
         let got = app.links.links(account, page).await?;
         links.extend(got.items);

@@ -8,7 +8,7 @@
 //! - `/dashboard` and `/api/...`: the account owner creates links with every setting, shares
 //!   them (URL, copy button, "Verify now" snippet, QR code), watches their sessions live,
 //!   deactivates them and tops up credits. They also set the webhook endpoint; the crate's
-//!   [`Dispatcher`](magic_link::Dispatcher) delivers every event to it, signed as Standard
+//!   [`Dispatcher`](magic_link::webhooks::Dispatcher) delivers every event to it, signed as Standard
 //!   Webhooks specify, and `/demo/webhook-inbox` receives and verifies them as a customer's
 //!   backend would.
 //! - `/l/{token}`: the landing page a link opens. `GET` and `HEAD` only *inspect* the link (email
@@ -35,7 +35,7 @@
 //! |                | `DATABASE_SCHEMA` | `magic_link`                |
 //!
 //! With `DATABASE_URL` set (and the `postgres` feature), the service runs on
-//! [`PostgresStore`](magic_link::PostgresStore) in `DATABASE_SCHEMA`, migrated at start-up, so
+//! [`PostgresStore`](magic_link::store::PostgresStore) in `DATABASE_SCHEMA`, migrated at start-up, so
 //! several instances can share one database: give them the same `MAGIC_LINK_KEYS`.
 //!
 //! The demo has one account and no login: see [`Owner`].
@@ -60,9 +60,9 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Extension, Router};
-use magic_link::{
-    AccountId, Error, IdempotencyKey, Keyring, LinkBase, MagicLinks, MemoryStore, WebhookStore,
-};
+use magic_link::store::{MemoryStore, WebhookStore};
+use magic_link::tokens::{Keyring, LinkBase};
+use magic_link::{AccountId, Error, IdempotencyKey, MagicLinks};
 
 /// The largest request body accepted, in bytes. JSON requests and forms are tiny.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -210,7 +210,7 @@ async fn run() -> Result<(), Box<dyn StdError>> {
 /// Runs on PostgreSQL: connects, migrates (safe from every instance at once), serves.
 #[cfg(feature = "postgres")]
 async fn serve_postgres(url: &str, config: &Config, setup: Setup) -> Result<(), Box<dyn StdError>> {
-    use magic_link::PostgresStore;
+    use magic_link::store::PostgresStore;
 
     let pool = PostgresStore::pool_options()
         .max_connections(8)

@@ -13,10 +13,10 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
-use magic_link::{
-    AbandonReason, Clock, Error, Flow, Link, LinkStore, Outcome, Rejection, Session, SessionStatus,
-    TokenError,
-};
+use magic_link::clock::Clock;
+use magic_link::store::LinkStore;
+use magic_link::tokens::TokenError;
+use magic_link::{AbandonReason, Error, Flow, Link, Outcome, Rejection, Session, SessionStatus};
 use serde::Deserialize;
 
 use crate::api::log_error;

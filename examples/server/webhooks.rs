@@ -21,10 +21,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use magic_link::{
-    Clock, Delivery, DeliveryStatus, Dispatcher, Endpoint, Error, EventId, HttpTransport, Page,
-    Transport, WebhookHeaders, WebhookPayload, WebhookSecret, WebhookStore, WebhookVerifier,
+use magic_link::clock::Clock;
+use magic_link::store::WebhookStore;
+use magic_link::webhooks::{
+    Delivery, DeliveryStatus, Dispatcher, Endpoint, HttpTransport, Transport, WebhookHeaders,
+    WebhookPayload, WebhookSecret, WebhookVerifier,
 };
+use magic_link::{Error, EventId, Page};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{log_error, ApiError, ApiJson};
@@ -87,7 +90,7 @@ pub(crate) async fn deliver<S: WebhookStore, T: Transport>(dispatcher: Dispatche
 /// The dispatcher over HTTP(S).
 pub(crate) fn dispatcher<S: WebhookStore>(
     store: S,
-) -> Result<Dispatcher<S, HttpTransport>, magic_link::TransportError> {
+) -> Result<Dispatcher<S, HttpTransport>, magic_link::webhooks::TransportError> {
     Ok(Dispatcher::new(store, HttpTransport::new()?).timeout(Duration::from_secs(10)))
 }
 

@@ -31,10 +31,10 @@ const KEY_CHARS: usize = 43;
 /// # Examples
 ///
 /// ```
-/// use magic_link::SigningKey;
+/// use magic_link::tokens::SigningKey;
 /// let key = SigningKey::generate()?;
 /// assert_eq!(format!("{key:?}"), "SigningKey([redacted])");
-/// # Ok::<(), magic_link::KeyringError>(())
+/// # Ok::<(), magic_link::tokens::KeyringError>(())
 /// ```
 #[derive(Clone)]
 pub struct SigningKey([u8; KEY_LEN]);
@@ -214,7 +214,7 @@ impl Entry {
 /// # Examples
 ///
 /// ```
-/// use magic_link::Keyring;
+/// use magic_link::tokens::Keyring;
 ///
 /// // Once: make a keyring and store its printable form in a secret manager.
 /// let mut keyring = Keyring::generate()?;
@@ -227,7 +227,7 @@ impl Entry {
 /// // Later: rotate. Key 2 signs new tokens; key 1 still verifies the old ones.
 /// assert_eq!(keyring.rotate()?, 2);
 /// assert_eq!(keyring.key_ids().collect::<Vec<_>>(), [2, 1]);
-/// # Ok::<(), magic_link::KeyringError>(())
+/// # Ok::<(), magic_link::tokens::KeyringError>(())
 /// ```
 #[derive(Clone)]
 pub struct Keyring {

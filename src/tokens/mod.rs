@@ -140,7 +140,8 @@ pub enum TokenError {
 ///
 /// ```
 /// use chrono::{DateTime, Duration};
-/// use magic_link::{Keyring, LinkId, LinkToken, TokenError};
+/// use magic_link::tokens::{Keyring, LinkToken, TokenError};
+/// use magic_link::LinkId;
 ///
 /// let keyring = Keyring::generate()?;
 /// let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
@@ -153,7 +154,7 @@ pub enum TokenError {
 ///     LinkToken::verify(&token, &keyring, now + Duration::days(7)),
 ///     Err(TokenError::Expired)
 /// );
-/// # Ok::<(), magic_link::KeyringError>(())
+/// # Ok::<(), magic_link::tokens::KeyringError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LinkToken {
@@ -236,7 +237,8 @@ impl LinkToken {
 ///
 /// ```
 /// use chrono::{DateTime, Duration};
-/// use magic_link::{AccountId, Keyring, LinkToken, SessionId, SessionToken, TokenError};
+/// use magic_link::tokens::{Keyring, LinkToken, SessionToken, TokenError};
+/// use magic_link::{AccountId, SessionId};
 ///
 /// let keyring = Keyring::generate()?;
 /// let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
@@ -245,7 +247,7 @@ impl LinkToken {
 /// assert_eq!(SessionToken::verify(&token, &keyring, now), Ok(claims));
 /// // A session token is never a link token.
 /// assert_eq!(LinkToken::verify(&token, &keyring, now), Err(TokenError::TooLong));
-/// # Ok::<(), magic_link::KeyringError>(())
+/// # Ok::<(), magic_link::tokens::KeyringError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SessionToken {

@@ -19,7 +19,7 @@ const MAX_BASE_LEN: usize = 1024;
 /// # Examples
 ///
 /// ```
-/// use magic_link::{token_from_url, LinkBase};
+/// use magic_link::tokens::{LinkBase, token_from_url};
 ///
 /// let base = LinkBase::new("https://verify.example.com/l")?;
 /// assert_eq!(base.as_str(), "https://verify.example.com/l/");
@@ -102,7 +102,7 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 ///
 /// Accepts a full URL (`https://verify.example.com/l/TOKEN?utm_source=mail`), a path
 /// (`/l/TOKEN`) or the bare token. It only extracts; verify the result with
-/// [`LinkToken::verify`](crate::LinkToken::verify) or pass it to
+/// [`LinkToken::verify`](crate::tokens::LinkToken::verify) or pass it to
 /// [`MagicLinks::inspect`](crate::MagicLinks::inspect).
 ///
 /// # Errors

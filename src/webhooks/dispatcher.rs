@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::store::webhooks::{Attempt, AttemptOutcome, Claim, NextStep, WebhookStore};
-use crate::{
-    signature_header, Clock, Error, SystemClock, Transport, TransportError, WebhookPayload,
-    WebhookRequest, WebhookResponse,
+use crate::clock::{Clock, SystemClock};
+use crate::store::WebhookStore;
+use crate::webhooks::{
+    signature_header, Transport, TransportError, WebhookPayload, WebhookRequest, WebhookResponse,
 };
+use crate::webhooks::{Attempt, AttemptOutcome, Claim, NextStep};
+use crate::Error;
 
 /// The default request timeout: 15 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -110,7 +112,9 @@ pub struct DispatchReport {
 /// ```no_run
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use magic_link::{Dispatcher, MagicLinks, MemoryStore, Transport};
+/// use magic_link::store::MemoryStore;
+/// use magic_link::webhooks::{Dispatcher, Transport};
+/// use magic_link::MagicLinks;
 ///
 /// async fn deliver(store: Arc<MemoryStore>, transport: impl Transport) -> Result<(), magic_link::Error> {
 ///     let dispatcher = Dispatcher::new(store, transport);

@@ -4,7 +4,8 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use crate::{AccountId, InvalidInput, WebhookSecret};
+use crate::webhooks::WebhookSecret;
+use crate::{AccountId, InvalidInput};
 
 /// The most signing secrets an endpoint holds at once (during rotation).
 pub const MAX_WEBHOOK_SECRETS: usize = 5;
@@ -23,7 +24,8 @@ pub const MAX_WEBHOOK_URL_LEN: usize = 2048;
 ///
 /// ```
 /// use chrono::Utc;
-/// use magic_link::{AccountId, Endpoint, WebhookSecret};
+/// use magic_link::webhooks::{Endpoint, WebhookSecret};
+/// use magic_link::AccountId;
 ///
 /// let secret = WebhookSecret::generate()?;
 /// let endpoint = Endpoint::new(

@@ -1,6 +1,6 @@
 //! [`Transport`] over HTTP(S) with reqwest and rustls (feature `http`).
 
-use crate::{Transport, TransportError, WebhookRequest, WebhookResponse};
+use crate::webhooks::{Transport, TransportError, WebhookRequest, WebhookResponse};
 
 /// Sends webhooks over HTTP(S) with [`reqwest`] (rustls, the Mozilla root certificates).
 ///
@@ -12,9 +12,10 @@ use crate::{Transport, TransportError, WebhookRequest, WebhookResponse};
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use magic_link::{Dispatcher, HttpTransport, MemoryStore};
+/// use magic_link::store::MemoryStore;
+/// use magic_link::webhooks::{Dispatcher, HttpTransport};
 ///
-/// # fn main() -> Result<(), magic_link::TransportError> {
+/// # fn main() -> Result<(), magic_link::webhooks::TransportError> {
 /// let store = Arc::new(MemoryStore::new());
 /// let dispatcher = Dispatcher::new(store, HttpTransport::new()?);
 /// # Ok(()) }

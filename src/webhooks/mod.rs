@@ -1,104 +1,33 @@
-//! Outgoing webhooks in the Standard Webhooks form, and their verification on the receiving
-//! side.
+//! For webhook senders and receivers: outgoing webhooks in the Standard Webhooks form, their
+//! delivery, and their verification on the receiving side.
+//!
+//! - Receiving (the customer's backend): [`WebhookVerifier`] checks the `webhook-*` headers
+//!   ([`WebhookHeaders`]) of a request against its body, then [`WebhookPayload`] parses it.
+//! - Sending (the host service): an account's [`Endpoint`] with its [`WebhookSecret`]s, the
+//!   [`Dispatcher`] that delivers the outbox at least once through a [`Transport`] (such as
+//!   `HttpTransport`, feature `http`), and the delivery state it keeps in a
+//!   [`WebhookStore`](crate::store::WebhookStore): [`Delivery`], [`Lease`], [`Attempt`], ...
 
-pub(crate) mod dispatcher;
-pub(crate) mod endpoint;
+mod delivery;
+mod dispatcher;
+mod endpoint;
 #[cfg(feature = "http")]
-pub(crate) mod http;
-pub(crate) mod payload;
-pub(crate) mod signing;
-pub(crate) mod transport;
+mod http;
+mod payload;
+mod signing;
+mod transport;
 
-use crate::store::webhooks::{Delivery, WebhookStore};
-use crate::store::{Page, Paged};
-use crate::{AccountId, Clock, Endpoint, Error, EventId, MagicLinks, Rejection, WebhookSecret};
-
-/// Webhook endpoints and deliveries, for stores that keep them.
-impl<S: WebhookStore, C: Clock> MagicLinks<S, C> {
-    /// Sets `account`'s webhook endpoint: its URL and its signing secrets, newest first (every
-    /// delivery carries one signature per secret). Replaces any previous endpoint and enables
-    /// it.
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidInput`](crate::InvalidInput) for a bad URL or secret count; `NotFound` for an
-    /// unknown account; backend failures.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use magic_link::{AccountId, Keyring, MagicLinks, MemoryStore, WebhookSecret};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let base = "https://verify.example.com/l/".parse()?;
-    /// let links = MagicLinks::new(MemoryStore::new(), Keyring::generate()?, base);
-    /// let account = links.create_account(AccountId::new()).await?;
-    /// let secret = WebhookSecret::generate()?;
-    /// // Show the receiver `secret.expose()` once, over a secure channel.
-    /// links
-    ///     .set_webhook_endpoint(account.id, "https://hooks.example.com/idv", vec![secret])
-    ///     .await?;
-    /// assert!(links.webhook_endpoint(account.id).await?.is_some_and(|e| e.is_enabled()));
-    /// # Ok(()) }
-    /// ```
-    pub async fn set_webhook_endpoint(
-        &self,
-        account: AccountId,
-        url: &str,
-        secrets: Vec<WebhookSecret>,
-    ) -> Result<Endpoint, Error> {
-        let endpoint = Endpoint::new(account, url, secrets, self.clock().now())?;
-        self.store().set_endpoint(endpoint).await
-    }
-
-    /// Reads `account`'s webhook endpoint, if it has one.
-    ///
-    /// # Errors
-    ///
-    /// Backend failures.
-    pub async fn webhook_endpoint(&self, account: AccountId) -> Result<Option<Endpoint>, Error> {
-        self.store().endpoint(account).await
-    }
-
-    /// Disables `account`'s webhook endpoint; its pending deliveries fail and can be re-queued
-    /// after it is set again.
-    ///
-    /// # Errors
-    ///
-    /// `NotFound` if it has no endpoint; backend failures.
-    pub async fn disable_webhook_endpoint(&self, account: AccountId) -> Result<Endpoint, Error> {
-        self.store()
-            .disable_endpoint(account, self.clock().now())
-            .await
-    }
-
-    /// Lists `account`'s failed deliveries.
-    ///
-    /// # Errors
-    ///
-    /// Backend failures.
-    pub async fn failed_deliveries(
-        &self,
-        account: AccountId,
-        page: Page,
-    ) -> Result<Paged<Delivery>, Error> {
-        self.store().failed_deliveries(Some(account), page).await
-    }
-
-    /// Re-queues a failed delivery of `account` with a fresh retry schedule.
-    ///
-    /// # Errors
-    ///
-    /// `NotFound` for an unknown event or another account's; backend failures.
-    pub async fn requeue_delivery(
-        &self,
-        account: AccountId,
-        event: EventId,
-    ) -> Result<Delivery, Error> {
-        let delivery = self.store().delivery(event).await?;
-        if delivery.account != account {
-            return Err(Rejection::NotFound.into());
-        }
-        self.store().requeue(event, self.clock().now()).await
-    }
-}
+pub use delivery::{
+    Attempt, AttemptOutcome, Claim, Delivery, DeliveryStatus, FailReason, Lease, NextStep,
+};
+pub use dispatcher::{DispatchReport, Dispatcher, RetrySchedule, DEFAULT_TIMEOUT};
+pub use endpoint::{Endpoint, MAX_WEBHOOK_SECRETS, MAX_WEBHOOK_URL_LEN};
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use http::HttpTransport;
+pub use payload::{EventData, WebhookPayload};
+pub use signing::{
+    signature_header, Signature, WebhookError, WebhookHeaders, WebhookSecret, WebhookVerifier,
+    DEFAULT_TOLERANCE, WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER,
+};
+pub use transport::{Transport, TransportError, WebhookRequest, WebhookResponse};

@@ -27,7 +27,7 @@ use crate::{AbandonReason, AccountId, Event, EventKind, LinkId, Outcome, Session
 /// # Examples
 ///
 /// ```
-/// use magic_link::WebhookPayload;
+/// use magic_link::webhooks::WebhookPayload;
 ///
 /// let body = br#"{"type":"session.completed","timestamp":"2025-01-02T03:04:05Z",
 ///   "data":{"account_id":"67e55044-10b1-426f-9247-bb680e5fe0c8",

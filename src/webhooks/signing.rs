@@ -13,7 +13,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock};
 
 /// The header that carries the message id, the receiver's idempotency key.
 pub const WEBHOOK_ID_HEADER: &str = "webhook-id";
@@ -74,13 +74,13 @@ pub enum WebhookError {
 /// # Examples
 ///
 /// ```
-/// use magic_link::WebhookSecret;
+/// use magic_link::webhooks::WebhookSecret;
 ///
 /// let secret: WebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".parse()?;
 /// let signature = secret.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
 /// assert_eq!(signature.to_string(), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 /// assert_eq!(format!("{secret:?}"), "WebhookSecret([redacted])");
-/// # Ok::<(), magic_link::WebhookError>(())
+/// # Ok::<(), magic_link::webhooks::WebhookError>(())
 /// ```
 #[derive(Clone)]
 pub struct WebhookSecret {
@@ -233,7 +233,7 @@ impl fmt::Debug for Signature {
 /// # Examples
 ///
 /// ```
-/// use magic_link::{signature_header, WebhookSecret};
+/// use magic_link::webhooks::{WebhookSecret, signature_header};
 ///
 /// let old = WebhookSecret::generate()?;
 /// let new = WebhookSecret::generate()?;
@@ -265,7 +265,7 @@ pub fn signature_header(
 /// # Examples
 ///
 /// ```
-/// use magic_link::WebhookHeaders;
+/// use magic_link::webhooks::WebhookHeaders;
 /// # let request_headers: Vec<(String, Vec<u8>)> = Vec::new();
 /// let headers = WebhookHeaders::from_fn(|name| {
 ///     request_headers
@@ -317,7 +317,7 @@ impl<'a> WebhookHeaders<'a> {
 ///
 /// ```
 /// use chrono::DateTime;
-/// use magic_link::{WebhookHeaders, WebhookVerifier};
+/// use magic_link::webhooks::{WebhookHeaders, WebhookVerifier};
 ///
 /// let verifier = WebhookVerifier::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".parse()?);
 /// let headers = WebhookHeaders::new(
@@ -327,7 +327,7 @@ impl<'a> WebhookHeaders<'a> {
 /// );
 /// let now = DateTime::from_timestamp(1614265330, 0).unwrap();
 /// verifier.verify_at(headers, br#"{"test": 2432232314}"#, now)?;
-/// # Ok::<(), magic_link::WebhookError>(())
+/// # Ok::<(), magic_link::webhooks::WebhookError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct WebhookVerifier {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::webhooks::endpoint::RedactedUrl;
-use crate::{WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER};
+use crate::webhooks::{WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER};
 
 /// One signed webhook request: a `POST` of [`body`](Self::body) to [`url`](Self::url) with
 /// [`headers`](Self::headers).
@@ -134,7 +134,7 @@ impl TransportError {
 ///
 /// ```
 /// use std::sync::Mutex;
-/// use magic_link::{Transport, TransportError, WebhookRequest, WebhookResponse};
+/// use magic_link::webhooks::{Transport, TransportError, WebhookRequest, WebhookResponse};
 ///
 /// #[derive(Debug, Default)]
 /// struct Recording(Mutex<Vec<WebhookRequest>>);

@@ -6,15 +6,16 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
-use crate::store::{LinkStats, LinkStore, OutcomeCounts, Page, Paged};
+use crate::store::LinkStore;
 use crate::{
     Account, AccountId, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId, Outcome,
     Rejection, Session, SessionId, SessionStatus, SessionTtl,
 };
+use crate::{LinkStats, OutcomeCounts, Page, Paged};
 
 mod decode;
 mod migrate;
-mod webhooks;
+mod webhook_store;
 
 use decode::{get, status, to_i64, LINK_COLUMNS, SESSION_COLUMNS};
 
@@ -46,7 +47,7 @@ const MAX_SCHEMA_LEN: usize = 63;
 ///
 /// # Webhooks
 ///
-/// It is also a [`WebhookStore`](crate::WebhookStore), in the same schema: dispatchers on
+/// It is also a [`WebhookStore`](crate::store::WebhookStore), in the same schema: dispatchers on
 /// several machines claim deliveries with `FOR UPDATE SKIP LOCKED`, so no delivery is held by
 /// two at once. Endpoint signing secrets are kept as raw key bytes in the `endpoints` table,
 /// since the store signs with them: restrict who may read the schema.
@@ -74,7 +75,9 @@ const MAX_SCHEMA_LEN: usize = 63;
 /// # Examples
 ///
 /// ```no_run
-/// use magic_link::{Keyring, MagicLinks, PostgresStore};
+/// use magic_link::store::PostgresStore;
+/// use magic_link::tokens::Keyring;
+/// use magic_link::MagicLinks;
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let pool = PostgresStore::pool_options()
@@ -256,7 +259,7 @@ struct Statements {
     account: String,
     ledger: String,
     outbox_after: String,
-    webhooks: webhooks::Statements,
+    webhooks: webhook_store::Statements,
 }
 
 impl Statements {
@@ -326,7 +329,7 @@ impl Statements {
                  r_outcome, r_reason, r_amount::text, r_balance::text \
                  FROM __SCHEMA__.outbox_after($1, $2)",
             ),
-            webhooks: webhooks::Statements::new(schema),
+            webhooks: webhook_store::Statements::new(schema),
         }
     }
 }
@@ -644,8 +647,8 @@ impl LinkStore for PostgresStore {
             return Ok(Vec::new());
         }
         let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
-        // At most MAX_PAGE events per call, as MemoryStore.
-        let limit = limit.min(crate::MAX_PAGE) as i64;
+        // At most Page::MAX_LIMIT events per call, as MemoryStore.
+        let limit = limit.min(crate::Page::MAX_LIMIT) as i64;
         sqlx::query(&self.sql.outbox_after)
             .bind(cursor)
             .bind(limit)

@@ -9,12 +9,13 @@ use sqlx::postgres::PgRow;
 
 use super::decode::{self, get, status};
 use super::PostgresStore;
-use crate::store::webhooks::{
+use crate::store::WebhookStore;
+use crate::webhooks::{
     Attempt, AttemptOutcome, Claim, Delivery, DeliveryStatus, FailReason, Lease, NextStep,
-    WebhookStore,
 };
-use crate::store::{Page, Paged};
-use crate::{AccountId, Endpoint, Error, EventId, Rejection, WebhookSecret};
+use crate::webhooks::{Endpoint, WebhookSecret};
+use crate::{AccountId, Error, EventId, Rejection};
+use crate::{Page, Paged};
 
 /// The SQL of the webhook operations, with the schema filled in.
 pub(super) struct Statements {

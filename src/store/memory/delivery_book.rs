@@ -1,7 +1,7 @@
 //! Endpoints and delivery state in plain memory: the [`WebhookStore`] logic that the
 //! in-memory stores share, applied under their own lock.
 //!
-//! [`WebhookStore`]: crate::WebhookStore
+//! [`WebhookStore`]: crate::store::WebhookStore
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -9,11 +9,10 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
-use crate::store::webhooks::{
-    Attempt, Claim, Delivery, DeliveryStatus, FailReason, Lease, NextStep,
-};
-use crate::store::{Page, Paged};
-use crate::{AccountId, Endpoint, Event, EventId};
+use crate::webhooks::Endpoint;
+use crate::webhooks::{Attempt, Claim, Delivery, DeliveryStatus, FailReason, Lease, NextStep};
+use crate::{AccountId, Event, EventId};
+use crate::{Page, Paged};
 
 #[derive(Debug, Default)]
 pub(crate) struct DeliveryBook {

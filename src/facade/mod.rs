@@ -5,12 +5,15 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{LinkStats, LinkStore, Page, Paged};
+use crate::clock::{Clock, SystemClock};
+use crate::store::LinkStore;
+use crate::tokens::{Keyring, LinkBase, LinkToken, SessionToken};
 use crate::{
-    Account, AccountId, Clock, Error, Event, IdempotencyKey, Keyring, Link, LinkBase, LinkId,
-    LinkStatus, LinkToken, NewLink, Outcome, Rejection, Session, SessionId, SessionToken,
-    SessionTtl, SystemClock,
+    Account, AccountId, Error, Event, IdempotencyKey, Link, LinkId, LinkStats, LinkStatus, NewLink,
+    Outcome, Page, Paged, Rejection, Session, SessionId, SessionTtl,
 };
+
+mod webhook_endpoints;
 
 /// A new link with its token and URL, as [`MagicLinks::create_link`] returns it.
 ///
@@ -110,10 +113,9 @@ impl Inspection {
 /// # Examples
 ///
 /// ```
-/// use magic_link::{
-///     AccountId, Flow, IdempotencyKey, Keyring, MagicLinks, MemoryStore, NewLink, Outcome,
-///     UsageLimit,
-/// };
+/// use magic_link::store::MemoryStore;
+/// use magic_link::tokens::Keyring;
+/// use magic_link::{AccountId, Flow, IdempotencyKey, MagicLinks, NewLink, Outcome, UsageLimit};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let keyring = Keyring::generate()?; // in production: Keyring::parse(&env_var)?
@@ -164,7 +166,7 @@ impl<S: LinkStore> MagicLinks<S> {
 }
 
 impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
-    /// The same, on another clock (for tests, a [`ManualClock`](crate::ManualClock)).
+    /// The same, on another clock (for tests, a [`ManualClock`](crate::clock::ManualClock)).
     pub fn with_clock<C2: Clock>(self, clock: C2) -> MagicLinks<S, C2> {
         MagicLinks {
             store: self.store,
@@ -258,9 +260,16 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
     /// `NotFound`; backend failures.
     pub async fn link_url(&self, account: AccountId, link: LinkId) -> Result<String, Error> {
         let link = self.store.link(account, link).await?;
-        Ok(self
-            .link_base
-            .url(&LinkToken::for_link(&link).sign(&self.keyring)))
+        Ok(self.url_of(&link))
+    }
+
+    /// The URL of a link already read (from [`links`](Self::links), say), derived from its id
+    /// and expiry without a store read; see [`link_url`](Self::link_url). The caller is
+    /// trusted to pass a link of the right account: the URL is a capability to start sessions
+    /// on it, so never show one account's link URLs to another.
+    pub fn url_of(&self, link: &Link) -> String {
+        self.link_base
+            .url(&LinkToken::for_link(link).sign(&self.keyring))
     }
 
     /// Verifies a link token now, without touching the store.
@@ -287,13 +296,13 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
     }
 
     /// Reports a link's state for a landing page, from the token in its URL (see
-    /// [`token_from_url`](crate::token_from_url)). Consumes nothing: a GET or HEAD from an
+    /// [`token_from_url`](crate::tokens::token_from_url)). Consumes nothing: a GET or HEAD from an
     /// email scanner must call this, never [`redeem`](Self::redeem).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidToken`] (before any store access), including
-    /// [`TokenError::Expired`](crate::TokenError::Expired) for an authentic token of an expired
+    /// [`TokenError::Expired`](crate::tokens::TokenError::Expired) for an authentic token of an expired
     /// link; `NotFound`; backend failures.
     pub async fn inspect(&self, token: &str) -> Result<Inspection, Error> {
         let claims = self.verify_link_token(token)?;
@@ -371,7 +380,7 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
     /// # Errors
     ///
     /// [`Error::InvalidToken`] (before any store access; an expired session token is
-    /// [`TokenError::Expired`](crate::TokenError::Expired)); then as
+    /// [`TokenError::Expired`](crate::tokens::TokenError::Expired)); then as
     /// [`complete_session`](Self::complete_session).
     pub async fn complete_session_with_token(
         &self,

@@ -6,9 +6,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{lock, MemoryStore};
-use crate::store::webhooks::{Attempt, Claim, Delivery, Lease, NextStep, WebhookStore};
-use crate::store::{LinkStore, Page, Paged};
-use crate::{AccountId, Endpoint, Error, EventId, Rejection};
+use crate::store::LinkStore;
+use crate::store::WebhookStore;
+use crate::webhooks::Endpoint;
+use crate::webhooks::{Attempt, Claim, Delivery, Lease, NextStep};
+use crate::{AccountId, Error, EventId, Rejection};
+use crate::{Page, Paged};
 
 impl WebhookStore for MemoryStore {
     async fn set_endpoint(&self, endpoint: Endpoint) -> Result<Endpoint, Error> {

@@ -6,11 +6,12 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 
 use crate::rules;
-use crate::store::{LinkStats, LinkStore, Page, Paged};
+use crate::store::LinkStore;
 use crate::{
     AbandonReason, Account, AccountId, Error, Event, EventId, EventKind, IdempotencyKey,
     LedgerEntry, LedgerKind, Link, LinkId, Outcome, Rejection, Session, SessionId, SessionTtl,
 };
+use crate::{LinkStats, Page, Paged};
 
 /// The rules applied to plain maps: the simplest correct [`LinkStore`].
 ///

@@ -2,7 +2,7 @@
 //! to a [`Dispatcher`] at once.
 //!
 //! [`MagicLinks`]: crate::MagicLinks
-//! [`Dispatcher`]: crate::Dispatcher
+//! [`Dispatcher`]: crate::webhooks::Dispatcher
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,12 +10,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::store::webhooks::{Attempt, Claim, Delivery, Lease, NextStep, WebhookStore};
-use crate::store::{LinkStats, LinkStore, Page, Paged};
+use crate::store::LinkStore;
+use crate::store::WebhookStore;
+use crate::webhooks::Endpoint;
+use crate::webhooks::{Attempt, Claim, Delivery, Lease, NextStep};
 use crate::{
-    Account, AccountId, Endpoint, Error, Event, EventId, IdempotencyKey, LedgerEntry, Link, LinkId,
-    Outcome, Session, SessionId, SessionTtl,
+    Account, AccountId, Error, Event, EventId, IdempotencyKey, LedgerEntry, Link, LinkId, Outcome,
+    Session, SessionId, SessionTtl,
 };
+use crate::{LinkStats, Page, Paged};
 
 impl<S: LinkStore> LinkStore for Arc<S> {
     fn create_account(

@@ -6,7 +6,8 @@
 //! suite:
 //!
 //! ```
-//! use magic_link::{conformance, MemoryStore};
+//! use magic_link::store::MemoryStore;
+//! use magic_link::conformance;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let store = MemoryStore::new();
@@ -19,13 +20,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::store::webhooks::{
-    Attempt, AttemptOutcome, Claim, DeliveryStatus, FailReason, NextStep, WebhookStore,
-};
-use crate::store::Page;
-use crate::{
-    Account, AccountId, Endpoint, Error, Event, EventId, IdempotencyKey, Rejection, WebhookSecret,
-};
+use crate::store::WebhookStore;
+use crate::webhooks::{Attempt, AttemptOutcome, Claim, DeliveryStatus, FailReason, NextStep};
+use crate::webhooks::{Endpoint, WebhookSecret};
+use crate::Page;
+use crate::{Account, AccountId, Error, Event, EventId, IdempotencyKey, Rejection};
 
 const LEASE: Duration = Duration::from_secs(60);
 

@@ -1,0 +1,42 @@
+//! The conformance suite: checks that a store keeps every rule, for the crate's own stores and
+//! for third-party ones.
+//!
+//! **Not a stable part of the public API.** The checks grow and change with the rules, in
+//! minor versions too; pin the crate's version in a store's test dependencies.
+//!
+//! Each check is a plain `async fn` taking a store, so any implementation, including a
+//! third-party one, runs the same suite:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let store = magic_link::store::MemoryStore::new();
+//! magic_link::conformance::run_all(&store).await;
+//! magic_link::conformance::delivery::run_all(&store).await;
+//! # }
+//! ```
+//!
+//! The checks create their own accounts and links with fresh ids, so they can share one store
+//! and run in any order. They panic, with a message naming the rule, when a store breaks one.
+//!
+//! What is here:
+//!
+//! - the core suite of [`LinkStore`](crate::store::LinkStore) checks ([`run_all`] and the
+//!   checks it runs), with its fixtures ([`epoch`], [`account_with`], [`link_with`]);
+//! - [`race`]: many tasks redeeming one link at once;
+//! - the model test: [`compare_with_model`] replays random [`Op`] sequences against a store and
+//!   the [`ReferenceStore`], the rules applied to plain maps, and compares them after every
+//!   step;
+//! - [`delivery`]: the suite for [`WebhookStore`](crate::store::WebhookStore) implementations.
+
+pub mod delivery;
+mod fixtures;
+mod links;
+mod model;
+mod race;
+mod reference;
+
+pub use fixtures::{account_with, epoch, link_with};
+pub use links::*;
+pub use model::{compare_with_model, Op};
+pub use race::{race, RaceReport};
+pub use reference::ReferenceStore;

@@ -1,0 +1,393 @@
+//! The model test: random operation sequences applied to a store and to the
+//! [`ReferenceStore`], compared after every step.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::fixtures::{epoch, key, ttl};
+use super::ReferenceStore;
+use crate::store::LinkStore;
+use crate::{
+    Account, AccountId, Error, EventKind, InvalidInput, LedgerKind, Link, LinkId, NewLink, Outcome,
+    Page, Rejection, Session, SessionId, SessionStatus, UsageLimit,
+};
+
+/// One step of a random operation sequence for [`compare_with_model`]. Indices pick among the
+/// objects created so far (modulo their number), so any sequence is meaningful.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Create a link for account `account % 2` with `limit` (`None`: unlimited; `Some(0)`:
+    /// single-use) expiring after `expires_in` seconds, if given.
+    CreateLink {
+        /// Which account.
+        account: u8,
+        /// The limit.
+        limit: Option<u8>,
+        /// Seconds until expiry.
+        expires_in: Option<u16>,
+    },
+    /// Redeem a link (an index past the end means an unknown id).
+    Redeem {
+        /// Which link.
+        link: u8,
+    },
+    /// Complete a session as account `account % 2` with an outcome.
+    Complete {
+        /// Which session.
+        session: u8,
+        /// Acting account.
+        account: u8,
+        /// Which outcome (`% 3`).
+        outcome: u8,
+    },
+    /// Abandon a session as account `account % 2`.
+    Abandon {
+        /// Which session.
+        session: u8,
+        /// Acting account.
+        account: u8,
+    },
+    /// Deactivate a link as account `account % 2`.
+    Deactivate {
+        /// Which link.
+        link: u8,
+        /// Acting account.
+        account: u8,
+    },
+    /// Top up account `account % 2` with `amount` under key `key % 4`.
+    TopUp {
+        /// Which account.
+        account: u8,
+        /// Credits (0 is invalid).
+        amount: u8,
+        /// Idempotency key index.
+        key: u8,
+    },
+    /// Move the clock forward.
+    Advance {
+        /// Seconds.
+        seconds: u16,
+    },
+    /// Sweep stale sessions.
+    Expire,
+}
+
+/// What an operation returned, comparable across stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Returned {
+    Link(Link),
+    Session(Session),
+    Account(Account),
+    Count(usize),
+    Rejected(Rejection),
+    Invalid(InvalidInput),
+    AlreadyExists,
+    None,
+}
+
+impl<T: Into<Returned>> From<Result<T, Error>> for Returned {
+    fn from(r: Result<T, Error>) -> Self {
+        match r {
+            Ok(v) => v.into(),
+            Err(Error::Rejected(r)) => Self::Rejected(r),
+            Err(Error::Invalid(i)) => Self::Invalid(i),
+            Err(Error::AlreadyExists) => Self::AlreadyExists,
+            Err(e) => panic!("backend failure: {e:?}"),
+        }
+    }
+}
+
+macro_rules! returned {
+    ($($t:ident),*) => {$(impl From<$t> for Returned {
+        fn from(v: $t) -> Self { Self::$t(v) }
+    })*};
+}
+returned!(Link, Session, Account);
+
+impl From<usize> for Returned {
+    fn from(n: usize) -> Self {
+        Self::Count(n)
+    }
+}
+
+/// The objects a sequence created, shared by both stores (ids are chosen by the harness).
+#[derive(Debug, Default)]
+struct World {
+    accounts: Vec<AccountId>,
+    links: Vec<LinkId>,
+    sessions: Vec<SessionId>,
+}
+
+impl World {
+    fn account(&self, i: u8) -> AccountId {
+        self.accounts[usize::from(i) % self.accounts.len()]
+    }
+
+    fn link(&self, i: u8) -> LinkId {
+        self.links
+            .get(usize::from(i))
+            .copied()
+            .unwrap_or_else(|| LinkId::from_bytes([0xff; 16]))
+    }
+
+    fn session(&self, i: u8) -> Option<SessionId> {
+        (!self.sessions.is_empty()).then(|| self.sessions[usize::from(i) % self.sessions.len()])
+    }
+}
+
+/// Everything observable about the world in one store, for comparison.
+#[derive(Debug, PartialEq, Eq)]
+struct Snapshot {
+    accounts: Vec<Account>,
+    links: Vec<Link>,
+    sessions: Vec<Session>,
+    ledger: Vec<(AccountId, LedgerKind, u64)>,
+    events: Vec<(AccountId, DateTime<Utc>, EventKind)>,
+}
+
+async fn snapshot<S: LinkStore>(store: &S, world: &World) -> Snapshot {
+    let mut snap = Snapshot {
+        accounts: Vec::new(),
+        links: Vec::new(),
+        sessions: Vec::new(),
+        ledger: Vec::new(),
+        events: Vec::new(),
+    };
+    for &a in &world.accounts {
+        snap.accounts.push(store.account(a).await.expect("account"));
+        let ledger = store
+            .ledger(a, Page::first(crate::Page::MAX_LIMIT))
+            .await
+            .expect("ledger");
+        snap.ledger.extend(
+            ledger
+                .items
+                .into_iter()
+                .map(|e| (e.account, e.kind, e.amount)),
+        );
+        for l in store
+            .links(a, Page::first(crate::Page::MAX_LIMIT))
+            .await
+            .expect("links")
+            .items
+        {
+            let sessions = store
+                .sessions(a, l.id, Page::first(crate::Page::MAX_LIMIT))
+                .await;
+            snap.sessions.extend(sessions.expect("sessions").items);
+            snap.links.push(l);
+        }
+    }
+    let mut cursor = 0;
+    loop {
+        let batch = store
+            .outbox_after(cursor, 1000)
+            .await
+            .expect("outbox_after");
+        let Some(last) = batch.last() else { break };
+        cursor = last.seq;
+        snap.events.extend(
+            batch
+                .into_iter()
+                .filter(|e| world.accounts.contains(&e.account))
+                .map(|e| (e.account, e.at, e.kind)),
+        );
+    }
+    snap
+}
+
+fn check_invariants(snap: &Snapshot, step: usize) {
+    for link in &snap.links {
+        if let Some(max) = link.limit.max_uses() {
+            assert!(link.uses <= max, "step {step}: uses > limit: {link:?}");
+        }
+        let sessions = snap.sessions.iter().filter(|s| s.link == link.id).count() as u64;
+        assert_eq!(sessions, link.uses, "step {step}: each use has its session");
+    }
+    for account in &snap.accounts {
+        assert!(
+            account.held <= account.balance,
+            "step {step}: held > balance: {account:?}"
+        );
+        let of = |s: &&Session| s.account == account.id;
+        let open = snap
+            .sessions
+            .iter()
+            .filter(of)
+            .filter(|s| s.is_open())
+            .count() as u64;
+        assert_eq!(open, account.held, "step {step}: holds == open sessions");
+        let completed = snap
+            .sessions
+            .iter()
+            .filter(of)
+            .filter(|s| matches!(s.status, SessionStatus::Completed { .. }))
+            .count();
+        let captured = snap
+            .ledger
+            .iter()
+            .filter(|(a, k, _)| *a == account.id && matches!(k, LedgerKind::Capture { .. }))
+            .count();
+        assert_eq!(
+            captured, completed,
+            "step {step}: captured credits == completed sessions"
+        );
+    }
+}
+
+/// Replays `ops` against `store` and against a fresh [`ReferenceStore`], from [`epoch`].
+/// After every step, checks that both returned the same thing, that both hold the same state,
+/// that the invariants hold (uses <= limit, held <= balance, holds == open sessions, captured
+/// credits == completed sessions), and that a step emitted exactly one event if it changed
+/// state and none otherwise.
+///
+/// `store` should be empty of other activity while this runs (it reads the whole outbox).
+///
+/// # Panics
+///
+/// On the first difference or broken invariant, naming the step.
+pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
+    let model = ReferenceStore::new();
+    let mut world = World::default();
+    let mut now = epoch();
+    for _ in 0..2 {
+        let id = AccountId::new();
+        store
+            .create_account(Account::new(id, now))
+            .await
+            .expect("account");
+        model
+            .create_account(Account::new(id, now))
+            .await
+            .expect("account");
+        world.accounts.push(id);
+    }
+    let mut before = snapshot(store, &world).await;
+    for (step, op) in ops.iter().enumerate() {
+        let (got, want): (Returned, Returned) = match *op {
+            Op::CreateLink {
+                account,
+                limit,
+                expires_in,
+            } => {
+                let limit = match limit {
+                    None => UsageLimit::Unlimited,
+                    Some(0) => UsageLimit::Single,
+                    Some(n) => UsageLimit::multi(u32::from(n)).expect("n > 0"),
+                };
+                let mut spec = NewLink::new("model", crate::Flow::Document).limit(limit);
+                spec.expires_at = expires_in.map(|s| now + Duration::seconds(i64::from(s) + 1));
+                let link = Link::new(LinkId::new(), world.account(account), spec, now)
+                    .expect("valid link");
+                world.links.push(link.id);
+                (
+                    store.insert_link(link.clone()).await.into(),
+                    model.insert_link(link).await.into(),
+                )
+            }
+            Op::Redeem { link } => {
+                let id = SessionId::new();
+                let link = world.link(link);
+                let got: Returned = store.redeem(link, id, ttl(), now).await.into();
+                let want = model.redeem(link, id, ttl(), now).await.into();
+                if matches!(got, Returned::Session(_)) {
+                    world.sessions.push(id);
+                }
+                (got, want)
+            }
+            Op::Complete {
+                session,
+                account,
+                outcome,
+            } => match world.session(session) {
+                None => (Returned::None, Returned::None),
+                Some(s) => {
+                    let a = world.account(account);
+                    let o = Outcome::ALL[usize::from(outcome) % 3];
+                    (
+                        store.complete(a, s, o, now).await.into(),
+                        model.complete(a, s, o, now).await.into(),
+                    )
+                }
+            },
+            Op::Abandon { session, account } => match world.session(session) {
+                None => (Returned::None, Returned::None),
+                Some(s) => {
+                    let a = world.account(account);
+                    (
+                        store.abandon(a, s, now).await.into(),
+                        model.abandon(a, s, now).await.into(),
+                    )
+                }
+            },
+            Op::Deactivate { link, account } => {
+                let (l, a) = (world.link(link), world.account(account));
+                (
+                    store.deactivate(a, l, now).await.into(),
+                    model.deactivate(a, l, now).await.into(),
+                )
+            }
+            Op::TopUp {
+                account,
+                amount,
+                key: k,
+            } => {
+                let a = world.account(account);
+                let k = key(&format!("key-{}", k % 4));
+                let amount = u64::from(amount);
+                (
+                    store.top_up(a, amount, k.clone(), now).await.into(),
+                    model.top_up(a, amount, k, now).await.into(),
+                )
+            }
+            Op::Advance { seconds } => {
+                now += Duration::seconds(i64::from(seconds));
+                (Returned::None, Returned::None)
+            }
+            Op::Expire => (
+                store.expire_sessions(now, 1000).await.into(),
+                model.expire_sessions(now, 1000).await.into(),
+            ),
+        };
+        assert_eq!(
+            got, want,
+            "step {step} ({op:?}): the store and the model disagree"
+        );
+        let after = snapshot(store, &world).await;
+        let mut expected = snapshot(&model, &world).await;
+        check_invariants(&after, step);
+        assert_eq!(
+            after.events[..before.events.len()],
+            before.events[..],
+            "step {step} ({op:?}): the outbox is append-only"
+        );
+        // Within one step (a sweep may expire several sessions) the order of events is free.
+        let new_events = |s: &Snapshot| {
+            let mut tail: Vec<_> = s.events[before.events.len()..]
+                .iter()
+                .map(|e| format!("{e:?}"))
+                .collect();
+            tail.sort();
+            tail
+        };
+        assert_eq!(
+            new_events(&after),
+            new_events(&expected),
+            "step {step} ({op:?}): events differ"
+        );
+        expected.events.clone_from(&after.events);
+        assert_eq!(after, expected, "step {step} ({op:?}): states differ");
+        let emitted = after.events.len() - before.events.len();
+        let changed = after.accounts != before.accounts
+            || after.links != before.links
+            || after.sessions != before.sessions;
+        let expected_events = match got {
+            Returned::Count(n) => n,
+            _ => usize::from(changed),
+        };
+        assert_eq!(
+            emitted, expected_events,
+            "step {step} ({op:?}): every state change has exactly one event"
+        );
+        before = after;
+    }
+}

@@ -1,0 +1,339 @@
+//! The [`LinkStore`] trait: the atomic operations on links, sessions, accounts and the outbox.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    Account, AccountId, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId, LinkStats,
+    Outcome, Page, Paged, Session, SessionId, SessionTtl,
+};
+
+/// Storage for links, sessions, accounts and the outbox.
+///
+/// Every operation is atomic and keeps the rules of [`rules`](crate::rules) under any
+/// concurrency. Operations on an owner's objects take the owner's [`AccountId`] and answer
+/// [`Rejection::NotFound`](crate::Rejection::NotFound) for another account's objects, exactly
+/// as for unknown ids. [`redeem`](Self::redeem) and [`inspect`](Self::inspect) take only a link
+/// id: a verified link token is the capability to use a link.
+///
+/// Each state change appends exactly one [`Event`] to the outbox in the same atomic step;
+/// idempotent repeats append none.
+///
+/// The conformance suite (`magic_link::conformance`, feature `test-util`) checks all of this
+/// for any implementation.
+///
+/// # Implementing a store
+///
+/// A store that wraps another, here to count redemptions, implements every method; a store of
+/// your own would apply the [`rules`](crate::rules) inside its own transactions in the same
+/// places.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use chrono::{DateTime, Utc};
+/// use magic_link::clock::Clock;
+/// use magic_link::store::{LinkStore, MemoryStore};
+/// use magic_link::tokens::Keyring;
+/// use magic_link::*;
+///
+/// #[derive(Debug, Default)]
+/// struct Counting<S> {
+///     inner: S,
+///     redemptions: AtomicU64,
+/// }
+///
+/// impl<S: LinkStore> LinkStore for Counting<S> {
+///     async fn create_account(&self, account: Account) -> Result<Account, Error> {
+///         self.inner.create_account(account).await
+///     }
+///     async fn insert_link(&self, link: Link) -> Result<Link, Error> {
+///         self.inner.insert_link(link).await
+///     }
+///     async fn redeem(
+///         &self,
+///         link: LinkId,
+///         session: SessionId,
+///         ttl: SessionTtl,
+///         now: DateTime<Utc>,
+///     ) -> Result<Session, Error> {
+///         let session = self.inner.redeem(link, session, ttl, now).await?;
+///         self.redemptions.fetch_add(1, Ordering::Relaxed);
+///         Ok(session)
+///     }
+///     async fn complete(
+///         &self,
+///         account: AccountId,
+///         session: SessionId,
+///         outcome: Outcome,
+///         now: DateTime<Utc>,
+///     ) -> Result<Session, Error> {
+///         self.inner.complete(account, session, outcome, now).await
+///     }
+///     async fn abandon(
+///         &self,
+///         account: AccountId,
+///         session: SessionId,
+///         now: DateTime<Utc>,
+///     ) -> Result<Session, Error> {
+///         self.inner.abandon(account, session, now).await
+///     }
+///     async fn expire_sessions(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
+///         self.inner.expire_sessions(now, limit).await
+///     }
+///     async fn deactivate(
+///         &self,
+///         account: AccountId,
+///         link: LinkId,
+///         now: DateTime<Utc>,
+///     ) -> Result<Link, Error> {
+///         self.inner.deactivate(account, link, now).await
+///     }
+///     async fn top_up(
+///         &self,
+///         account: AccountId,
+///         amount: u64,
+///         key: IdempotencyKey,
+///         now: DateTime<Utc>,
+///     ) -> Result<Account, Error> {
+///         self.inner.top_up(account, amount, key, now).await
+///     }
+///     async fn inspect(&self, link: LinkId) -> Result<(Link, bool), Error> {
+///         self.inner.inspect(link).await
+///     }
+///     async fn link(&self, account: AccountId, link: LinkId) -> Result<Link, Error> {
+///         self.inner.link(account, link).await
+///     }
+///     async fn links(&self, account: AccountId, page: Page) -> Result<Paged<Link>, Error> {
+///         self.inner.links(account, page).await
+///     }
+///     async fn session(&self, account: AccountId, session: SessionId) -> Result<Session, Error> {
+///         self.inner.session(account, session).await
+///     }
+///     async fn sessions(
+///         &self,
+///         account: AccountId,
+///         link: LinkId,
+///         page: Page,
+///     ) -> Result<Paged<Session>, Error> {
+///         self.inner.sessions(account, link, page).await
+///     }
+///     async fn stats(&self, account: AccountId, link: LinkId) -> Result<LinkStats, Error> {
+///         self.inner.stats(account, link).await
+///     }
+///     async fn account(&self, account: AccountId) -> Result<Account, Error> {
+///         self.inner.account(account).await
+///     }
+///     async fn ledger(&self, account: AccountId, page: Page) -> Result<Paged<LedgerEntry>, Error> {
+///         self.inner.ledger(account, page).await
+///     }
+///     async fn outbox_after(&self, cursor: u64, limit: usize) -> Result<Vec<Event>, Error> {
+///         self.inner.outbox_after(cursor, limit).await
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let keyring = Keyring::generate().unwrap();
+/// let base = "https://verify.example.com/l/".parse().unwrap();
+/// let links = MagicLinks::new(Counting::<MemoryStore>::default(), keyring, base);
+/// let account = links.create_account(AccountId::new()).await.unwrap();
+/// links.top_up(account.id, 1, IdempotencyKey::new("first").unwrap()).await.unwrap();
+/// let created = links.create_link(account.id, NewLink::new("Demo", Flow::Selfie)).await.unwrap();
+/// links.redeem(&created.token).await.unwrap();
+/// assert_eq!(links.store().redemptions.load(Ordering::Relaxed), 1);
+/// # }
+/// ```
+pub trait LinkStore: Send + Sync {
+    /// Creates an account with the given id, balance and holds.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyExists`] if the id is taken.
+    fn create_account(
+        &self,
+        account: Account,
+    ) -> impl Future<Output = Result<Account, Error>> + Send;
+
+    /// Stores a new link (built by [`Link::new`]) and appends `link.created`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyExists`] if the id is taken; `NotFound` if its account does not exist.
+    fn insert_link(&self, link: Link) -> impl Future<Output = Result<Link, Error>> + Send;
+
+    /// Redeems a link in one atomic step: checks it with [`rules::redeem`](crate::rules::redeem)
+    /// against its owner's credits, consumes a use, holds a credit, stores the new session with
+    /// id `session` and appends `link.redeemed`.
+    ///
+    /// # Errors
+    ///
+    /// A [`Rejection`](crate::Rejection) (`NotFound`, `Deactivated`, `Expired`, `Exhausted`,
+    /// `NoCredits`) that changed nothing; [`Error::AlreadyExists`] if the session id is taken.
+    fn redeem(
+        &self,
+        link: LinkId,
+        session: SessionId,
+        ttl: SessionTtl,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Session, Error>> + Send;
+
+    /// Completes a session of `account` (see [`rules::complete`](crate::rules::complete)).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`, `OutcomeConflict`, `SessionAbandoned` or `SessionExpired`.
+    fn complete(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Session, Error>> + Send;
+
+    /// Abandons a session of `account` (see [`rules::abandon`](crate::rules::abandon)).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` or `SessionCompleted`.
+    fn abandon(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Session, Error>> + Send;
+
+    /// Abandons, as expired, up to `limit` started sessions (of any account) whose time to live
+    /// has passed at `now`, each atomically with its event, in order of `expires_at` then
+    /// session id. Returns how many it abandoned.
+    ///
+    /// # Errors
+    ///
+    /// Only backend failures.
+    fn expire_sessions(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<usize, Error>> + Send;
+
+    /// Deactivates a link of `account` for good (idempotent).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`.
+    fn deactivate(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Link, Error>> + Send;
+
+    /// Adds credits to `account`; a repeat with the same key and amount adds nothing.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`, `IdempotencyConflict`, or invalid input (zero, overflow).
+    fn top_up(
+        &self,
+        account: AccountId,
+        amount: u64,
+        key: IdempotencyKey,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Account, Error>> + Send;
+
+    /// Reads a link for a landing page, with whether its owner has an available credit. Any
+    /// caller holding a valid link token may do this; it changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`.
+    fn inspect(&self, link: LinkId) -> impl Future<Output = Result<(Link, bool), Error>> + Send;
+
+    /// Reads a link of `account`.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`.
+    fn link(
+        &self,
+        account: AccountId,
+        link: LinkId,
+    ) -> impl Future<Output = Result<Link, Error>> + Send;
+
+    /// Lists `account`'s links, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for an unknown account.
+    fn links(
+        &self,
+        account: AccountId,
+        page: Page,
+    ) -> impl Future<Output = Result<Paged<Link>, Error>> + Send;
+
+    /// Reads a session of `account`.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`.
+    fn session(
+        &self,
+        account: AccountId,
+        session: SessionId,
+    ) -> impl Future<Output = Result<Session, Error>> + Send;
+
+    /// Lists a link's sessions in redemption order; the cursor is the session
+    /// [`number`](Session::number).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`.
+    fn sessions(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        page: Page,
+    ) -> impl Future<Output = Result<Paged<Session>, Error>> + Send;
+
+    /// Per-link statistics.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`.
+    fn stats(
+        &self,
+        account: AccountId,
+        link: LinkId,
+    ) -> impl Future<Output = Result<LinkStats, Error>> + Send;
+
+    /// Reads an account.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`.
+    fn account(&self, account: AccountId) -> impl Future<Output = Result<Account, Error>> + Send;
+
+    /// Lists an account's ledger, oldest first; the cursor counts entries.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`.
+    fn ledger(
+        &self,
+        account: AccountId,
+        page: Page,
+    ) -> impl Future<Output = Result<Paged<LedgerEntry>, Error>> + Send;
+
+    /// Reads up to `limit` outbox events with `seq > cursor`, in `seq` order, with no gaps: an
+    /// event not yet visible never has a smaller `seq` than one returned. A store may return
+    /// fewer than `limit` (`MemoryStore` at most [`Page::MAX_LIMIT`]); an empty result means there is
+    /// nothing after `cursor` yet.
+    ///
+    /// # Errors
+    ///
+    /// Only backend failures.
+    fn outbox_after(
+        &self,
+        cursor: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Event>, Error>> + Send;
+}
