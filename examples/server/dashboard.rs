@@ -309,3 +309,184 @@ pub(crate) async fn live_parts<S: WebhookStore>(
     });
     Ok(Json(parts).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(name: &str, live: &Live) -> String {
+        html::render(name, Value::from(Serde(live))).expect("renders")
+    }
+
+    fn empty() -> Live {
+        Live {
+            prefix: String::new(),
+            credits: Credits {
+                balance: 5,
+                held: 1,
+                available: 4,
+            },
+            links: Vec::new(),
+            endpoint: None,
+            failed: Vec::new(),
+            inbox_url: "http://127.0.0.1:3000/demo/webhook-inbox".to_owned(),
+            received: Vec::new(),
+        }
+    }
+
+    fn link(id: &str, sessions: Vec<SessionRow>) -> LinkRow {
+        LinkRow {
+            id: id.to_owned(),
+            name: "<b>Spring</b> & co".to_owned(),
+            language: "lt".to_owned(),
+            flow: "Selfie",
+            limit: "2 uses".to_owned(),
+            uses: 1,
+            remaining: "1".to_owned(),
+            status: "active",
+            expires: "never".to_owned(),
+            can_deactivate: sessions.is_empty(),
+            url: "http://127.0.0.1:3000/l/TOKEN".to_owned(),
+            embed: "<a href=\"http://127.0.0.1:3000/l/TOKEN\">Verify now</a>".to_owned(),
+            open: 0,
+            completed: sessions.len(),
+            sessions,
+        }
+    }
+
+    /// The branches the end-to-end tests seldom reach (no credit, failed deliveries, a
+    /// rejected webhook, a link without sessions next to one with) render, and escape.
+    #[test]
+    fn live_parts_render_every_branch() {
+        let mut live = empty();
+        let credits = render("dashboard-credits.html", &live);
+        assert!(credits.contains("<b id=\"available\">4</b>"), "{credits}");
+        assert!(!credits.contains("No credit available"), "{credits}");
+        let links = render("dashboard-links.html", &live);
+        assert!(links.contains("id=\"no-links\""), "{links}");
+        let webhooks = render("dashboard-webhooks.html", &live);
+        assert!(webhooks.contains("data-state=\"none\""), "{webhooks}");
+        assert!(webhooks.contains("Nothing received yet"), "{webhooks}");
+
+        live.prefix = "/verify".to_owned();
+        live.credits.available = 0;
+        live.links = vec![
+            link("11111111-1111-4111-8111-111111111111", Vec::new()),
+            link(
+                "22222222-2222-4222-8222-222222222222",
+                vec![SessionRow {
+                    id: "33333333-3333-4333-8333-333333333333".to_owned(),
+                    number: 1,
+                    class: "denied",
+                    label: "completed: denied".to_owned(),
+                    started: "2030-01-01 10:00:00 UTC".to_owned(),
+                    finished: "2030-01-01 10:01:00 UTC".to_owned(),
+                }],
+            ),
+        ];
+        live.endpoint = Some(EndpointState {
+            url: "https://hooks.example.com/idv?a=1&b=\"2\"".to_owned(),
+            enabled: true,
+        });
+        live.failed = vec![FailedDelivery {
+            event: "44444444-4444-4444-8444-444444444444".to_owned(),
+            attempts: 8,
+            why: "Exhausted".to_owned(),
+        }];
+        live.received = vec![
+            ReceivedWebhook {
+                at: "10:01:00".to_owned(),
+                id: "msg_1".to_owned(),
+                kind: "session.completed".to_owned(),
+                outcome: Some("denied".to_owned()),
+                verified: true,
+                verdict: "signature verified".to_owned(),
+            },
+            ReceivedWebhook {
+                at: "10:02:00".to_owned(),
+                id: "msg_<2>".to_owned(),
+                kind: "(unreadable)".to_owned(),
+                outcome: None,
+                verified: false,
+                verdict: "rejected: no matching signature".to_owned(),
+            },
+        ];
+
+        let credits = render("dashboard-credits.html", &live);
+        assert!(credits.contains("No credit available"), "{credits}");
+
+        let links = render("dashboard-links.html", &live);
+        assert!(!links.contains("<b>Spring"), "names are escaped: {links}");
+        assert!(
+            links.contains("&lt;b&gt;Spring&lt;/b&gt; &amp; co"),
+            "{links}"
+        );
+        assert!(
+            links.contains("&lt;a href=&quot;http://127.0.0.1:3000/l/TOKEN&quot;&gt;"),
+            "the snippet is shown as text: {links}"
+        );
+        assert!(
+            links.contains("src=\"/verify/api/links/11111111-1111-4111-8111-111111111111/qr.svg\"")
+        );
+        assert_eq!(links.matches("data-deactivate=").count(), 1, "{links}");
+        assert!(links.contains("No sessions yet"), "{links}");
+        assert!(links.contains("data-session-id=\"33333333-3333-4333-8333-333333333333\""));
+        assert!(links.contains("1 started, 0 open, 1 completed"), "{links}");
+
+        let webhooks = render("dashboard-webhooks.html", &live);
+        assert!(webhooks.contains("data-state=\"enabled\""), "{webhooks}");
+        assert!(
+            webhooks.contains("https://hooks.example.com/idv?a=1&amp;b=&quot;2&quot;"),
+            "{webhooks}"
+        );
+        assert!(webhooks.contains("id=\"webhook-disable\""), "{webhooks}");
+        assert!(
+            webhooks.contains("data-retry=\"44444444-4444-4444-8444-444444444444\""),
+            "{webhooks}"
+        );
+        assert!(
+            webhooks.contains("session.completed (denied)"),
+            "{webhooks}"
+        );
+        assert!(
+            webhooks.contains("title=\"webhook-id msg_&lt;2&gt;\""),
+            "{webhooks}"
+        );
+        assert!(
+            webhooks.contains("rejected: no matching signature"),
+            "{webhooks}"
+        );
+
+        live.endpoint = Some(EndpointState {
+            url: "https://hooks.example.com/idv".to_owned(),
+            enabled: false,
+        });
+        let webhooks = render("dashboard-webhooks.html", &live);
+        assert!(webhooks.contains("data-state=\"disabled\""), "{webhooks}");
+        assert!(!webhooks.contains("id=\"webhook-disable\""), "{webhooks}");
+    }
+
+    /// The whole page, with the inline script and stylesheet under the nonce, as they are.
+    #[test]
+    fn page_inlines_its_assets_under_the_nonce() {
+        let context = context! {
+            lang => "en",
+            nonce => "n0nce",
+            account => "00000000-0000-4000-8000-000000000001",
+            store => "memory",
+            ..Value::from(Serde(&empty()))
+        };
+        let page = html::render("dashboard.html", context).expect("renders");
+        assert!(page.starts_with("<!doctype html>"), "{page}");
+        assert!(page.contains("<style nonce=\"n0nce\">:root{"), "{page}");
+        assert!(
+            page.contains("<script nonce=\"n0nce\">// The dashboard"),
+            "{page}"
+        );
+        assert!(
+            page.contains("if (!res.ok) throw new Error"),
+            "scripts are not escaped"
+        );
+        assert_eq!(page.matches("<script").count(), 1, "{page}");
+    }
+}
