@@ -92,13 +92,7 @@ impl Inspection {
     ///
     /// `Deactivated`, `Expired`, `Exhausted` or `NoCredits`, in that order.
     pub fn can_start(&self) -> Result<(), Rejection> {
-        match self.status {
-            LinkStatus::Deactivated => Err(Rejection::Deactivated),
-            LinkStatus::Expired => Err(Rejection::Expired),
-            LinkStatus::Exhausted => Err(Rejection::Exhausted),
-            LinkStatus::Active if !self.credit_available => Err(Rejection::NoCredits),
-            LinkStatus::Active => Ok(()),
-        }
+        crate::rules::check_start(self.status, self.credit_available)
     }
 }
 

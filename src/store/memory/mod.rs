@@ -99,15 +99,21 @@ impl MemoryStore {
         }
     }
 
-    /// Appends an event. Must be called while holding the locks of the objects it describes;
-    /// the sequence number is taken under the outbox shard lock (see `outbox_after`).
-    fn emit(&self, account: AccountId, id: EventId, at: DateTime<Utc>, kind: Option<EventKind>) {
-        if let Some(kind) = kind {
-            let mut shard = lock(&self.outbox[account.shard()]);
+    /// Appends the events of one step. Must be called while holding the locks of the objects
+    /// they describe; sequence numbers are taken under the outbox shard lock (see
+    /// `outbox_after`). `id` is the first event's id, made before any lock was taken; a second
+    /// event of the same step gets a fresh one.
+    fn emit(&self, account: AccountId, id: EventId, at: DateTime<Utc>, kinds: Vec<EventKind>) {
+        if kinds.is_empty() {
+            return;
+        }
+        let mut shard = lock(&self.outbox[account.shard()]);
+        let mut id = Some(id);
+        for kind in kinds {
             let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
             shard.push(Event {
                 seq,
-                id,
+                id: id.take().unwrap_or_else(EventId::new),
                 account,
                 at,
                 kind,
@@ -133,7 +139,7 @@ impl MemoryStore {
             .ok_or(Rejection::NotFound)?;
         let effects = rule(stored, &mut entry.account)?;
         entry.record(effects.ledger);
-        self.emit(account, event_id, now, effects.event);
+        self.emit(account, event_id, now, effects.events);
         Ok(effects.value)
     }
 
@@ -197,7 +203,7 @@ impl LinkStore for MemoryStore {
             owner.account.id,
             event_id,
             effects.value.created_at,
-            effects.event,
+            effects.events,
         );
         Ok(effects.value)
     }
@@ -223,7 +229,7 @@ impl LinkStore for MemoryStore {
         account.record(effects.ledger);
         entry.sessions.push(session);
         sessions.insert(session, effects.value.clone());
-        self.emit(owner, event_id, now, effects.event);
+        self.emit(owner, event_id, now, effects.events);
         Ok(effects.value)
     }
 
@@ -287,7 +293,7 @@ impl LinkStore for MemoryStore {
             .filter(|e| e.link.account == account)
             .ok_or(Rejection::NotFound)?;
         let effects = rules::deactivate(&mut entry.link, now);
-        self.emit(account, event_id, now, effects.event);
+        self.emit(account, event_id, now, effects.events);
         Ok(effects.value)
     }
 
@@ -304,7 +310,7 @@ impl LinkStore for MemoryStore {
         let previous = entry.top_ups.get(&key).copied();
         let effects = rules::top_up(&mut entry.account, amount, &key, previous, now)?;
         entry.record(effects.ledger);
-        self.emit(account, event_id, now, effects.event);
+        self.emit(account, event_id, now, effects.events);
         Ok(effects.value)
     }
 
