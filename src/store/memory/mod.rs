@@ -113,7 +113,7 @@ impl MemoryStore {
             let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
             shard.push(Event {
                 seq,
-                id: id.take().unwrap_or_else(EventId::new),
+                id: id.take().unwrap_or_default(),
                 account,
                 at,
                 kind,
