@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 
 use crate::rules::{self, Effects};
-use crate::store::LinkStore;
+use crate::store::{IdSource, LinkStore};
 use crate::{
     Account, AccountId, Error, Event, EventId, EventKind, IdempotencyKey, LedgerEntry, LedgerKind,
     Link, LinkId, Outcome, Rejection, Session, SessionId, SessionTtl,
@@ -52,6 +52,7 @@ pub struct MemoryStore {
     outbox: Box<[Mutex<Vec<Event>>]>,
     seq: AtomicU64,
     webhooks: Mutex<DeliveryBook>,
+    ids: IdSource,
 }
 
 #[derive(Debug)]
@@ -96,7 +97,21 @@ impl MemoryStore {
             outbox: (0..SHARDS).map(|_| Mutex::default()).collect(),
             seq: AtomicU64::new(0),
             webhooks: Mutex::default(),
+            ids: IdSource::random(),
         }
+    }
+
+    /// The same store taking the ids of the events and leases it makes from `ids` (random by
+    /// default; [`IdSource::sequential`] in tests whose payloads must be the same on every
+    /// run). Set it before the store is used.
+    #[must_use]
+    pub fn with_ids(mut self, ids: IdSource) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    fn event_id(&self) -> EventId {
+        EventId::from_uuid(self.ids.next())
     }
 
     /// Appends the events of one step. Must be called while holding the locks of the objects
@@ -113,7 +128,7 @@ impl MemoryStore {
             let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
             shard.push(Event {
                 seq,
-                id: id.take().unwrap_or_default(),
+                id: id.take().unwrap_or_else(|| self.event_id()),
                 account,
                 at,
                 kind,
@@ -129,7 +144,7 @@ impl MemoryStore {
         now: DateTime<Utc>,
         rule: impl FnOnce(&mut Session, &mut Account) -> Result<Effects<Session>, Rejection>,
     ) -> Result<Session, Error> {
-        let event_id = EventId::new();
+        let event_id = self.event_id();
         let mut accounts = self.accounts.lock(&account);
         let entry = accounts.get_mut(&account).ok_or(Rejection::NotFound)?;
         let mut sessions = self.sessions.lock(&session);
@@ -183,7 +198,7 @@ impl LinkStore for MemoryStore {
     }
 
     async fn insert_link(&self, link: Link) -> Result<Link, Error> {
-        let event_id = EventId::new();
+        let event_id = self.event_id();
         let mut links = self.links.lock(&link.id);
         if links.contains_key(&link.id) {
             return Err(Error::AlreadyExists);
@@ -215,7 +230,7 @@ impl LinkStore for MemoryStore {
         ttl: SessionTtl,
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
-        let event_id = EventId::new();
+        let event_id = self.event_id();
         let mut links = self.links.lock(&link);
         let entry = links.get_mut(&link).ok_or(Rejection::NotFound)?;
         let owner = entry.link.account;
@@ -286,7 +301,7 @@ impl LinkStore for MemoryStore {
         link: LinkId,
         now: DateTime<Utc>,
     ) -> Result<Link, Error> {
-        let event_id = EventId::new();
+        let event_id = self.event_id();
         let mut links = self.links.lock(&link);
         let entry = links
             .get_mut(&link)
@@ -304,7 +319,7 @@ impl LinkStore for MemoryStore {
         key: IdempotencyKey,
         now: DateTime<Utc>,
     ) -> Result<Account, Error> {
-        let event_id = EventId::new();
+        let event_id = self.event_id();
         let mut accounts = self.accounts.lock(&account);
         let entry = accounts.get_mut(&account).ok_or(Rejection::NotFound)?;
         let previous = entry.top_ups.get(&key).copied();
