@@ -32,8 +32,9 @@ struct Model {
 }
 
 impl Model {
-    fn emit(&mut self, account: AccountId, at: DateTime<Utc>, kind: Option<EventKind>) {
-        if let Some(kind) = kind {
+    /// Appends exactly the events the rule returned, in order.
+    fn emit(&mut self, account: AccountId, at: DateTime<Utc>, kinds: Vec<EventKind>) {
+        for kind in kinds {
             self.outbox.push(Event {
                 seq: self.outbox.len() as u64 + 1,
                 id: EventId::new(),
@@ -66,7 +67,7 @@ impl Model {
             .ok_or(Rejection::NotFound)?;
         let effects = rule(stored, owner)?;
         self.ledger.extend(effects.ledger);
-        self.emit(account, now, effects.event);
+        self.emit(account, now, effects.events);
         Ok(effects.value)
     }
 
@@ -129,7 +130,7 @@ impl LinkStore for ReferenceStore {
             m.emit(
                 effects.value.account,
                 effects.value.created_at,
-                effects.event,
+                effects.events,
             );
             Ok(effects.value)
         })
@@ -156,7 +157,7 @@ impl LinkStore for ReferenceStore {
             m.ledger.extend(effects.ledger);
             m.sessions.insert(session, effects.value.clone());
             m.sessions_of.entry(link).or_default().push(session);
-            m.emit(account, now, effects.event);
+            m.emit(account, now, effects.events);
             Ok(effects.value)
         })
     }
@@ -217,7 +218,7 @@ impl LinkStore for ReferenceStore {
             m.owned_link(account, link)?;
             let stored = m.links.get_mut(&link).ok_or(Rejection::NotFound)?;
             let effects = rules::deactivate(stored, now);
-            m.emit(account, now, effects.event);
+            m.emit(account, now, effects.events);
             Ok(effects.value)
         })
     }
@@ -237,7 +238,7 @@ impl LinkStore for ReferenceStore {
             let owner = m.accounts.get_mut(&account).ok_or(Rejection::NotFound)?;
             let effects = rules::top_up(owner, amount, &key, previous, now)?;
             m.ledger.extend(effects.ledger);
-            m.emit(account, now, effects.event);
+            m.emit(account, now, effects.events);
             Ok(effects.value)
         })
     }

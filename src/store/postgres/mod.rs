@@ -15,9 +15,11 @@ use crate::{LinkStats, OutcomeCounts, Page, Paged};
 
 mod decode;
 mod migrate;
+mod statements;
 mod webhook_store;
 
-use decode::{get, status, to_i64, LINK_COLUMNS, SESSION_COLUMNS};
+use decode::{get, status, to_i64};
+use statements::Statements;
 
 /// The schema [`PostgresStore::new`] uses.
 pub const DEFAULT_SCHEMA: &str = "magic_link";
@@ -238,99 +240,6 @@ fn violates(err: &sqlx::Error, constraint: &str) -> bool {
             db.code().as_deref() == Some("23505") && db.constraint() == Some(constraint)
         }
         _ => false,
-    }
-}
-
-/// The SQL of every operation, with the schema filled in.
-struct Statements {
-    create_account: String,
-    insert_link: String,
-    redeem: String,
-    finish: String,
-    expire: String,
-    deactivate: String,
-    top_up: String,
-    inspect: String,
-    link: String,
-    links: String,
-    session: String,
-    sessions: String,
-    stats: String,
-    account: String,
-    ledger: String,
-    outbox_after: String,
-    webhooks: webhook_store::Statements,
-}
-
-impl Statements {
-    fn new(schema: &str) -> Self {
-        let s = |template: &str| {
-            template
-                .replace("{link}", LINK_COLUMNS)
-                .replace("{session}", SESSION_COLUMNS)
-                .replace(migrate::PLACEHOLDER, schema)
-        };
-        Self {
-            create_account: s(
-                "INSERT INTO __SCHEMA__.accounts (id, balance, held, created_at) \
-                 VALUES ($1, $2::numeric, $3::numeric, $4) ON CONFLICT (id) DO NOTHING",
-            ),
-            insert_link: s("SELECT r_code \
-                 FROM __SCHEMA__.insert_link($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
-            redeem: s("SELECT r_code, r_account, r_number, r_flow, r_language \
-                 FROM __SCHEMA__.redeem($1, $2, $3, $4)"),
-            finish: s("SELECT * FROM __SCHEMA__.finish($1, $2, $3, $4)"),
-            expire: s("SELECT r_expired FROM __SCHEMA__.expire_sessions($1, $2)"),
-            deactivate: s("SELECT * FROM __SCHEMA__.deactivate($1, $2, $3)"),
-            top_up: s(
-                "SELECT r_code, $1::uuid, r_balance::text, r_held::text, r_created_at \
-                 FROM __SCHEMA__.top_up($1, $2::numeric, $3, $4)",
-            ),
-            inspect: s("SELECT {link}, a.balance - a.held >= 1 \
-                 FROM __SCHEMA__.links l JOIN __SCHEMA__.accounts a ON a.id = l.account_id \
-                 WHERE l.id = $1"),
-            link: s("SELECT {link} FROM __SCHEMA__.links l \
-                 WHERE l.id = $1 AND l.account_id = $2"),
-            links: s("SELECT {link} FROM __SCHEMA__.accounts a \
-                 LEFT JOIN LATERAL (SELECT * FROM __SCHEMA__.links x \
-                     WHERE x.account_id = a.id AND x.number > $2 \
-                     ORDER BY x.number LIMIT $3) l ON true \
-                 WHERE a.id = $1 ORDER BY l.number"),
-            session: s("SELECT {session} FROM __SCHEMA__.sessions s \
-                 WHERE s.id = $1 AND s.account_id = $2"),
-            sessions: s("SELECT {session} FROM __SCHEMA__.links l \
-                 LEFT JOIN LATERAL (SELECT * FROM __SCHEMA__.sessions x \
-                     WHERE x.link_id = l.id AND x.number > $3 \
-                     ORDER BY x.number LIMIT $4) s ON true \
-                 WHERE l.id = $1 AND l.account_id = $2 ORDER BY s.number"),
-            stats: s(
-                "SELECT {link}, c.started, c.approved, c.denied, c.needs_review, c.abandoned \
-                 FROM __SCHEMA__.links l CROSS JOIN LATERAL (SELECT \
-                     count(*) FILTER (WHERE s.status = 'started') AS started, \
-                     count(*) FILTER (WHERE s.outcome = 'approved') AS approved, \
-                     count(*) FILTER (WHERE s.outcome = 'denied') AS denied, \
-                     count(*) FILTER (WHERE s.outcome = 'needs_review') AS needs_review, \
-                     count(*) FILTER (WHERE s.status = 'abandoned') AS abandoned \
-                     FROM __SCHEMA__.sessions s WHERE s.link_id = l.id) c \
-                 WHERE l.id = $1 AND l.account_id = $2",
-            ),
-            account: s("SELECT id, balance::text, held::text, created_at \
-                 FROM __SCHEMA__.accounts WHERE id = $1"),
-            ledger: s(
-                "SELECT e.kind, e.top_up_key, e.session_id, e.amount::text, e.at \
-                 FROM __SCHEMA__.accounts a \
-                 LEFT JOIN LATERAL (SELECT * FROM __SCHEMA__.ledger x \
-                     WHERE x.account_id = a.id AND x.number > $2 \
-                     ORDER BY x.number LIMIT $3) e ON true \
-                 WHERE a.id = $1 ORDER BY e.number",
-            ),
-            outbox_after: s(
-                "SELECT r_seq, r_id, r_account, r_at, r_kind, r_link, r_session, \
-                 r_outcome, r_reason, r_amount::text, r_balance::text \
-                 FROM __SCHEMA__.outbox_after($1, $2)",
-            ),
-            webhooks: webhook_store::Statements::new(schema),
-        }
     }
 }
 
