@@ -199,7 +199,7 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     .fetch_all(db.pool())
     .await
     .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
 
     // A fresh schema migrated by two instances at once.
     let fresh = PostgresStore::builder(db.pool().clone())
@@ -636,14 +636,16 @@ async fn the_dispatcher_delivers_from_postgres() {
     let first = dispatcher.run_once().await.expect("dispatch");
     assert_eq!(
         (first.attempted, first.delivered, first.retrying),
-        (4, 3, 1)
+        (5, 4, 1),
+        "credits.added, link.created, link.redeemed, link.exhausted (the link was single-use), \
+         session.completed"
     );
     for _ in 0..20 {
         clock.advance(Duration::minutes(10));
         dispatcher.run_once().await.expect("dispatch");
     }
     let sent = transport.sent.lock().expect("lock").clone();
-    assert_eq!(sent.len(), 5, "four events, one of them twice");
+    assert_eq!(sent.len(), 6, "five events, one of them twice");
     let verifier = WebhookVerifier::new(secret);
     for request in &sent {
         let headers = WebhookHeaders::new(

@@ -29,6 +29,8 @@ struct Model {
     accounts: HashMap<AccountId, Account>,
     ledger: Vec<LedgerEntry>,
     outbox: Vec<Event>,
+    /// Links whose `link.expired` was written.
+    expiry_reported: std::collections::HashSet<LinkId>,
 }
 
 impl Model {
@@ -206,6 +208,30 @@ impl LinkStore for ReferenceStore {
                 })?;
             }
             Ok(stale.len())
+        })
+    }
+
+    async fn expire_links(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
+        self.with(|m| {
+            let mut due: Vec<_> = m
+                .links
+                .values()
+                .filter(|l| rules::expire_link(l, m.expiry_reported.contains(&l.id), now).is_some())
+                .map(|l| (l.expires_at, l.id, l.account))
+                .collect();
+            due.sort_unstable();
+            due.truncate(limit);
+            for &(_, link, account) in &due {
+                let reported = m.expiry_reported.contains(&link);
+                let effects = m
+                    .links
+                    .get(&link)
+                    .and_then(|l| rules::expire_link(l, reported, now))
+                    .ok_or(Rejection::NotFound)?;
+                m.expiry_reported.insert(link);
+                m.emit(account, now, effects.events);
+            }
+            Ok(due.len())
         })
     }
 

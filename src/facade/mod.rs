@@ -438,6 +438,17 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
         self.store.expire_sessions(self.clock.now(), limit).await
     }
 
+    /// Writes `link.expired` for up to `limit` links whose expiry has passed, once per link;
+    /// call it periodically, so the owner's backend learns that a link died and can send a new
+    /// one.
+    ///
+    /// # Errors
+    ///
+    /// Backend failures.
+    pub async fn expire_links(&self, limit: usize) -> Result<usize, Error> {
+        self.store.expire_links(self.clock.now(), limit).await
+    }
+
     /// Deactivates a link for good. There is no re-activation, extension or refresh.
     ///
     /// # Errors

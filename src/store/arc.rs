@@ -69,6 +69,14 @@ impl<S: LinkStore> LinkStore for Arc<S> {
         (**self).expire_sessions(now, limit)
     }
 
+    fn expire_links(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<usize, Error>> + Send {
+        (**self).expire_links(now, limit)
+    }
+
     fn deactivate(
         &self,
         account: AccountId,
