@@ -36,6 +36,7 @@ macro_rules! all_checks {
                 gone_endpoint_is_disabled,
                 disabling_an_endpoint_fails_its_pending_deliveries,
                 failed_deliveries_page_and_filter,
+                owner_operations_answer_not_found_to_other_accounts,
                 prune_deletes_only_old_delivered,
             ]
         );

@@ -199,7 +199,28 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     .fetch_all(db.pool())
     .await
     .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
+
+    // Migration 4: each delivery function names the Rust rule it mirrors.
+    for (function, rule) in [
+        ("queue_deliveries", "rules::queued_status"),
+        ("claim_due", "rules::fails_at_claim"),
+        ("record_attempt", "rules::step_to_apply"),
+    ] {
+        let comment: Option<String> = sqlx::query_scalar(
+            "SELECT obj_description(p.oid, 'pg_proc') FROM pg_proc p \
+             JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2",
+        )
+        .bind(db.store.schema())
+        .bind(function)
+        .fetch_one(db.pool())
+        .await
+        .expect("comment");
+        assert!(
+            comment.is_some_and(|c| c.contains(rule)),
+            "{function} cites {rule}"
+        );
+    }
 
     // A fresh schema migrated by two instances at once.
     let fresh = PostgresStore::builder(db.pool().clone())
@@ -660,7 +681,7 @@ async fn the_dispatcher_delivers_from_postgres() {
             .verify_at(headers, &request.body, at)
             .expect("a valid signature");
         let event: magic_link::EventId = request.webhook_id.parse().expect("event id");
-        let delivery = db.store.delivery(event).await.expect("delivery");
+        let delivery = db.store.delivery(account, event).await.expect("delivery");
         assert!(matches!(delivery.status, DeliveryStatus::Delivered { .. }));
     }
     db.drop_schema().await;

@@ -193,7 +193,7 @@ async fn every_event_is_delivered_signed_with_its_id() {
         assert_eq!(payload.kind, event.kind.name());
         assert_eq!(payload.data.account_id, w.account);
         w.assert_signed(*at, request);
-        let delivery = w.links.store().delivery(event.id).await.unwrap();
+        let delivery = w.links.store().delivery(w.account, event.id).await.unwrap();
         assert_eq!(delivery.status, DeliveryStatus::Delivered { at: *at });
         assert_eq!(delivery.attempts, 1);
     }
@@ -287,7 +287,7 @@ async fn failures_retry_on_the_default_schedule_with_the_same_id_then_fail() {
     timestamps.dedup();
     assert_eq!(timestamps.len(), 8, "a fresh timestamp per attempt");
 
-    let delivery = w.links.store().delivery(event.id).await.unwrap();
+    let delivery = w.links.store().delivery(w.account, event.id).await.unwrap();
     assert_eq!(
         delivery.status,
         DeliveryStatus::Failed {
@@ -307,7 +307,7 @@ async fn failures_retry_on_the_default_schedule_with_the_same_id_then_fail() {
         .unwrap();
     assert_eq!(
         failed.items,
-        vec![w.links.store().delivery(event.id).await.unwrap()]
+        vec![w.links.store().delivery(w.account, event.id).await.unwrap()]
     );
 
     // Kept, never retried again by itself...
@@ -332,7 +332,7 @@ async fn attempts_record_what_happened() {
     let attempt = w
         .links
         .store()
-        .delivery(event.id)
+        .delivery(w.account, event.id)
         .await
         .unwrap()
         .last_attempt
@@ -344,7 +344,7 @@ async fn attempts_record_what_happened() {
     let attempt = w
         .links
         .store()
-        .delivery(event.id)
+        .delivery(w.account, event.id)
         .await
         .unwrap()
         .last_attempt
@@ -372,7 +372,12 @@ async fn gone_disables_the_endpoint() {
     assert_eq!(endpoint.disabled_at, Some(w.clock.now()));
     for event in [&first, &second] {
         assert!(matches!(
-            w.links.store().delivery(event.id).await.unwrap().status,
+            w.links
+                .store()
+                .delivery(w.account, event.id)
+                .await
+                .unwrap()
+                .status,
             DeliveryStatus::Failed {
                 reason: FailReason::EndpointDisabled,
                 ..
@@ -496,7 +501,12 @@ async fn schedule_and_timeout_are_configurable() {
         .iter()
         .all(|(_, r)| r.timeout == Duration::from_secs(3)));
     assert!(matches!(
-        w.links.store().delivery(event.id).await.unwrap().status,
+        w.links
+            .store()
+            .delivery(w.account, event.id)
+            .await
+            .unwrap()
+            .status,
         DeliveryStatus::Failed {
             reason: FailReason::Exhausted,
             ..
@@ -573,7 +583,12 @@ async fn a_restarted_dispatcher_resumes_without_losing_or_repeating_deliveries()
     );
     for event in [&delivered, &retried, &in_flight, &unsent] {
         assert!(matches!(
-            w.links.store().delivery(event.id).await.unwrap().status,
+            w.links
+                .store()
+                .delivery(w.account, event.id)
+                .await
+                .unwrap()
+                .status,
             DeliveryStatus::Delivered { .. }
         ));
     }
@@ -663,8 +678,18 @@ async fn delivered_deliveries_are_pruned_after_the_retention() {
     assert_eq!(dispatcher.prune().await.unwrap(), 0);
     w.advance(3601);
     assert_eq!(dispatcher.prune().await.unwrap(), 1);
-    assert!(w.links.store().delivery(delivered.id).await.is_err());
-    assert!(w.links.store().delivery(pending.id).await.is_ok());
+    assert!(w
+        .links
+        .store()
+        .delivery(w.account, delivered.id)
+        .await
+        .is_err());
+    assert!(w
+        .links
+        .store()
+        .delivery(w.account, pending.id)
+        .await
+        .is_ok());
 }
 
 #[tokio::test]

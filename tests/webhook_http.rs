@@ -184,7 +184,11 @@ async fn delivers_over_http_to_a_verifying_receiver() {
     );
     for event in &events {
         assert!(matches!(
-            store.delivery(event.id).await.unwrap().status,
+            store
+                .delivery(event.account, event.id)
+                .await
+                .unwrap()
+                .status,
             DeliveryStatus::Delivered { .. }
         ));
     }

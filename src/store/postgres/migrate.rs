@@ -30,6 +30,11 @@ const MIGRATIONS: &[Migration] = &[
             "../../../migrations/0003_gone_only_disables_the_current_endpoint.sql"
         ),
     },
+    Migration {
+        version: 4,
+        name: "delivery_rules_cited",
+        template: include_str!("../../../migrations/0004_delivery_rules_cited.sql"),
+    },
 ];
 
 /// The placeholder for the schema in the templates.
