@@ -1,5 +1,6 @@
-//! PostgresStore against a real PostgreSQL: the conformance suite, the model comparison, the
-//! races, cancelled redemptions, and the gap-free outbox under concurrent writers.
+//! PostgresStore against a real PostgreSQL: the conformance suites, the model comparisons (links
+//! and deliveries), the races, cancelled redemptions, and the gap-free outbox under concurrent
+//! writers.
 //!
 //! The tests read `DATABASE_URL` at run time (e.g. `postgres://postgres@127.0.0.1:5432/test`)
 //! and, without it, print why they skip and pass. Each works in a schema of its own, so they
@@ -11,7 +12,9 @@ use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use magic_link::clock::ManualClock;
-use magic_link::conformance::{self, compare_with_model, delivery, epoch, race};
+use magic_link::conformance::{
+    self, compare_delivery_with_model, compare_with_model, delivery, epoch, race,
+};
 use magic_link::store::sqlx::{self, postgres::PgPool};
 use magic_link::store::{LinkStore, PostgresStore, WebhookStore};
 use magic_link::tokens::Keyring;
@@ -28,6 +31,10 @@ use proptest::prelude::*;
 #[path = "common/ops.rs"]
 mod ops;
 use ops::op;
+
+#[path = "common/delivery_ops.rs"]
+mod delivery_ops;
+use delivery_ops::delivery_op;
 
 /// A store in a fresh schema of the database at `DATABASE_URL`.
 struct TestDb {
@@ -592,6 +599,25 @@ proptest! {
                 return;
             };
             compare_with_model(&db.store, &ops).await;
+            db.drop_schema().await;
+        });
+    }
+}
+
+proptest! {
+    // The delivery model test (see tests/delivery_model.rs), each case in a fresh schema.
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn postgres_store_matches_the_delivery_model(
+        ops in proptest::collection::vec(delivery_op(), 1..80)
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let Some(db) = TestDb::new(2).await else {
+                return;
+            };
+            compare_delivery_with_model(&db.store, &ops).await;
             db.drop_schema().await;
         });
     }
