@@ -296,7 +296,7 @@ pub enum DeliveryOp {
         /// Which claim, counting back from the latest (0: the latest).
         claim: u8,
         /// What the receiver did.
-        reply: Reply,
+        reply: AttemptReply,
     },
     /// The dispatcher's cycle: queue every outbox event, claim up to `limit` due deliveries
     /// under one-minute leases, and record `reply` for each claim. If `replaced`, the
@@ -306,7 +306,7 @@ pub enum DeliveryOp {
         /// How many to claim.
         limit: u8,
         /// What the receiver does with every attempt.
-        reply: Reply,
+        reply: AttemptReply,
         /// The endpoints are replaced while the attempts are in flight.
         replaced: bool,
     },
@@ -350,13 +350,13 @@ pub enum DeliveryOp {
 
 /// What a receiver did with an attempt, in a [`DeliveryOp::Record`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
+pub enum AttemptReply {
     /// An HTTP response.
     Status {
         /// The status code.
         code: u16,
         /// Its `Retry-After` header.
-        retry_after: Option<RetryAfter>,
+        retry_after: Option<RetryAfterHeader>,
     },
     /// No response in time.
     Timeout,
@@ -364,9 +364,9 @@ pub enum Reply {
     Refused,
 }
 
-/// A `Retry-After` header value in a [`Reply`].
+/// A `Retry-After` header value in a [`AttemptReply`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RetryAfter {
+pub enum RetryAfterHeader {
     /// Delay-seconds.
     Seconds(u32),
     /// An HTTP date this many seconds from the attempt (negative: in the past).
@@ -580,20 +580,20 @@ fn model_snapshot(model: &DeliveryModel, world: &World) -> Snapshot {
 }
 
 /// The outcome and `Retry-After` of a reply, at `now`.
-fn reply_at(reply: &Reply, now: DateTime<Utc>) -> (AttemptOutcome, Option<String>) {
+fn reply_at(reply: &AttemptReply, now: DateTime<Utc>) -> (AttemptOutcome, Option<String>) {
     match reply {
-        Reply::Status { code, retry_after } => {
+        AttemptReply::Status { code, retry_after } => {
             let header = retry_after.as_ref().map(|r| match r {
-                RetryAfter::Seconds(s) => s.to_string(),
-                RetryAfter::DateIn(s) => (now + TimeDelta::seconds(i64::from(*s)))
+                RetryAfterHeader::Seconds(s) => s.to_string(),
+                RetryAfterHeader::DateIn(s) => (now + TimeDelta::seconds(i64::from(*s)))
                     .format("%a, %d %b %Y %H:%M:%S GMT")
                     .to_string(),
-                RetryAfter::Raw(text) => text.clone(),
+                RetryAfterHeader::Raw(text) => text.clone(),
             });
             (AttemptOutcome::Status { code: *code }, header)
         }
-        Reply::Timeout => (AttemptOutcome::Timeout, None),
-        Reply::Refused => (
+        AttemptReply::Timeout => (AttemptOutcome::Timeout, None),
+        AttemptReply::Refused => (
             AttemptOutcome::Transport {
                 message: "connection refused".into(),
             },
@@ -644,7 +644,7 @@ impl<S: WebhookStore> Run<'_, S> {
     }
 
     /// Records `reply` under the `back`-th latest claim on both sides.
-    async fn record(&mut self, back: usize, reply: &Reply) -> (Returned, Returned) {
+    async fn record(&mut self, back: usize, reply: &AttemptReply) -> (Returned, Returned) {
         let claims = &self.world.claims;
         if claims.is_empty() {
             return (Returned::None, Returned::None);

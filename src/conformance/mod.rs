@@ -40,7 +40,7 @@ mod model;
 mod race;
 mod reference;
 
-pub use delivery_model::{compare_delivery_with_model, DeliveryOp, Reply, RetryAfter};
+pub use delivery_model::{compare_delivery_with_model, AttemptReply, DeliveryOp, RetryAfterHeader};
 pub use fixtures::{account_with, epoch, link_with};
 pub use links::*;
 pub use model::{compare_with_model, Op};

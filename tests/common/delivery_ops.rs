@@ -1,33 +1,33 @@
 //! Random operation sequences for `conformance::compare_delivery_with_model`, shared by the
 //! delivery model tests of every store.
 
-use magic_link::conformance::{DeliveryOp, Reply, RetryAfter};
+use magic_link::conformance::{AttemptReply, DeliveryOp, RetryAfterHeader};
 use proptest::prelude::*;
 
-fn retry_after() -> impl Strategy<Value = RetryAfter> {
+fn retry_after() -> impl Strategy<Value = RetryAfterHeader> {
     prop_oneof![
         4 => prop_oneof![Just(0u32), Just(5), Just(30), Just(120), Just(3600), any::<u32>()]
-            .prop_map(RetryAfter::Seconds),
-        2 => (-100i32..2000).prop_map(RetryAfter::DateIn),
-        1 => ".{0,12}".prop_map(RetryAfter::Raw),
+            .prop_map(RetryAfterHeader::Seconds),
+        2 => (-100i32..2000).prop_map(RetryAfterHeader::DateIn),
+        1 => ".{0,12}".prop_map(RetryAfterHeader::Raw),
     ]
 }
 
-fn reply() -> impl Strategy<Value = Reply> {
+fn reply() -> impl Strategy<Value = AttemptReply> {
     let status = |codes: &'static [u16]| {
         (
             proptest::sample::select(codes),
             proptest::option::of(retry_after()),
         )
-            .prop_map(|(code, retry_after)| Reply::Status { code, retry_after })
+            .prop_map(|(code, retry_after)| AttemptReply::Status { code, retry_after })
     };
     prop_oneof![
         3 => status(&[200, 204]),
         2 => status(&[410]),
         3 => status(&[429, 502, 503, 504]),
         2 => status(&[500, 404, 301]),
-        1 => Just(Reply::Timeout),
-        1 => Just(Reply::Refused),
+        1 => Just(AttemptReply::Timeout),
+        1 => Just(AttemptReply::Refused),
     ]
 }
 
