@@ -492,11 +492,17 @@ async fn a_server_restart_under_load_loses_nothing() {
         })
     };
     let failed = Arc::new(AtomicU64::new(0));
+    // The load runs until a while after the restart (bounded in count and time).
+    let load_done = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for i in 0..16u32 {
         let (links, token, failed) = (Arc::clone(&links), link.token.clone(), Arc::clone(&failed));
+        let load_done = Arc::clone(&load_done);
         tasks.push(tokio::spawn(async move {
-            for n in 0..120u32 {
+            for n in 0..5_000u32 {
+                if load_done.load(Ordering::Relaxed) {
+                    break;
+                }
                 match links.redeem(&token).await {
                     Ok(started) => {
                         let id = started.session.id;
@@ -532,6 +538,8 @@ async fn a_server_restart_under_load_loses_nothing() {
         })
     };
     restart.await.expect("restart");
+    tokio::time::sleep(StdDuration::from_millis(400)).await;
+    load_done.store(true, Ordering::Relaxed);
     for task in tasks {
         task.await.expect("redeeming task");
     }
@@ -593,7 +601,7 @@ async fn a_server_restart_under_load_loses_nothing() {
     );
     for id in &expected {
         let event: EventId = id.parse().expect("event id");
-        let delivery = store.delivery(event).await.expect("delivery");
+        let delivery = store.delivery(account, event).await.expect("delivery");
         assert!(
             matches!(delivery.status, DeliveryStatus::Delivered { .. }),
             "{delivery:?}"

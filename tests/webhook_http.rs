@@ -118,7 +118,11 @@ async fn delivers_over_http_to_a_verifying_receiver() {
         .await
         .unwrap();
     let link = links
-        .create_link(account, NewLink::new("Invite", Flow::Document))
+        .create_link(
+            account,
+            // Two uses, so the one redemption does not also write link.exhausted.
+            NewLink::new("Invite", Flow::Document).limit(magic_link::UsageLimit::multi(2).unwrap()),
+        )
         .await
         .unwrap();
     let session = links.redeem(&link.token).await.unwrap().session;
@@ -184,7 +188,11 @@ async fn delivers_over_http_to_a_verifying_receiver() {
     );
     for event in &events {
         assert!(matches!(
-            store.delivery(event.id).await.unwrap().status,
+            store
+                .delivery(event.account, event.id)
+                .await
+                .unwrap()
+                .status,
             DeliveryStatus::Delivered { .. }
         ));
     }

@@ -211,13 +211,17 @@ impl<S: WebhookStore> WebhookStore for Arc<S> {
         (**self).record_attempt(lease, attempt, next)
     }
 
-    fn delivery(&self, event: EventId) -> impl Future<Output = Result<Delivery, Error>> + Send {
-        (**self).delivery(event)
+    fn delivery(
+        &self,
+        account: AccountId,
+        event: EventId,
+    ) -> impl Future<Output = Result<Delivery, Error>> + Send {
+        (**self).delivery(account, event)
     }
 
     fn failed_deliveries(
         &self,
-        account: Option<AccountId>,
+        account: AccountId,
         page: Page,
     ) -> impl Future<Output = Result<Paged<Delivery>, Error>> + Send {
         (**self).failed_deliveries(account, page)
@@ -225,10 +229,11 @@ impl<S: WebhookStore> WebhookStore for Arc<S> {
 
     fn requeue(
         &self,
+        account: AccountId,
         event: EventId,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Delivery, Error>> + Send {
-        (**self).requeue(event, now)
+        (**self).requeue(account, event, now)
     }
 
     fn prune_delivered(

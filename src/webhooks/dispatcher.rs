@@ -10,10 +10,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::clock::{Clock, SystemClock};
 use crate::store::WebhookStore;
+use crate::webhooks::{rules, Attempt, AttemptOutcome, Claim, NextStep};
 use crate::webhooks::{
-    signature_header, Transport, TransportError, WebhookPayload, WebhookRequest, WebhookResponse,
+    signature_header, Transport, TransportError, WebhookPayload, WebhookRequest,
 };
-use crate::webhooks::{Attempt, AttemptOutcome, Claim, NextStep};
 use crate::Error;
 
 /// The default request timeout: 15 seconds.
@@ -102,7 +102,7 @@ pub struct DispatchReport {
 /// [`RetrySchedule`], and `429`, `502`, `503` and `504` have their `Retry-After` honoured
 /// (never sooner than the schedule, at most [`max_retry_after`](Self::max_retry_after)). When
 /// the schedule is used up the delivery is marked failed and kept, to be listed and
-/// re-queued.
+/// re-queued. These decisions are [`rules::next_step`].
 ///
 /// All state is in the store: a dispatcher can be dropped at any point and a new one resumes.
 /// A delivery whose attempt was in flight is retried once its lease runs out.
@@ -316,91 +316,39 @@ impl<S: WebhookStore, T: Transport, C: Clock> Dispatcher<S, T, C> {
             self.timeout,
         );
         let result = self.transport.send(request).await;
-        let at = self.clock.now();
-        let (outcome, next) = self.decide(claim.lease.attempt, result, at);
-        let next = match next {
-            NextStep::DisableEndpoint { .. } => NextStep::DisableEndpoint {
-                endpoint_updated_at: claim.endpoint.updated_at,
-            },
-            other => other,
+        let (outcome, retry_after) = match result {
+            Ok(response) => (
+                AttemptOutcome::Status {
+                    code: response.status,
+                },
+                response.retry_after,
+            ),
+            Err(TransportError::Timeout) => (AttemptOutcome::Timeout, None),
+            Err(TransportError::Failed(source)) => (
+                AttemptOutcome::Transport {
+                    message: error_chain(&*source),
+                },
+                None,
+            ),
         };
         let attempt = Attempt {
             number: claim.lease.attempt,
-            at,
+            at: self.clock.now(),
             outcome,
         };
+        let next = rules::next_step(
+            &attempt,
+            retry_after.as_deref(),
+            claim.endpoint.updated_at,
+            &self.schedule,
+            self.max_retry_after,
+        );
         let recorded = self
             .store
             .record_attempt(claim.lease, attempt, next)
             .await?;
         Ok((next, recorded))
     }
-
-    /// What an attempt's result means: the pure core of the retry policy.
-    fn decide(
-        &self,
-        attempt: u32,
-        result: Result<WebhookResponse, TransportError>,
-        now: DateTime<Utc>,
-    ) -> (AttemptOutcome, NextStep) {
-        let response = match result {
-            Ok(response) => response,
-            Err(err) => {
-                let outcome = match err {
-                    TransportError::Timeout => AttemptOutcome::Timeout,
-                    TransportError::Failed(source) => AttemptOutcome::Transport {
-                        message: error_chain(&*source),
-                    },
-                };
-                return (outcome, self.retry(attempt, now, None));
-            }
-        };
-        let outcome = AttemptOutcome::Status {
-            code: response.status,
-        };
-        let next = match response.status {
-            200..=299 => NextStep::Delivered,
-            // The endpoint's version is filled in by `attempt`, which has the claim.
-            410 => NextStep::DisableEndpoint {
-                endpoint_updated_at: now,
-            },
-            429 | 502 | 503 | 504 => {
-                let asked = response
-                    .retry_after
-                    .as_deref()
-                    .and_then(|v| parse_retry_after(v, now));
-                self.retry(attempt, now, asked)
-            }
-            _ => self.retry(attempt, now, None),
-        };
-        (outcome, next)
-    }
-
-    fn retry(&self, attempt: u32, now: DateTime<Utc>, asked: Option<Duration>) -> NextStep {
-        let Some(delay) = self.schedule.delay_after(attempt) else {
-            return NextStep::GiveUp;
-        };
-        let delay = asked.map_or(delay, |asked| delay.max(asked.min(self.max_retry_after)));
-        let delay = TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX);
-        NextStep::RetryAt(
-            now.checked_add_signed(delay)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
-        )
-    }
-}
-
-/// A `Retry-After` value: delay-seconds or an HTTP date, as a delay from `now`.
-pub(crate) fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
-    let value = value.trim();
-    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
-    }
-    let date = DateTime::parse_from_rfc2822(value).ok()?;
-    Some(
-        (date.with_timezone(&Utc) - now)
-            .to_std()
-            .unwrap_or(Duration::ZERO),
-    )
 }
 
 /// An error and its sources, joined with `: `.
@@ -443,10 +391,6 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
 mod tests {
     use super::*;
 
-    fn at(s: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(s, 0).unwrap()
-    }
-
     #[test]
     fn default_schedule_is_the_standard_one() {
         let s = RetrySchedule::default();
@@ -458,26 +402,5 @@ mod tests {
         assert_eq!(secs, [5, 300, 1800, 7200, 18000, 36000, 36000]);
         assert_eq!(s.delay_after(0), None);
         assert_eq!(s.delay_after(8), None);
-    }
-
-    #[test]
-    fn retry_after_takes_seconds_or_a_date() {
-        let now = at(1_445_412_480); // Wed, 21 Oct 2015 07:28:00 GMT
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:30:00 GMT", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        for junk in ["", "-5", "soon", "1.5", "Wed, 99 Oct 2015"] {
-            assert_eq!(parse_retry_after(junk, now), None, "{junk:?}");
-        }
-        assert!(parse_retry_after("99999999999999999999999", now).is_some());
     }
 }

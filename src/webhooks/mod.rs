@@ -7,6 +7,7 @@
 //!   [`Dispatcher`] that delivers the outbox at least once through a [`Transport`] (such as
 //!   `HttpTransport`, feature `http`), and the delivery state it keeps in a
 //!   [`WebhookStore`](crate::store::WebhookStore): [`Delivery`], [`Lease`], [`Attempt`], ...
+//! - The delivery [`rules`] as pure functions, for the dispatcher, stores and model tests.
 
 mod delivery;
 mod dispatcher;
@@ -14,6 +15,7 @@ mod endpoint;
 #[cfg(feature = "http")]
 mod http;
 mod payload;
+pub mod rules;
 mod signing;
 mod transport;
 

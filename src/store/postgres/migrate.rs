@@ -35,6 +35,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "lifecycle_events",
         template: include_str!("../../../migrations/0004_lifecycle_events.sql"),
     },
+    Migration {
+        version: 5,
+        name: "delivery_rules_cited",
+        template: include_str!("../../../migrations/0005_delivery_rules_cited.sql"),
+    },
 ];
 
 /// The placeholder for the schema in the templates.
