@@ -37,6 +37,7 @@ macro_rules! all_checks {
                 disabling_an_endpoint_fails_its_pending_deliveries,
                 failed_deliveries_page_and_filter,
                 prune_deletes_only_old_delivered,
+                released_leases_are_claimable_at_once,
             ]
         );
     };
