@@ -73,7 +73,7 @@ fn links_over<S: LinkStore>(store: S, clock: &ManualClock) -> MagicLinks<S, Manu
 async fn event(w: &World) -> EventId {
     let key = IdempotencyKey::new(EventId::new().to_string()).unwrap();
     w.links.top_up(w.account, 1, key).await.unwrap();
-    let events = w.links.events_after(0, 10_000).await.unwrap();
+    let events = w.links.events_after(w.account, 0, 10_000).await.unwrap();
     events.last().expect("the event").id
 }
 
@@ -784,7 +784,13 @@ mod postgres {
         for i in 0..6 {
             let key = IdempotencyKey::new(format!("top-up-{i}")).unwrap();
             links.top_up(account, 1, key).await.unwrap();
-            let e = links.events_after(0, 100).await.unwrap().last().unwrap().id;
+            let e = links
+                .events_after(account, 0, 100)
+                .await
+                .unwrap()
+                .last()
+                .unwrap()
+                .id;
             if i % 2 == 0 {
                 fast.push(e);
             } else {
