@@ -38,6 +38,7 @@ macro_rules! all_checks {
                 failed_deliveries_page_and_filter,
                 owner_operations_answer_not_found_to_other_accounts,
                 prune_deletes_only_old_delivered,
+                released_leases_are_claimable_at_once,
             ]
         );
     };

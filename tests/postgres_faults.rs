@@ -529,6 +529,12 @@ async fn a_server_restart_under_load_loses_nothing() {
         }));
     }
     tokio::time::sleep(StdDuration::from_millis(400)).await;
+    let started_at = "SELECT pg_postmaster_start_time()::text";
+    let before: String = sqlx::query_scalar(started_at)
+        .fetch_one(store.pool())
+        .await
+        .expect("start time");
+    let uses_before = links.link(account, link.link.id).await.expect("link").uses;
     let restart = {
         let (bin, dir, port) = (server.bin.clone(), server.dir.clone(), server.port);
         tokio::task::spawn_blocking(move || {
@@ -538,6 +544,12 @@ async fn a_server_restart_under_load_loses_nothing() {
         })
     };
     restart.await.expect("restart");
+    let after: String = sqlx::query_scalar(started_at)
+        .fetch_one(store.pool())
+        .await
+        .expect("start time after the restart");
+    assert_ne!(before, after, "the server restarted");
+    let uses_at_restart = links.link(account, link.link.id).await.expect("link").uses;
     tokio::time::sleep(StdDuration::from_millis(400)).await;
     load_done.store(true, Ordering::Relaxed);
     for task in tasks {
@@ -545,9 +557,10 @@ async fn a_server_restart_under_load_loses_nothing() {
     }
     stop.store(true, Ordering::Relaxed);
     delivering.await.expect("dispatcher task");
+    let uses_after = links.link(account, link.link.id).await.expect("link").uses;
     assert!(
-        failed.load(Ordering::Relaxed) > 0,
-        "no operation met the restart: the test proves nothing"
+        uses_before > 0 && uses_after > uses_at_restart,
+        "the load ran before and after the restart: {uses_before}, {uses_at_restart}, {uses_after}"
     );
 
     // The pool recovered; the rules held.

@@ -21,7 +21,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::store::WebhookStore;
-use crate::webhooks::{Attempt, AttemptOutcome, Claim, DeliveryStatus, FailReason, NextStep};
+use crate::webhooks::{
+    Attempt, AttemptOutcome, Claim, DeliveryStatus, FailReason, Lease, NextStep,
+};
 use crate::webhooks::{Endpoint, WebhookSecret};
 use crate::Page;
 use crate::{Account, AccountId, Error, Event, EventId, IdempotencyKey, Rejection};
@@ -139,6 +141,7 @@ pub async fn run_all<S: WebhookStore>(store: &S) {
     failed_deliveries_page_and_filter(store).await;
     owner_operations_answer_not_found_to_other_accounts(store).await;
     prune_deletes_only_old_delivered(store).await;
+    released_leases_are_claimable_at_once(store).await;
 }
 
 /// Endpoints: set, read, replace, disable (idempotent), re-enable; unknown accounts.
@@ -839,4 +842,121 @@ pub async fn gone_from_a_replaced_endpoint_disables_nothing<S: WebhookStore>(sto
         },
         "the delivery is due again at once"
     );
+}
+
+/// Releasing a lease makes its delivery claimable at once, still due when it was, with its
+/// attempt count unchanged; only the delivery's current lease can be released.
+pub async fn released_leases_are_claimable_at_once<S: WebhookStore>(store: &S) {
+    let id = account_with_endpoint(store).await;
+    let mine = [id];
+    let e = event(store, id).await;
+    queue_all(store, t0()).await;
+
+    let first = claim_mine(store, t0(), &mine).await.remove(0);
+    assert!(store.release(first.lease).await.expect("release"));
+    let d = store.delivery(e.account, e.id).await.expect("delivery");
+    assert_eq!(
+        d.status,
+        DeliveryStatus::Pending {
+            next_attempt_at: t0()
+        }
+    );
+    assert_eq!(d.leased_until, None);
+    assert_eq!(d.attempts, 0);
+    assert!(
+        !store.release(first.lease).await.expect("release"),
+        "a lease is released once"
+    );
+
+    // Claimable at once, long before the released lease would have run out.
+    let second = claim_mine(store, t0() + secs(1), &mine).await.remove(0);
+    assert_eq!(second.lease.attempt, 1);
+    assert_ne!(second.lease.id, first.lease.id);
+    assert!(
+        !store.release(first.lease).await.expect("release"),
+        "an old lease releases nothing"
+    );
+    let forged = Lease {
+        id: uuid::Uuid::new_v4(),
+        ..second.lease
+    };
+    assert!(
+        !store.release(forged).await.expect("release"),
+        "another lease id releases nothing"
+    );
+    assert!(
+        claim_mine(store, t0() + secs(1), &mine).await.is_empty(),
+        "the current lease still holds"
+    );
+    assert!(
+        !store
+            .record_attempt(first.lease, status(500, 1, t0()), NextStep::RetryAt(t0()))
+            .await
+            .expect("record"),
+        "a released lease records nothing"
+    );
+
+    // Recorded: the lease is spent, and releasing it does not make the retry due early.
+    let retry_at = t0() + secs(30);
+    assert!(store
+        .record_attempt(
+            second.lease,
+            status(503, 1, t0() + secs(1)),
+            NextStep::RetryAt(retry_at)
+        )
+        .await
+        .expect("record"));
+    assert!(!store.release(second.lease).await.expect("release"));
+    assert!(claim_mine(store, t0() + secs(29), &mine).await.is_empty());
+
+    // A released retry keeps its attempt count and its due time.
+    let third = claim_mine(store, retry_at, &mine).await.remove(0);
+    assert_eq!(third.lease.attempt, 2);
+    assert!(store.release(third.lease).await.expect("release"));
+    let d = store.delivery(e.account, e.id).await.expect("delivery");
+    assert_eq!(
+        d.status,
+        DeliveryStatus::Pending {
+            next_attempt_at: retry_at
+        }
+    );
+    assert_eq!(d.attempts, 1);
+    assert_eq!(d.leased_until, None);
+    assert_eq!(d.last_attempt, Some(status(503, 1, t0() + secs(1))));
+
+    // A lease that ran out and was taken over releases nothing.
+    let stalled = claim_mine(store, retry_at, &mine).await.remove(0);
+    let taken_over = claim_mine(store, retry_at + secs(60), &mine)
+        .await
+        .remove(0);
+    assert!(!store.release(stalled.lease).await.expect("release"));
+    assert!(claim_mine(store, retry_at + secs(60), &mine)
+        .await
+        .is_empty());
+    assert!(store
+        .record_attempt(
+            taken_over.lease,
+            status(204, 2, retry_at + secs(60)),
+            NextStep::Delivered
+        )
+        .await
+        .expect("record"));
+    assert!(!store.release(taken_over.lease).await.expect("release"));
+    assert!(matches!(
+        store
+            .delivery(e.account, e.id)
+            .await
+            .expect("delivery")
+            .status,
+        DeliveryStatus::Delivered { .. }
+    ));
+
+    // Unknown events and leases release nothing.
+    let unknown = Lease {
+        id: uuid::Uuid::new_v4(),
+        event: EventId::new(),
+        attempt: 1,
+        until: t0(),
+    };
+    assert!(!store.release(unknown).await.expect("release"));
 }

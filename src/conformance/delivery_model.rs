@@ -194,6 +194,24 @@ impl DeliveryModel {
         true
     }
 
+    /// Drops `lease` if it is a pending delivery's current one: due again when it was due.
+    pub(super) fn release(&mut self, lease: Lease) -> bool {
+        let Some(row) = self
+            .rows
+            .iter_mut()
+            .find(|r| r.delivery.event == lease.event)
+        else {
+            return false;
+        };
+        let pending = matches!(row.delivery.status, DeliveryStatus::Pending { .. });
+        if !pending || row.lease != Some(lease.id) {
+            return false;
+        }
+        row.lease = None;
+        row.delivery.leased_until = None;
+        true
+    }
+
     /// `account`'s delivery of `event`.
     pub(super) fn delivery(&self, account: AccountId, event: EventId) -> Option<Delivery> {
         self.rows

@@ -411,6 +411,10 @@ impl WebhookStore for ReferenceStore {
         self.with(|m| Ok(m.webhooks.claim(now, lease, limit)))
     }
 
+    async fn release(&self, lease: Lease) -> Result<bool, Error> {
+        self.with(|m| Ok(m.webhooks.release(lease)))
+    }
+
     async fn record_attempt(
         &self,
         lease: Lease,

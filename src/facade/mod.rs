@@ -13,6 +13,8 @@ use crate::{
     Outcome, Page, Paged, Rejection, Session, SessionId, SessionTtl,
 };
 
+#[cfg(feature = "background")]
+mod sweeper;
 mod webhook_endpoints;
 
 /// A new link with its token and URL, as [`MagicLinks::create_link`] returns it.
@@ -429,7 +431,8 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
         self.store.abandon(account, session, self.clock.now()).await
     }
 
-    /// Abandons up to `limit` sessions whose time to live has passed; call it periodically.
+    /// Abandons up to `limit` sessions whose time to live has passed; call it periodically
+    /// (with the `background` feature, `run_session_sweeper` does).
     ///
     /// # Errors
     ///

@@ -211,6 +211,10 @@ impl<S: WebhookStore> WebhookStore for Arc<S> {
         (**self).record_attempt(lease, attempt, next)
     }
 
+    fn release(&self, lease: Lease) -> impl Future<Output = Result<bool, Error>> + Send {
+        (**self).release(lease)
+    }
+
     fn delivery(
         &self,
         account: AccountId,

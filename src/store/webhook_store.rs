@@ -115,6 +115,18 @@ pub trait WebhookStore: LinkStore {
         next: NextStep,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
+    /// Gives a lease up before it runs out, for a dispatcher that stops without recording an
+    /// attempt (as `Dispatcher::run` does at shutdown, feature `background`): the delivery stays
+    /// pending, due when it was due, with its attempt count unchanged, and any dispatcher may
+    /// claim it again at once. Returns `false`, changing nothing, when the lease is no longer
+    /// the delivery's current one (an attempt was recorded under it, it ran out and another
+    /// dispatcher claimed the delivery, or the delivery was failed or pruned meanwhile).
+    ///
+    /// # Errors
+    ///
+    /// Only backend failures.
+    fn release(&self, lease: Lease) -> impl Future<Output = Result<bool, Error>> + Send;
+
     /// Reads `account`'s delivery of an event.
     ///
     /// # Errors

@@ -16,6 +16,9 @@ use crate::webhooks::{
 };
 use crate::Error;
 
+#[cfg(feature = "background")]
+mod run;
+
 /// The default request timeout: 15 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -23,6 +26,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 const QUEUE_BATCH: usize = 500;
 /// Store calls per [`Dispatcher::run_once`] to catch up with the outbox.
 const QUEUE_ROUNDS: usize = 20;
+/// Deliveries deleted per [`Dispatcher::prune`].
+const PRUNE_BATCH: usize = 1000;
 
 /// The delays between attempts of a delivery. The first attempt is immediate; after the
 /// `n`-th failed attempt the next waits the `n`-th delay; after the last, the delivery fails.
@@ -71,7 +76,7 @@ impl Default for RetrySchedule {
     }
 }
 
-/// What one [`Dispatcher::run_once`] did.
+/// What one [`Dispatcher::run_once`] did, or a whole `Dispatcher::run` (feature `background`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct DispatchReport {
@@ -89,6 +94,24 @@ pub struct DispatchReport {
     pub endpoints_disabled: usize,
     /// Attempts whose lease ran out before they were recorded: another dispatcher took over.
     pub lost_leases: usize,
+    /// Claimed deliveries given back unattempted or unfinished at shutdown (only `run`).
+    pub released: usize,
+    /// Store failures met and gone past (only `run`, which backs off and goes on).
+    pub store_errors: usize,
+}
+
+impl DispatchReport {
+    /// Counts the result of one attempt; passes a store failure on.
+    fn count(&mut self, result: Result<(NextStep, bool), Error>) -> Result<(), Error> {
+        match result? {
+            (NextStep::Delivered, true) => self.delivered += 1,
+            (NextStep::RetryAt(_), true) => self.retrying += 1,
+            (NextStep::GiveUp, true) => self.failed += 1,
+            (NextStep::DisableEndpoint { .. }, true) => self.endpoints_disabled += 1,
+            (_, false) => self.lost_leases += 1,
+        }
+        Ok(())
+    }
 }
 
 /// Delivers outbox events to the accounts' endpoints, at least once.
@@ -107,7 +130,10 @@ pub struct DispatchReport {
 /// All state is in the store: a dispatcher can be dropped at any point and a new one resumes.
 /// A delivery whose attempt was in flight is retried once its lease runs out.
 ///
-/// The dispatcher is runtime-agnostic; drive it from a loop:
+/// With the `background` feature, `run` is the loop to run on a task of its own: it polls,
+/// backs off on store failures, and on a shutdown signal lets sends in flight finish within a
+/// grace period and gives the rest back to the store at once. Without it the dispatcher is
+/// runtime-agnostic; drive it from a loop of your own:
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -137,6 +163,8 @@ pub struct Dispatcher<S, T, C = SystemClock> {
     batch: usize,
     retention: Duration,
     max_retry_after: Duration,
+    #[cfg(feature = "background")]
+    background: run::Background,
 }
 
 impl<S: WebhookStore, T: Transport> Dispatcher<S, T> {
@@ -153,6 +181,8 @@ impl<S: WebhookStore, T: Transport> Dispatcher<S, T> {
             batch: 32,
             retention: Duration::from_secs(7 * 24 * 3600),
             max_retry_after: Duration::from_secs(24 * 3600),
+            #[cfg(feature = "background")]
+            background: run::Background::default(),
         }
     }
 }
@@ -170,6 +200,8 @@ impl<S, T, C> Dispatcher<S, T, C> {
             batch: self.batch,
             retention: self.retention,
             max_retry_after: self.max_retry_after,
+            #[cfg(feature = "background")]
+            background: self.background,
         }
     }
 
@@ -251,6 +283,23 @@ impl<S: WebhookStore, T: Transport, C: Clock> Dispatcher<S, T, C> {
     /// lease runs out.
     pub async fn run_once(&self) -> Result<DispatchReport, Error> {
         let mut report = DispatchReport::default();
+        let claims = self.take_due(&mut report).await?;
+        report.attempted = claims.len();
+        let results = join_all(claims.into_iter().map(|c| self.attempt(c)).collect()).await;
+        let mut first_error = None;
+        for result in results {
+            if let Err(err) = report.count(result) {
+                first_error.get_or_insert(err);
+            }
+        }
+        match first_error {
+            Some(err) => Err(err),
+            None => Ok(report),
+        }
+    }
+
+    /// Queues new outbox events, then claims the deliveries due now (up to the batch size).
+    async fn take_due(&self, report: &mut DispatchReport) -> Result<Vec<Claim>, Error> {
         let now = self.clock.now();
         for _ in 0..QUEUE_ROUNDS {
             let taken = self.store.queue_deliveries(now, QUEUE_BATCH).await?;
@@ -259,31 +308,9 @@ impl<S: WebhookStore, T: Transport, C: Clock> Dispatcher<S, T, C> {
                 break;
             }
         }
-        let claims = self
-            .store
+        self.store
             .claim_due(now, self.lease_duration(), self.batch)
-            .await?;
-        report.attempted = claims.len();
-        let results = join_all(claims.into_iter().map(|c| self.attempt(c)).collect()).await;
-        let mut first_error = None;
-        for result in results {
-            match result {
-                Ok((next, true)) => match next {
-                    NextStep::Delivered => report.delivered += 1,
-                    NextStep::RetryAt(_) => report.retrying += 1,
-                    NextStep::GiveUp => report.failed += 1,
-                    NextStep::DisableEndpoint { .. } => report.endpoints_disabled += 1,
-                },
-                Ok((_, false)) => report.lost_leases += 1,
-                Err(err) => {
-                    first_error.get_or_insert(err);
-                }
-            }
-        }
-        match first_error {
-            Some(err) => Err(err),
-            None => Ok(report),
-        }
+            .await
     }
 
     /// Deletes deliveries delivered longer ago than the retention (up to 1000 per call);
@@ -298,7 +325,7 @@ impl<S: WebhookStore, T: Transport, C: Clock> Dispatcher<S, T, C> {
         let before = now
             .checked_sub_signed(retention)
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        self.store.prune_delivered(before, 1000).await
+        self.store.prune_delivered(before, PRUNE_BATCH).await
     }
 
     /// Makes one attempt of a claimed delivery and records it.

@@ -195,6 +195,29 @@ impl DeliveryBook {
         true
     }
 
+    /// Drops `lease` if it is still the delivery's current one; the delivery is claimable
+    /// again from when it was due.
+    pub(crate) fn release(&mut self, lease: Lease) -> bool {
+        let Some(&seq) = self.by_event.get(&lease.event) else {
+            return false;
+        };
+        let Some(entry) = self.deliveries.get_mut(&seq) else {
+            return false;
+        };
+        let DeliveryStatus::Pending { next_attempt_at } = entry.delivery.status else {
+            return false;
+        };
+        if entry.lease != Some(lease.id) {
+            return false;
+        }
+        self.due.remove(&(entry.eligible_at, seq));
+        self.due.insert((next_attempt_at, seq));
+        entry.eligible_at = next_attempt_at;
+        entry.lease = None;
+        entry.delivery.leased_until = None;
+        true
+    }
+
     /// The delivery of `event` if it is `account`'s.
     pub(crate) fn delivery(&self, account: AccountId, event: EventId) -> Option<Delivery> {
         self.entry_of(account, event)

@@ -61,6 +61,10 @@ impl WebhookStore for MemoryStore {
         Ok(lock(&self.webhooks).record(lease, attempt, next))
     }
 
+    async fn release(&self, lease: Lease) -> Result<bool, Error> {
+        Ok(lock(&self.webhooks).release(lease))
+    }
+
     async fn delivery(&self, account: AccountId, event: EventId) -> Result<Delivery, Error> {
         lock(&self.webhooks)
             .delivery(account, event)

@@ -32,6 +32,7 @@ pub(super) struct Statements {
     failed: String,
     requeue: String,
     prune: String,
+    release: String,
 }
 
 /// The columns [`delivery`] reads, in order, from a table aliased `d`.
@@ -104,6 +105,11 @@ impl Statements {
                 "DELETE FROM __SCHEMA__.deliveries WHERE seq IN (SELECT d.seq \
                  FROM __SCHEMA__.deliveries d WHERE d.status = 'delivered' AND d.done_at < $1 \
                  ORDER BY d.done_at, d.seq LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            ),
+            release: s(
+                "UPDATE __SCHEMA__.deliveries SET lease_id = NULL, leased_until = NULL, \
+                 eligible_at = next_attempt_at \
+                 WHERE event_id = $1 AND lease_id = $2 AND status = 'pending'",
             ),
         }
     }
@@ -324,6 +330,16 @@ impl WebhookStore for PostgresStore {
             .fetch_one(&self.pool)
             .await
             .map_err(Error::backend)
+    }
+
+    async fn release(&self, lease: Lease) -> Result<bool, Error> {
+        let done = sqlx::query(&self.sql.webhooks.release)
+            .bind(lease.event.as_uuid())
+            .bind(lease.id)
+            .execute(&self.pool)
+            .await
+            .map_err(Error::backend)?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn delivery(&self, account: AccountId, event: EventId) -> Result<Delivery, Error> {
