@@ -17,6 +17,7 @@
 //! | [`webhooks`] | Standard Webhooks signing and verification, payloads, endpoints, the [`Dispatcher`](webhooks::Dispatcher), transports and delivery state | webhook senders and receivers |
 //! | [`rules`] | the rules as pure functions with `now` passed in | store implementers, model tests |
 //! | `qr` | QR codes of link URLs (feature `qr`) | pages that show a link |
+//! | `testing` | a test kit for services that use the crate: a ready facade on the in-memory store, a recording webhook transport, deterministic ids (feature `test-util`; a stable API); the README's section *Testing your integration* walks through it | host services' tests |
 //! | `conformance` | the conformance suite and reference model (feature `test-util`; not a stable API) | store implementers' tests |
 //!
 //! A link URL carries a [link token](tokens::LinkToken): the link's id and expiry, signed with
@@ -51,6 +52,12 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Testing your integration
+//!
+//! A service's own tests run on the in-memory store with the kit in `magic_link::testing`
+//! (feature `test-util`): the README's section *Testing your integration* and the module's
+//! docs show how, and `tests/testing_kit.rs` in the repository is a complete file to copy.
+//!
 //! # Features
 //!
 //! None is on by default: the default build does no I/O.
@@ -79,6 +86,9 @@ pub mod rules;
 mod sessions;
 mod stats;
 pub mod store;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod testing;
 pub mod tokens;
 pub mod webhooks;
 

@@ -7,19 +7,23 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::clock::truncate_to_micros;
+
 use crate::{
     AbandonReason, Account, Error, EventKind, IdempotencyKey, InvalidInput, LedgerEntry,
-    LedgerKind, Link, Outcome, Rejection, Session, SessionId, SessionStatus, SessionTtl,
+    LedgerKind, Link, LinkStatus, Outcome, Rejection, Session, SessionId, SessionStatus,
+    SessionTtl,
 };
 
-/// A change the rules decided: the new value, plus the outbox event and ledger entry the store
-/// must write with it in one atomic step. An idempotent repeat has neither.
+/// A change the rules decided: the new value, plus the outbox events and ledger entry the
+/// store must write with it in one atomic step. A store writes exactly these events, in this
+/// order, no more and no fewer; an idempotent repeat has none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Effects<T> {
     /// The object after the change.
     pub value: T,
-    /// The event to append to the outbox, if the state changed.
-    pub event: Option<EventKind>,
+    /// The events to append to the outbox: empty if and only if the state did not change.
+    pub events: Vec<EventKind>,
     /// The ledger entry to append, if credits moved.
     pub ledger: Option<LedgerEntry>,
 }
@@ -28,13 +32,33 @@ impl<T> Effects<T> {
     fn unchanged(value: T) -> Self {
         Self {
             value,
-            event: None,
+            events: Vec::new(),
             ledger: None,
         }
     }
 }
 
-/// Whether `link` can be redeemed at `now` with `account`'s credits.
+/// Whether a session can start on a link in `status` when its owner has (or has not) a
+/// credit available: the one place where a link's status becomes a refusal. The status comes
+/// from [`Link::status`], which ranks deactivation over expiry over exhaustion; a missing
+/// credit counts only on an active link.
+///
+/// # Errors
+///
+/// [`Rejection::Deactivated`], [`Rejection::Expired`], [`Rejection::Exhausted`] for those
+/// statuses; [`Rejection::NoCredits`] for an active link without an available credit.
+pub fn check_start(status: LinkStatus, credit_available: bool) -> Result<(), Rejection> {
+    match status {
+        LinkStatus::Deactivated => Err(Rejection::Deactivated),
+        LinkStatus::Expired => Err(Rejection::Expired),
+        LinkStatus::Exhausted => Err(Rejection::Exhausted),
+        LinkStatus::Active if !credit_available => Err(Rejection::NoCredits),
+        LinkStatus::Active => Ok(()),
+    }
+}
+
+/// Whether `link` can be redeemed at `now` with `account`'s credits: [`check_start`] with the
+/// link's [status](Link::status) at `now` and the account's available credit.
 ///
 /// # Errors
 ///
@@ -45,17 +69,7 @@ pub fn check_redeemable(
     account: &Account,
     now: DateTime<Utc>,
 ) -> Result<(), Rejection> {
-    if link.deactivated_at.is_some() {
-        Err(Rejection::Deactivated)
-    } else if link.is_expired(now) {
-        Err(Rejection::Expired)
-    } else if link.remaining() == Some(0) {
-        Err(Rejection::Exhausted)
-    } else if account.available() < 1 {
-        Err(Rejection::NoCredits)
-    } else {
-        Ok(())
-    }
+    check_start(link.status(now), account.available() >= 1)
 }
 
 /// Redeems `link`: consumes a use, holds one of `account`'s credits and starts a session.
@@ -90,10 +104,10 @@ pub fn redeem(
             .unwrap_or(DateTime::<Utc>::MAX_UTC),
     };
     Ok(Effects {
-        event: Some(EventKind::LinkRedeemed {
+        events: vec![EventKind::LinkRedeemed {
             link: link.id,
             session,
-        }),
+        }],
         ledger: Some(ledger(account, LedgerKind::Hold { session }, 1, now)),
         value,
     })
@@ -128,11 +142,11 @@ pub fn complete(
             account.held -= 1;
             account.balance -= 1;
             Ok(Effects {
-                event: Some(EventKind::SessionCompleted {
+                events: vec![EventKind::SessionCompleted {
                     link: session.link,
                     session: session.id,
                     outcome,
-                }),
+                }],
                 ledger: Some(ledger(
                     account,
                     LedgerKind::Capture {
@@ -168,11 +182,11 @@ pub fn abandon(
             session.status = SessionStatus::Abandoned { reason, at: now };
             account.held -= 1;
             Ok(Effects {
-                event: Some(EventKind::SessionAbandoned {
+                events: vec![EventKind::SessionAbandoned {
                     link: session.link,
                     session: session.id,
                     reason,
-                }),
+                }],
                 ledger: Some(ledger(
                     account,
                     LedgerKind::Release {
@@ -207,19 +221,48 @@ pub fn deactivate(link: &mut Link, now: DateTime<Utc>) -> Effects<Link> {
     }
     link.deactivated_at = Some(now);
     Effects {
-        event: Some(EventKind::LinkDeactivated { link: link.id }),
+        events: vec![EventKind::LinkDeactivated { link: link.id }],
         ledger: None,
         value: link.clone(),
     }
 }
 
-/// The effects of storing a new link.
-pub fn create_link(link: &Link) -> Effects<Link> {
-    Effects {
-        value: link.clone(),
-        event: Some(EventKind::LinkCreated { link: link.id }),
-        ledger: None,
+/// The effects of storing a new link: the link as stored, with its times truncated to whole
+/// microseconds (the precision every store keeps), and `link.created`.
+///
+/// # Errors
+///
+/// [`InvalidInput::UsesExceedLimit`] for a link with more uses than its limit; every store
+/// refuses it alike.
+pub fn create_link(link: &Link) -> Result<Effects<Link>, InvalidInput> {
+    if link.limit.max_uses().is_some_and(|max| link.uses > max) {
+        return Err(InvalidInput::UsesExceedLimit);
     }
+    let mut value = link.clone();
+    value.created_at = truncate_to_micros(value.created_at);
+    value.expires_at = value.expires_at.map(truncate_to_micros);
+    value.deactivated_at = value.deactivated_at.map(truncate_to_micros);
+    Ok(Effects {
+        events: vec![EventKind::LinkCreated { link: link.id }],
+        value,
+        ledger: None,
+    })
+}
+
+/// A new account as stored: its creation time truncated to whole microseconds. It emits no
+/// event.
+///
+/// # Errors
+///
+/// [`InvalidInput::HeldExceedsBalance`] for an account holding more credits than its balance;
+/// every store refuses it alike.
+pub fn create_account(account: &Account) -> Result<Account, InvalidInput> {
+    if account.held > account.balance {
+        return Err(InvalidInput::HeldExceedsBalance);
+    }
+    let mut value = account.clone();
+    value.created_at = truncate_to_micros(value.created_at);
+    Ok(value)
 }
 
 /// Adds `amount` credits to `account`.
@@ -251,10 +294,10 @@ pub fn top_up(
         .checked_add(amount)
         .ok_or(InvalidInput::Overflow)?;
     Ok(Effects {
-        event: Some(EventKind::CreditsAdded {
+        events: vec![EventKind::CreditsAdded {
             amount,
             balance: account.balance,
-        }),
+        }],
         ledger: Some(ledger(
             account,
             LedgerKind::TopUp { key: key.clone() },

@@ -32,8 +32,9 @@ struct Model {
 }
 
 impl Model {
-    fn emit(&mut self, account: AccountId, at: DateTime<Utc>, kind: Option<EventKind>) {
-        if let Some(kind) = kind {
+    /// Appends exactly the events the rule returned, in order.
+    fn emit(&mut self, account: AccountId, at: DateTime<Utc>, kinds: Vec<EventKind>) {
+        for kind in kinds {
             self.outbox.push(Event {
                 seq: self.outbox.len() as u64 + 1,
                 id: EventId::new(),
@@ -66,7 +67,7 @@ impl Model {
             .ok_or(Rejection::NotFound)?;
         let effects = rule(stored, owner)?;
         self.ledger.extend(effects.ledger);
-        self.emit(account, now, effects.event);
+        self.emit(account, now, effects.events);
         Ok(effects.value)
     }
 
@@ -106,6 +107,7 @@ impl ReferenceStore {
 
 impl LinkStore for ReferenceStore {
     async fn create_account(&self, account: Account) -> Result<Account, Error> {
+        let account = rules::create_account(&account)?;
         self.with(|m| {
             if m.accounts.contains_key(&account.id) {
                 return Err(Error::AlreadyExists);
@@ -116,6 +118,7 @@ impl LinkStore for ReferenceStore {
     }
 
     async fn insert_link(&self, link: Link) -> Result<Link, Error> {
+        let effects = rules::create_link(&link)?;
         self.with(|m| {
             if m.links.contains_key(&link.id) {
                 return Err(Error::AlreadyExists);
@@ -123,13 +126,12 @@ impl LinkStore for ReferenceStore {
             if !m.accounts.contains_key(&link.account) {
                 return Err(Rejection::NotFound.into());
             }
-            let effects = rules::create_link(&link);
             m.link_order.push(link.id);
-            m.links.insert(link.id, link);
+            m.links.insert(link.id, effects.value.clone());
             m.emit(
                 effects.value.account,
                 effects.value.created_at,
-                effects.event,
+                effects.events,
             );
             Ok(effects.value)
         })
@@ -156,7 +158,7 @@ impl LinkStore for ReferenceStore {
             m.ledger.extend(effects.ledger);
             m.sessions.insert(session, effects.value.clone());
             m.sessions_of.entry(link).or_default().push(session);
-            m.emit(account, now, effects.event);
+            m.emit(account, now, effects.events);
             Ok(effects.value)
         })
     }
@@ -217,7 +219,7 @@ impl LinkStore for ReferenceStore {
             m.owned_link(account, link)?;
             let stored = m.links.get_mut(&link).ok_or(Rejection::NotFound)?;
             let effects = rules::deactivate(stored, now);
-            m.emit(account, now, effects.event);
+            m.emit(account, now, effects.events);
             Ok(effects.value)
         })
     }
@@ -237,7 +239,7 @@ impl LinkStore for ReferenceStore {
             let owner = m.accounts.get_mut(&account).ok_or(Rejection::NotFound)?;
             let effects = rules::top_up(owner, amount, &key, previous, now)?;
             m.ledger.extend(effects.ledger);
-            m.emit(account, now, effects.event);
+            m.emit(account, now, effects.events);
             Ok(effects.value)
         })
     }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, SystemClock};
-use crate::store::LinkStore;
+use crate::store::{IdSource, LinkStore};
 use crate::tokens::{Keyring, LinkBase, LinkToken, SessionToken};
 use crate::{
     Account, AccountId, Error, Event, IdempotencyKey, Link, LinkId, LinkStats, LinkStatus, NewLink,
@@ -92,13 +92,7 @@ impl Inspection {
     ///
     /// `Deactivated`, `Expired`, `Exhausted` or `NoCredits`, in that order.
     pub fn can_start(&self) -> Result<(), Rejection> {
-        match self.status {
-            LinkStatus::Deactivated => Err(Rejection::Deactivated),
-            LinkStatus::Expired => Err(Rejection::Expired),
-            LinkStatus::Exhausted => Err(Rejection::Exhausted),
-            LinkStatus::Active if !self.credit_available => Err(Rejection::NoCredits),
-            LinkStatus::Active => Ok(()),
-        }
+        crate::rules::check_start(self.status, self.credit_available)
     }
 }
 
@@ -149,6 +143,7 @@ pub struct MagicLinks<S, C = SystemClock> {
     keyring: Keyring,
     link_base: LinkBase,
     session_ttl: SessionTtl,
+    ids: IdSource,
 }
 
 impl<S: LinkStore> MagicLinks<S> {
@@ -161,6 +156,7 @@ impl<S: LinkStore> MagicLinks<S> {
             keyring,
             link_base,
             session_ttl: SessionTtl::default(),
+            ids: IdSource::random(),
         }
     }
 }
@@ -174,7 +170,17 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
             keyring: self.keyring,
             link_base: self.link_base,
             session_ttl: self.session_ttl,
+            ids: self.ids,
         }
+    }
+
+    /// Takes the ids of new links and sessions from `ids` (random by default;
+    /// [`IdSource::sequential`] in tests whose tokens and payloads must be the same on every
+    /// run). Give the store the same source (`MemoryStore::with_ids`) for event ids.
+    #[must_use]
+    pub fn with_ids(mut self, ids: IdSource) -> Self {
+        self.ids = ids;
+        self
     }
 
     /// Sets how long a started session stays open before it is abandoned as expired.
@@ -241,7 +247,12 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
         account: AccountId,
         spec: NewLink,
     ) -> Result<CreatedLink, Error> {
-        let link = Link::new(LinkId::new(), account, spec, self.clock.now())?;
+        let link = Link::new(
+            LinkId::from_uuid(self.ids.next()),
+            account,
+            spec,
+            self.clock.now(),
+        )?;
         let link = self.store.insert_link(link).await?;
         let token = LinkToken::for_link(&link).sign(&self.keyring);
         Ok(CreatedLink {
@@ -330,7 +341,7 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
             .store
             .redeem(
                 claims.link(),
-                SessionId::new(),
+                SessionId::from_uuid(self.ids.next()),
                 self.session_ttl,
                 self.clock.now(),
             )
@@ -495,12 +506,32 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
         self.store.account(account).await
     }
 
-    /// Reads outbox events after `cursor`.
+    /// Reads up to `limit` of `account`'s outbox events with a [`seq`](Event::seq) after
+    /// `cursor` (0 for the first), oldest first; the next call passes the last one's `seq`.
+    /// Other accounts' events are never returned.
+    ///
+    /// The outbox is shared by all accounts ([`LinkStore::outbox_after`] is the dispatcher's
+    /// cross-account read); this call reads it in pages from `cursor` and keeps `account`'s
+    /// events, so it suits an owner's event log and tests, not a hot path.
     ///
     /// # Errors
     ///
     /// Backend failures.
-    pub async fn events_after(&self, cursor: u64, limit: usize) -> Result<Vec<Event>, Error> {
-        self.store.outbox_after(cursor, limit).await
+    pub async fn events_after(
+        &self,
+        account: AccountId,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, Error> {
+        let mut events = Vec::new();
+        let mut cursor = cursor;
+        while events.len() < limit {
+            let batch = self.store.outbox_after(cursor, Page::MAX_LIMIT).await?;
+            let Some(last) = batch.last() else { break };
+            cursor = last.seq;
+            events.extend(batch.into_iter().filter(|e| e.account == account));
+        }
+        events.truncate(limit);
+        Ok(events)
     }
 }

@@ -16,12 +16,14 @@
 //! (`magic_link::conformance`, feature `test-util`).
 
 mod arc;
+mod id_source;
 mod link_store;
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 mod webhook_store;
 
+pub use id_source::IdSource;
 pub use link_store::LinkStore;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]

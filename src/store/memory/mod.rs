@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 
 use crate::rules::{self, Effects};
-use crate::store::LinkStore;
+use crate::store::{IdSource, LinkStore};
 use crate::{
     Account, AccountId, Error, Event, EventId, EventKind, IdempotencyKey, LedgerEntry, LedgerKind,
     Link, LinkId, Outcome, Rejection, Session, SessionId, SessionTtl,
@@ -52,6 +52,7 @@ pub struct MemoryStore {
     outbox: Box<[Mutex<Vec<Event>>]>,
     seq: AtomicU64,
     webhooks: Mutex<DeliveryBook>,
+    ids: IdSource,
 }
 
 #[derive(Debug)]
@@ -96,18 +97,38 @@ impl MemoryStore {
             outbox: (0..SHARDS).map(|_| Mutex::default()).collect(),
             seq: AtomicU64::new(0),
             webhooks: Mutex::default(),
+            ids: IdSource::random(),
         }
     }
 
-    /// Appends an event. Must be called while holding the locks of the objects it describes;
-    /// the sequence number is taken under the outbox shard lock (see `outbox_after`).
-    fn emit(&self, account: AccountId, id: EventId, at: DateTime<Utc>, kind: Option<EventKind>) {
-        if let Some(kind) = kind {
-            let mut shard = lock(&self.outbox[account.shard()]);
+    /// The same store taking the ids of the events and leases it makes from `ids` (random by
+    /// default; [`IdSource::sequential`] in tests whose payloads must be the same on every
+    /// run). Set it before the store is used.
+    #[must_use]
+    pub fn with_ids(mut self, ids: IdSource) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    fn event_id(&self) -> EventId {
+        EventId::from_uuid(self.ids.next())
+    }
+
+    /// Appends the events of one step. Must be called while holding the locks of the objects
+    /// they describe; sequence numbers are taken under the outbox shard lock (see
+    /// `outbox_after`). `id` is the first event's id, made before any lock was taken; a second
+    /// event of the same step gets a fresh one.
+    fn emit(&self, account: AccountId, id: EventId, at: DateTime<Utc>, kinds: Vec<EventKind>) {
+        if kinds.is_empty() {
+            return;
+        }
+        let mut shard = lock(&self.outbox[account.shard()]);
+        let mut id = Some(id);
+        for kind in kinds {
             let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
             shard.push(Event {
                 seq,
-                id,
+                id: id.take().unwrap_or_else(|| self.event_id()),
                 account,
                 at,
                 kind,
@@ -123,7 +144,7 @@ impl MemoryStore {
         now: DateTime<Utc>,
         rule: impl FnOnce(&mut Session, &mut Account) -> Result<Effects<Session>, Rejection>,
     ) -> Result<Session, Error> {
-        let event_id = EventId::new();
+        let event_id = self.event_id();
         let mut accounts = self.accounts.lock(&account);
         let entry = accounts.get_mut(&account).ok_or(Rejection::NotFound)?;
         let mut sessions = self.sessions.lock(&session);
@@ -133,7 +154,7 @@ impl MemoryStore {
             .ok_or(Rejection::NotFound)?;
         let effects = rule(stored, &mut entry.account)?;
         entry.record(effects.ledger);
-        self.emit(account, event_id, now, effects.event);
+        self.emit(account, event_id, now, effects.events);
         Ok(effects.value)
     }
 
@@ -160,6 +181,7 @@ impl MemoryStore {
 
 impl LinkStore for MemoryStore {
     async fn create_account(&self, account: Account) -> Result<Account, Error> {
+        let account = rules::create_account(&account)?;
         let mut accounts = self.accounts.lock(&account.id);
         if accounts.contains_key(&account.id) {
             return Err(Error::AlreadyExists);
@@ -177,19 +199,19 @@ impl LinkStore for MemoryStore {
     }
 
     async fn insert_link(&self, link: Link) -> Result<Link, Error> {
-        let event_id = EventId::new();
+        let effects = rules::create_link(&link)?;
+        let event_id = self.event_id();
         let mut links = self.links.lock(&link.id);
         if links.contains_key(&link.id) {
             return Err(Error::AlreadyExists);
         }
         let mut accounts = self.accounts.lock(&link.account);
         let owner = accounts.get_mut(&link.account).ok_or(Rejection::NotFound)?;
-        let effects = rules::create_link(&link);
         owner.links.push(link.id);
         links.insert(
             link.id,
             LinkEntry {
-                link,
+                link: effects.value.clone(),
                 sessions: Vec::new(),
             },
         );
@@ -197,7 +219,7 @@ impl LinkStore for MemoryStore {
             owner.account.id,
             event_id,
             effects.value.created_at,
-            effects.event,
+            effects.events,
         );
         Ok(effects.value)
     }
@@ -209,7 +231,7 @@ impl LinkStore for MemoryStore {
         ttl: SessionTtl,
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
-        let event_id = EventId::new();
+        let event_id = self.event_id();
         let mut links = self.links.lock(&link);
         let entry = links.get_mut(&link).ok_or(Rejection::NotFound)?;
         let owner = entry.link.account;
@@ -223,7 +245,7 @@ impl LinkStore for MemoryStore {
         account.record(effects.ledger);
         entry.sessions.push(session);
         sessions.insert(session, effects.value.clone());
-        self.emit(owner, event_id, now, effects.event);
+        self.emit(owner, event_id, now, effects.events);
         Ok(effects.value)
     }
 
@@ -280,14 +302,14 @@ impl LinkStore for MemoryStore {
         link: LinkId,
         now: DateTime<Utc>,
     ) -> Result<Link, Error> {
-        let event_id = EventId::new();
+        let event_id = self.event_id();
         let mut links = self.links.lock(&link);
         let entry = links
             .get_mut(&link)
             .filter(|e| e.link.account == account)
             .ok_or(Rejection::NotFound)?;
         let effects = rules::deactivate(&mut entry.link, now);
-        self.emit(account, event_id, now, effects.event);
+        self.emit(account, event_id, now, effects.events);
         Ok(effects.value)
     }
 
@@ -298,13 +320,13 @@ impl LinkStore for MemoryStore {
         key: IdempotencyKey,
         now: DateTime<Utc>,
     ) -> Result<Account, Error> {
-        let event_id = EventId::new();
+        let event_id = self.event_id();
         let mut accounts = self.accounts.lock(&account);
         let entry = accounts.get_mut(&account).ok_or(Rejection::NotFound)?;
         let previous = entry.top_ups.get(&key).copied();
         let effects = rules::top_up(&mut entry.account, amount, &key, previous, now)?;
         entry.record(effects.ledger);
-        self.emit(account, event_id, now, effects.event);
+        self.emit(account, event_id, now, effects.events);
         Ok(effects.value)
     }
 

@@ -1,0 +1,101 @@
+//! The statement text of the link operations, with the schema filled in. Each state change is
+//! one call of one server-side function of the migrations (`migrations/`), which applies the
+//! same rules as [`rules`](crate::rules): a link's status in the order of
+//! [`Link::status`](crate::Link::status), refused as [`rules::check_start`](crate::rules::check_start)
+//! refuses it, never check-then-write from the client.
+
+use super::decode::{LINK_COLUMNS, SESSION_COLUMNS};
+use super::{migrate, webhook_store};
+
+/// The SQL of every operation, with the schema filled in.
+pub(super) struct Statements {
+    pub(super) create_account: String,
+    pub(super) insert_link: String,
+    pub(super) redeem: String,
+    pub(super) finish: String,
+    pub(super) expire: String,
+    pub(super) deactivate: String,
+    pub(super) top_up: String,
+    pub(super) inspect: String,
+    pub(super) link: String,
+    pub(super) links: String,
+    pub(super) session: String,
+    pub(super) sessions: String,
+    pub(super) stats: String,
+    pub(super) account: String,
+    pub(super) ledger: String,
+    pub(super) outbox_after: String,
+    pub(super) webhooks: webhook_store::Statements,
+}
+
+impl Statements {
+    pub(super) fn new(schema: &str) -> Self {
+        let s = |template: &str| {
+            template
+                .replace("{link}", LINK_COLUMNS)
+                .replace("{session}", SESSION_COLUMNS)
+                .replace(migrate::PLACEHOLDER, schema)
+        };
+        Self {
+            create_account: s(
+                "INSERT INTO __SCHEMA__.accounts (id, balance, held, created_at) \
+                 VALUES ($1, $2::numeric, $3::numeric, $4) ON CONFLICT (id) DO NOTHING",
+            ),
+            insert_link: s("SELECT r_code \
+                 FROM __SCHEMA__.insert_link($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
+            redeem: s("SELECT r_code, r_account, r_number, r_flow, r_language \
+                 FROM __SCHEMA__.redeem($1, $2, $3, $4)"),
+            finish: s("SELECT * FROM __SCHEMA__.finish($1, $2, $3, $4)"),
+            expire: s("SELECT r_expired FROM __SCHEMA__.expire_sessions($1, $2)"),
+            deactivate: s("SELECT * FROM __SCHEMA__.deactivate($1, $2, $3)"),
+            top_up: s(
+                "SELECT r_code, $1::uuid, r_balance::text, r_held::text, r_created_at \
+                 FROM __SCHEMA__.top_up($1, $2::numeric, $3, $4)",
+            ),
+            inspect: s("SELECT {link}, a.balance - a.held >= 1 \
+                 FROM __SCHEMA__.links l JOIN __SCHEMA__.accounts a ON a.id = l.account_id \
+                 WHERE l.id = $1"),
+            link: s("SELECT {link} FROM __SCHEMA__.links l \
+                 WHERE l.id = $1 AND l.account_id = $2"),
+            links: s("SELECT {link} FROM __SCHEMA__.accounts a \
+                 LEFT JOIN LATERAL (SELECT * FROM __SCHEMA__.links x \
+                     WHERE x.account_id = a.id AND x.number > $2 \
+                     ORDER BY x.number LIMIT $3) l ON true \
+                 WHERE a.id = $1 ORDER BY l.number"),
+            session: s("SELECT {session} FROM __SCHEMA__.sessions s \
+                 WHERE s.id = $1 AND s.account_id = $2"),
+            sessions: s("SELECT {session} FROM __SCHEMA__.links l \
+                 LEFT JOIN LATERAL (SELECT * FROM __SCHEMA__.sessions x \
+                     WHERE x.link_id = l.id AND x.number > $3 \
+                     ORDER BY x.number LIMIT $4) s ON true \
+                 WHERE l.id = $1 AND l.account_id = $2 ORDER BY s.number"),
+            stats: s(
+                "SELECT {link}, c.started, c.approved, c.denied, c.needs_review, c.abandoned \
+                 FROM __SCHEMA__.links l CROSS JOIN LATERAL (SELECT \
+                     count(*) FILTER (WHERE s.status = 'started') AS started, \
+                     count(*) FILTER (WHERE s.outcome = 'approved') AS approved, \
+                     count(*) FILTER (WHERE s.outcome = 'denied') AS denied, \
+                     count(*) FILTER (WHERE s.outcome = 'needs_review') AS needs_review, \
+                     count(*) FILTER (WHERE s.status = 'abandoned') AS abandoned \
+                     FROM __SCHEMA__.sessions s WHERE s.link_id = l.id) c \
+                 WHERE l.id = $1 AND l.account_id = $2",
+            ),
+            account: s("SELECT id, balance::text, held::text, created_at \
+                 FROM __SCHEMA__.accounts WHERE id = $1"),
+            ledger: s(
+                "SELECT e.kind, e.top_up_key, e.session_id, e.amount::text, e.at \
+                 FROM __SCHEMA__.accounts a \
+                 LEFT JOIN LATERAL (SELECT * FROM __SCHEMA__.ledger x \
+                     WHERE x.account_id = a.id AND x.number > $2 \
+                     ORDER BY x.number LIMIT $3) e ON true \
+                 WHERE a.id = $1 ORDER BY e.number",
+            ),
+            outbox_after: s(
+                "SELECT r_seq, r_id, r_account, r_at, r_kind, r_link, r_session, \
+                 r_outcome, r_reason, r_amount::text, r_balance::text \
+                 FROM __SCHEMA__.outbox_after($1, $2)",
+            ),
+            webhooks: webhook_store::Statements::new(schema),
+        }
+    }
+}
