@@ -47,7 +47,10 @@ async fn inspecting_never_consumes_a_use() {
     }
     assert_eq!(links.link(account, link.id).await.unwrap().uses, 0);
     assert_eq!(links.account(account).await.unwrap().held, 0);
-    assert_eq!(links.events_after(account, 0, 100).await.unwrap().len(), events);
+    assert_eq!(
+        links.events_after(account, 0, 100).await.unwrap().len(),
+        events
+    );
 
     links.redeem(&token).await.unwrap();
     let used = links.inspect(&token).await.unwrap();
@@ -198,6 +201,10 @@ async fn events_after_returns_only_the_accounts_events() {
     assert_eq!(names, ["credits.added", "link.created"]);
     assert!(events.iter().all(|e| e.account == mine));
     let after_first = links.events_after(mine, events[0].seq, 100).await.unwrap();
-    assert_eq!(after_first.len(), 1, "the cursor pages through the account's events");
+    assert_eq!(
+        after_first.len(),
+        1,
+        "the cursor pages through the account's events"
+    );
     assert_eq!(links.events_after(theirs, 0, 10).await.unwrap().len(), 10);
 }

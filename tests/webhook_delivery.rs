@@ -622,7 +622,10 @@ async fn accounts_without_an_endpoint_get_nothing() {
     assert_eq!((report.taken, report.attempted), (1, 0));
     let error = w
         .links
-        .requeue_delivery(other, w.links.events_after(other, 0, 10).await.unwrap()[0].id)
+        .requeue_delivery(
+            other,
+            w.links.events_after(other, 0, 10).await.unwrap()[0].id,
+        )
         .await
         .unwrap_err();
     assert_eq!(error.rejection(), Some(Rejection::NotFound));
