@@ -253,7 +253,7 @@ async fn connections_killed_mid_statement_break_no_invariant() {
             while !stop.load(Ordering::Relaxed) && n < 400 {
                 n += 1;
                 match links.redeem(&token).await {
-                    Ok(started) if (i + n) % 3 == 0 => {
+                    Ok(started) if (i + n).is_multiple_of(3) => {
                         ok.fetch_add(1, Ordering::Relaxed);
                         // Completing may also be cut off; that too must leave the rules whole.
                         let _ = links
