@@ -351,6 +351,9 @@ impl<S: WebhookStore, T: Transport, C: Clock> Dispatcher<S, T, C> {
                     TransportError::Failed(source) => AttemptOutcome::Transport {
                         message: error_chain(&*source),
                     },
+                    blocked @ TransportError::Blocked => AttemptOutcome::Transport {
+                        message: blocked.to_string(),
+                    },
                 };
                 return (outcome, self.retry(attempt, now, None));
             }

@@ -27,7 +27,7 @@ pub use dispatcher::{DispatchReport, Dispatcher, RetrySchedule, DEFAULT_TIMEOUT}
 pub use endpoint::{Endpoint, MAX_WEBHOOK_SECRETS, MAX_WEBHOOK_URL_LEN};
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-pub use http::HttpTransport;
+pub use http::{HttpTransport, HttpTransportBuilder};
 pub use network::{is_global, AllowList, AllowListError, IpNetwork};
 pub use payload::{EventData, WebhookPayload};
 pub use signing::{

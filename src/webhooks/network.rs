@@ -323,6 +323,7 @@ impl AllowList {
     }
 
     /// Whether `ip` is permitted on `port`; with `port` `None`, through the networks only.
+    #[cfg(any(feature = "http", test))]
     pub(crate) fn permits_ip_on(&self, ip: IpAddr, port: Option<u16>) -> bool {
         is_global(ip) || self.contains_ip_on(ip, port)
     }

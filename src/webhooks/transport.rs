@@ -113,6 +113,12 @@ pub enum TransportError {
     /// attempt.
     #[error("the request failed")]
     Failed(#[source] Box<dyn StdError + Send + Sync>),
+    /// The endpoint's address is not a global address and not on the transport's allowlist
+    /// (loopback, private, link-local, ...): nothing was sent, and no connection was opened.
+    /// The message names neither the URL nor the address, so it can be shown to the endpoint's
+    /// owner.
+    #[error("blocked: the endpoint's address is not public and not on the allowlist")]
+    Blocked,
 }
 
 impl TransportError {
