@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
+use crate::rules;
 use crate::store::LinkStore;
 use crate::{
     Account, AccountId, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId, Outcome,
@@ -298,6 +299,7 @@ fn inner_rows(rows: &[PgRow], first: usize) -> Result<impl Iterator<Item = &PgRo
 
 impl LinkStore for PostgresStore {
     async fn create_account(&self, account: Account) -> Result<Account, Error> {
+        let account = rules::create_account(&account)?;
         let done = retry(|| {
             sqlx::query(&self.sql.create_account)
                 .bind(account.id.as_uuid())
@@ -315,6 +317,7 @@ impl LinkStore for PostgresStore {
     }
 
     async fn insert_link(&self, link: Link) -> Result<Link, Error> {
+        let link = rules::create_link(&link)?.value;
         let (usage_limit, max_uses) = decode::limit_columns(link.limit);
         let uses = to_i64(link.uses, "uses")?;
         let row = retry(|| {
