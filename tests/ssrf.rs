@@ -466,7 +466,7 @@ async fn the_dispatcher_records_a_blocked_attempt() {
         .top_up(account, 1, IdempotencyKey::new("inv-1").unwrap())
         .await
         .unwrap();
-    let event = links.events_after(0, 1).await.unwrap()[0].id;
+    let event = links.events_after(account, 0, 1).await.unwrap()[0].id;
 
     let dispatcher = Dispatcher::new(store.clone(), HttpTransport::new().unwrap())
         .schedule(RetrySchedule::new(vec![Duration::from_secs(60)]));
