@@ -10,7 +10,7 @@ use magic_link::webhooks::rules::{
 };
 use magic_link::webhooks::{
     Attempt, AttemptOutcome, DeliveryStatus, Endpoint, FailReason, NextStep, RetrySchedule,
-    WebhookSecret,
+    TransportFailure, WebhookSecret,
 };
 use magic_link::AccountId;
 use proptest::prelude::*;
@@ -31,7 +31,13 @@ fn outcome() -> impl Strategy<Value = AttemptOutcome> {
         4 => proptest::sample::select(vec![200u16, 204, 299, 410, 429, 502, 503, 504, 500, 301])
             .prop_map(|code| AttemptOutcome::Status { code }),
         1 => Just(AttemptOutcome::Timeout),
-        1 => ".{0,20}".prop_map(|message| AttemptOutcome::Transport { message }),
+        1 => prop_oneof![
+            Just(TransportFailure::Refused),
+            Just(TransportFailure::Tls),
+            Just(TransportFailure::Blocked),
+            Just(TransportFailure::Other),
+        ]
+        .prop_map(|failure| AttemptOutcome::Transport { failure }),
     ]
 }
 

@@ -354,7 +354,7 @@ async fn attempts_record_what_happened() {
     assert_eq!(
         attempt.outcome,
         AttemptOutcome::Transport {
-            message: "connection refused".into()
+            failure: magic_link::webhooks::TransportFailure::Refused
         }
     );
 }

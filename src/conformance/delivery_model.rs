@@ -613,7 +613,7 @@ fn reply_at(reply: &AttemptReply, now: DateTime<Utc>) -> (AttemptOutcome, Option
         AttemptReply::Timeout => (AttemptOutcome::Timeout, None),
         AttemptReply::Refused => (
             AttemptOutcome::Transport {
-                message: "connection refused".into(),
+                failure: crate::webhooks::TransportFailure::Refused,
             },
             None,
         ),

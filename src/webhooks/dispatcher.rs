@@ -1,6 +1,5 @@
 //! Delivery: takes due events from the store, signs them and sends them, at least once.
 
-use std::error::Error as StdError;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::Poll;
@@ -11,9 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::clock::{Clock, SystemClock};
 use crate::store::WebhookStore;
 use crate::webhooks::{rules, Attempt, AttemptOutcome, Claim, NextStep};
-use crate::webhooks::{
-    signature_header, Transport, TransportError, WebhookPayload, WebhookRequest,
-};
+use crate::webhooks::{signature_header, Transport, WebhookPayload, WebhookRequest};
 use crate::Error;
 
 #[cfg(feature = "background")]
@@ -350,13 +347,10 @@ impl<S: WebhookStore, T: Transport, C: Clock> Dispatcher<S, T, C> {
                 },
                 response.retry_after,
             ),
-            Err(TransportError::Timeout) => (AttemptOutcome::Timeout, None),
-            Err(TransportError::Failed(source)) => (
-                AttemptOutcome::Transport {
-                    message: error_chain(&*source),
-                },
-                None,
-            ),
+            Err(err) => match err.failure() {
+                None => (AttemptOutcome::Timeout, None),
+                Some(failure) => (AttemptOutcome::Transport { failure }, None),
+            },
         };
         let attempt = Attempt {
             number: claim.lease.attempt,
@@ -376,18 +370,6 @@ impl<S: WebhookStore, T: Transport, C: Clock> Dispatcher<S, T, C> {
             .await?;
         Ok((next, recorded))
     }
-}
-
-/// An error and its sources, joined with `: `.
-fn error_chain(err: &(dyn StdError + 'static)) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(next) = source {
-        message.push_str(": ");
-        message.push_str(&next.to_string());
-        source = next.source();
-    }
-    message
 }
 
 /// Polls every future until all are done; outputs in input order. Needs no runtime.

@@ -343,7 +343,7 @@ mod tests {
         assert_eq!(step(1, status(504), Some("soon")), retry_at(10));
         assert_eq!(step(3, status(503), Some("5")), NextStep::GiveUp);
         let refused = AttemptOutcome::Transport {
-            message: "refused".into(),
+            failure: crate::webhooks::TransportFailure::Refused,
         };
         assert_eq!(step(3, refused, None), NextStep::GiveUp);
     }

@@ -16,6 +16,7 @@ use crate::store::WebhookStore;
 use crate::webhooks::{rules, Endpoint, WebhookSecret};
 use crate::webhooks::{
     Attempt, AttemptOutcome, Claim, Delivery, DeliveryStatus, FailReason, Lease, NextStep,
+    TransportFailure,
 };
 use crate::{AccountId, Error, EventId, Rejection};
 use crate::{Page, Paged};
@@ -172,9 +173,10 @@ fn delivery(row: &PgRow) -> Result<Delivery, Error> {
                 }
                 Some("timeout") => AttemptOutcome::Timeout,
                 Some("transport") => {
+                    // Earlier versions stored raw messages: they read as `other`.
                     let message: Option<String> = get(row, 12)?;
                     AttemptOutcome::Transport {
-                        message: message.unwrap_or_default(),
+                        failure: TransportFailure::from_name(message.as_deref().unwrap_or("")),
                     }
                 }
                 other => return Err(decode::corrupt("last_kind", other.unwrap_or("NULL"))),
@@ -204,7 +206,7 @@ fn outcome_columns(outcome: &AttemptOutcome) -> (&'static str, Option<i32>, Opti
     match outcome {
         AttemptOutcome::Status { code } => ("status", Some(i32::from(*code)), None),
         AttemptOutcome::Timeout => ("timeout", None, None),
-        AttemptOutcome::Transport { message } => ("transport", None, Some(message.as_str())),
+        AttemptOutcome::Transport { failure } => ("transport", None, Some(failure.as_str())),
     }
 }
 
