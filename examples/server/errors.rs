@@ -139,6 +139,8 @@ pub(crate) enum Problem {
     BadRequest,
     /// A session token past its expiry: 410 Gone.
     SessionExpired,
+    /// Too many starts from this client: 429, temporary (the rate limit sets `Retry-After`).
+    TooManyRequests,
 }
 
 impl Problem {
@@ -183,6 +185,7 @@ impl Problem {
             }
             Self::NoCredits | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -197,12 +200,16 @@ impl Problem {
             Self::Unavailable => "unavailable",
             Self::BadRequest => "bad_request",
             Self::SessionExpired => "session_expired",
+            Self::TooManyRequests => "too_many_requests",
         }
     }
 
     /// Temporary: worth trying again in a minute.
     fn is_temporary(self) -> bool {
-        matches!(self, Self::NoCredits | Self::Unavailable)
+        matches!(
+            self,
+            Self::NoCredits | Self::Unavailable | Self::TooManyRequests
+        )
     }
 
     fn texts(self, t: &Texts) -> (&'static str, &'static str) {
@@ -215,6 +222,7 @@ impl Problem {
             Self::Unavailable => (t.unavailable_title, t.unavailable_body),
             Self::BadRequest => (t.bad_request_title, t.bad_request_body),
             Self::SessionExpired => (t.session_expired_title, t.ended_body),
+            Self::TooManyRequests => (t.busy_title, t.busy_body),
         }
     }
 

@@ -45,6 +45,8 @@ pub(crate) struct Texts {
     pub(crate) needs_review: &'static str,
     pub(crate) bad_request_title: &'static str,
     pub(crate) bad_request_body: &'static str,
+    pub(crate) busy_title: &'static str,
+    pub(crate) busy_body: &'static str,
 }
 
 pub(crate) const EN: Texts = Texts {
@@ -85,6 +87,8 @@ pub(crate) const EN: Texts = Texts {
     needs_review: "Under review",
     bad_request_title: "The request was not understood",
     bad_request_body: "Go back and try again.",
+    busy_title: "Too many attempts",
+    busy_body: "Please wait a minute and try again. Your link has not been used.",
 };
 
 pub(crate) const LT: Texts = Texts {
@@ -125,6 +129,8 @@ pub(crate) const LT: Texts = Texts {
     needs_review: "Peržiūrima",
     bad_request_title: "Užklausa nesuprasta",
     bad_request_body: "Grįžkite ir bandykite dar kartą.",
+    busy_title: "Per daug bandymų",
+    busy_body: "Palaukite minutę ir bandykite dar kartą. Jūsų nuoroda nepanaudota.",
 };
 
 /// The texts for a link's language: Lithuanian for `lt` (any region), English otherwise.

@@ -34,12 +34,21 @@
 //! |                | `DATABASE_URL`    | unset: `MemoryStore`        |
 //! |                | `DATABASE_SCHEMA` | `magic_link`                |
 //! |                | `WEBHOOK_ALLOW_NETWORKS` | none: webhooks go to public addresses and the demo inbox only; add comma-separated CIDRs or `host:port`s for a local receiver |
+//! |                | `ALLOWED_HOSTS`   | the base URL's `host:port`: the `Host`s served (comma-separated `host[:port]`; no port: the base URL's) |
+//! |                | `RATE_LIMIT_START_PER_MINUTE` | 30: session starts (`POST /l/...`) per client and minute; 0: no limit |
+//! |                | `RATE_LIMIT_API_PER_MINUTE` | 600: owner API requests (`/api/...`) per client and minute; 0: no limit |
+//! |                | `TRUSTED_PROXIES` | none: comma-separated IPs and CIDRs whose `X-Forwarded-For` names the client |
 //!
 //! With `DATABASE_URL` set (and the `postgres` feature), the service runs on
 //! [`PostgresStore`](magic_link::store::PostgresStore) in `DATABASE_SCHEMA`, migrated at start-up, so
 //! several instances can share one database: give them the same `MAGIC_LINK_KEYS`.
 //!
 //! The demo has one account and no login: see [`Owner`](extract::Owner).
+//!
+//! Under hostile traffic (see `guard.rs` and `limits.rs`) it refuses, before any handler runs:
+//! a `Host` it does not serve (421, against DNS rebinding), an owner request from another site
+//! that would change something (403), and a client over its rate limit (429 with
+//! `Retry-After`).
 //!
 //! Where things are:
 //!
@@ -53,6 +62,8 @@
 //! | `inbox.rs`      | the demo inbox, receiving and verifying webhooks as a customer would  |
 //! | `background.rs` | webhook delivery and session expiry, running beside the server        |
 //! | `extract.rs`    | the owner extractor, and typed path, query and JSON extractors        |
+//! | `guard.rs`      | refusing unknown hosts and cross-site owner requests                  |
+//! | `limits.rs`     | per-client rate limits, and who the client is behind a proxy          |
 //! | `errors.rs`     | JSON errors, problem pages with their statuses, logging               |
 //! | `html.rs`       | templates and security headers (CSP with a per-response nonce)        |
 //! | `i18n.rs`       | the texts of the pages, in English and Lithuanian                     |
@@ -63,14 +74,16 @@ mod background;
 mod dashboard;
 mod errors;
 mod extract;
+mod guard;
 mod html;
 mod i18n;
 mod inbox;
+mod limits;
 mod pages;
 mod webhooks;
 
 use std::error::Error as StdError;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -103,6 +116,12 @@ pub(crate) struct App<S> {
     pub(crate) store_name: &'static str,
     /// The demo's webhook receiver.
     pub(crate) inbox: inbox::Inbox,
+    /// The hosts and origins served.
+    pub(crate) sites: Arc<guard::Sites>,
+    /// The limit on session starts per client, if any.
+    pub(crate) start_limit: Option<Arc<limits::RateLimit>>,
+    /// The limit on owner API requests per client, if any.
+    pub(crate) api_limit: Option<Arc<limits::RateLimit>>,
 }
 
 /// The shared state.
@@ -120,6 +139,14 @@ struct Config {
     initial_credits: u64,
     /// Where webhooks may go besides public addresses and the server's own demo inbox.
     webhook_allow: AllowList,
+    /// The `Host`s served besides (instead of) the base URL's.
+    allowed_hosts: Option<String>,
+    /// Session starts per client and minute (0: no limit).
+    start_per_minute: u32,
+    /// Owner API requests per client and minute (0: no limit).
+    api_per_minute: u32,
+    /// Whose `X-Forwarded-For` names the client.
+    trusted_proxies: limits::TrustedProxies,
 }
 
 impl Config {
@@ -141,6 +168,16 @@ impl Config {
                 .as_deref()
                 .unwrap_or("")
                 .parse()?,
+            allowed_hosts: env("ALLOWED_HOSTS"),
+            start_per_minute: env("RATE_LIMIT_START_PER_MINUTE")
+                .as_deref()
+                .unwrap_or("30")
+                .parse()?,
+            api_per_minute: env("RATE_LIMIT_API_PER_MINUTE")
+                .as_deref()
+                .unwrap_or("600")
+                .parse()?,
+            trusted_proxies: env("TRUSTED_PROXIES").as_deref().unwrap_or("").parse()?,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -153,7 +190,9 @@ impl Config {
                     println!(
                         "usage: server [--port N] [--bind IP] [--base-url URL]\n\
                          environment: PORT, BIND, BASE_URL, MAGIC_LINK_KEYS, ACCOUNT_ID, \
-                         INITIAL_CREDITS, DATABASE_URL, DATABASE_SCHEMA, WEBHOOK_ALLOW_NETWORKS"
+                         INITIAL_CREDITS, DATABASE_URL, DATABASE_SCHEMA, WEBHOOK_ALLOW_NETWORKS, \
+                         ALLOWED_HOSTS, RATE_LIMIT_START_PER_MINUTE, RATE_LIMIT_API_PER_MINUTE, \
+                         TRUSTED_PROXIES"
                     );
                     std::process::exit(0);
                 }
@@ -286,6 +325,10 @@ async fn serve<S: WebhookStore + 'static>(
         .split_once("://")
         .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
         .unwrap_or_default();
+    let sites = guard::Sites::new(&base_url, config.allowed_hosts.as_deref())?;
+    let limit = |per_minute, audience| {
+        limits::RateLimit::per_minute(per_minute, config.trusted_proxies.clone(), audience)
+    };
     let app = Arc::new(App {
         links,
         account,
@@ -293,6 +336,9 @@ async fn serve<S: WebhookStore + 'static>(
         path_prefix,
         store_name,
         inbox: inbox::Inbox::default(),
+        sites: Arc::new(sites),
+        start_limit: limit(config.start_per_minute, limits::Audience::Visitor),
+        api_limit: limit(config.api_per_minute, limits::Audience::Api),
     });
 
     // One shutdown signal for the server and the background work.
@@ -311,28 +357,37 @@ async fn serve<S: WebhookStore + 'static>(
         let stop_signal = stop_signal();
         async move { dispatcher.run(stop_signal).await }
     });
+    // The rate limits forget clients idle for a minute.
+    let limit_sweepers: Vec<_> = [&app.start_limit, &app.api_limit]
+        .into_iter()
+        .flatten()
+        .map(|limit| tokio::spawn(limit.clone().sweep(stop_signal())))
+        .collect();
 
     println!(
         "listening on http://{} (dashboard: {}/dashboard, store: {store_name})",
         listener.local_addr()?,
         app.base_url
     );
-    let served = axum::serve(listener, router(app))
+    // The peer's address is the client the rate limits count (see `limits.rs`).
+    let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
         .await;
     // The dispatcher stops claiming, lets sends in flight finish, and gives back the rest.
     let _ = stop.send(true);
     let _ = sweeper.await;
     let _ = delivery.await;
+    for limit_sweeper in limit_sweepers {
+        let _ = limit_sweeper.await;
+    }
     Ok(served?)
 }
 
 /// The whole service.
 pub(crate) fn router<S: WebhookStore + 'static>(app: AppState<S>) -> Router {
-    Router::new()
-        .route("/", get(|| async { Redirect::to("/dashboard") }))
-        .route("/dashboard", get(dashboard::page::<S>))
-        .route("/dashboard/live", get(dashboard::live_parts::<S>))
+    // The owner's JSON API: rate-limited per client.
+    let mut api = Router::new()
         .route("/api/account", get(api::account::<S>))
         .route("/api/credits", post(api::top_up::<S>))
         .route(
@@ -344,7 +399,7 @@ pub(crate) fn router<S: WebhookStore + 'static>(app: AppState<S>) -> Router {
         .route("/api/links/{id}/sessions", get(api::sessions::<S>))
         .route("/api/links/{id}/qr.svg", get(api::qr_svg::<S>))
         .route("/api/links/{id}/qr.png", get(api::qr_png::<S>))
-        // The owner's webhook endpoint, and the demo receiver.
+        // The owner's webhook endpoint.
         .route(
             "/api/webhook",
             get(webhooks::get::<S>)
@@ -354,13 +409,31 @@ pub(crate) fn router<S: WebhookStore + 'static>(app: AppState<S>) -> Router {
         .route(
             "/api/webhook/deliveries/{event}/retry",
             post(webhooks::retry::<S>),
-        )
+        );
+    if let Some(limit) = &app.api_limit {
+        api = api.route_layer(middleware::from_fn_with_state(limit.clone(), limits::limit));
+    }
+    // Everything the owner uses: changes only from the server's own pages (or no browser).
+    let owner = Router::new()
+        .route("/dashboard", get(dashboard::page::<S>))
+        .route("/dashboard/live", get(dashboard::live_parts::<S>))
+        .merge(api)
+        .route_layer(middleware::from_fn_with_state(
+            app.sites.clone(),
+            guard::same_origin_owner,
+        ));
+    // "Start verification": rate-limited per client.
+    let mut start = post(pages::start::<S>);
+    if let Some(limit) = &app.start_limit {
+        start = start.route_layer(middleware::from_fn_with_state(limit.clone(), limits::limit));
+    }
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/dashboard") }))
+        .merge(owner)
+        // The demo receiver.
         .route("/demo/webhook-inbox", post(inbox::receive::<S>))
         // The person verifying.
-        .route(
-            "/l/{token}",
-            get(pages::landing::<S>).post(pages::start::<S>),
-        )
+        .route("/l/{token}", get(pages::landing::<S>).merge(start))
         .route(
             "/s/{token}",
             get(pages::flow::<S>).post(pages::complete::<S>),
@@ -369,6 +442,11 @@ pub(crate) fn router<S: WebhookStore + 'static>(app: AppState<S>) -> Router {
         .fallback(errors::not_found)
         .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Every route, and the fallbacks: only for the hosts this server serves.
+        .layer(middleware::from_fn_with_state(
+            app.sites.clone(),
+            guard::known_host,
+        ))
         .layer(middleware::from_fn(html::security_headers))
         .with_state(app)
 }

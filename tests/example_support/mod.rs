@@ -95,13 +95,18 @@ pub struct Server {
 
 impl Server {
     /// Starts the example server on a free port with these extra environment variables (and
-    /// without `DATABASE_URL` unless given), and waits until it listens.
+    /// without `DATABASE_URL` unless given), and waits until it listens. Its rate limits are
+    /// off unless `env` sets them: the tests of everything else send many requests quickly.
     pub fn start(env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(server_binary());
         cmd.args(["--port", "0", "--bind", "127.0.0.1"])
             .env_remove("DATABASE_URL")
             .env_remove("BASE_URL")
             .env_remove("PORT")
+            .env_remove("ALLOWED_HOSTS")
+            .env_remove("TRUSTED_PROXIES")
+            .env("RATE_LIMIT_START_PER_MINUTE", "0")
+            .env("RATE_LIMIT_API_PER_MINUTE", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
