@@ -12,6 +12,10 @@
 //! page (`GET /l/{token}`), "Start verification" (`POST /l/{token}`, redirects not followed) and
 //! API reads (`GET /api/links`, `GET /api/account`).
 //!
+//! With `--with-limits` the server keeps its default rate limits instead (30 starts and 600 API
+//! requests per client and minute): every client is 127.0.0.1, so this is one client's flood,
+//! nearly all of it refused with 429.
+//!
 //! It counts the answers by class, with 429s and 503s for lack of credit apart, and prints a
 //! Markdown table: latency percentiles over every request, and the server's resident memory
 //! (`VmRSS`) before and after the load, and at its peak (`VmHWM`). It exits non-zero on any
@@ -38,6 +42,8 @@ struct Options {
     seconds: u64,
     clients: usize,
     server: PathBuf,
+    /// Keep the server's default rate limits.
+    with_limits: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -46,6 +52,7 @@ fn options() -> Result<Options, String> {
         seconds: 10,
         clients: 64,
         server: here.with_file_name(format!("server{}", std::env::consts::EXE_SUFFIX)),
+        with_limits: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -54,8 +61,9 @@ fn options() -> Result<Options, String> {
             "--seconds" => options.seconds = value()?.parse().map_err(|e| format!("{e}"))?,
             "--clients" => options.clients = value()?.parse().map_err(|e| format!("{e}"))?,
             "--server" => options.server = PathBuf::from(value()?),
+            "--with-limits" => options.with_limits = true,
             "-h" | "--help" => {
-                println!("usage: load [--seconds N] [--clients N] [--server PATH]");
+                println!("usage: load [--seconds N] [--clients N] [--server PATH] [--with-limits]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -77,16 +85,21 @@ struct Server {
 }
 
 impl Server {
-    fn start(path: &PathBuf) -> Result<Self, String> {
-        let mut child = Command::new(path)
-            .args(["--port", "0", "--bind", "127.0.0.1"])
+    fn start(path: &PathBuf, with_limits: bool) -> Result<Self, String> {
+        let mut cmd = Command::new(path);
+        cmd.args(["--port", "0", "--bind", "127.0.0.1"])
             .env_remove("DATABASE_URL")
             .env_remove("BASE_URL")
             .env_remove("ALLOWED_HOSTS")
             .env_remove("TRUSTED_PROXIES")
-            .env("INITIAL_CREDITS", "0")
-            .env("RATE_LIMIT_START_PER_MINUTE", "0")
-            .env("RATE_LIMIT_API_PER_MINUTE", "0")
+            .env_remove("RATE_LIMIT_START_PER_MINUTE")
+            .env_remove("RATE_LIMIT_API_PER_MINUTE")
+            .env("INITIAL_CREDITS", "0");
+        if !with_limits {
+            cmd.env("RATE_LIMIT_START_PER_MINUTE", "0")
+                .env("RATE_LIMIT_API_PER_MINUTE", "0");
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -147,22 +160,36 @@ fn client() -> Result<Client, String> {
         .map_err(|e| format!("HTTP client: {e}"))
 }
 
-/// An owner API call that must succeed; its JSON answer.
+/// An owner API call that must succeed; its JSON answer. A 429 is retried after its
+/// `Retry-After` (with `--with-limits`, the flood leaves the API bucket empty), a few times.
 async fn api(http: &Client, url: String, body: Option<Value>) -> Result<Value, String> {
-    let req = match body {
-        Some(body) => http
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(body.to_string()),
-        None => http.get(&url),
-    };
-    let res = req.send().await.map_err(|e| format!("{url}: {e}"))?;
-    let status = res.status();
-    let text = res.text().await.map_err(|e| format!("{url}: {e}"))?;
-    if !status.is_success() {
-        return Err(format!("{url}: {status}: {text}"));
+    for _ in 0..3 {
+        let req = match &body {
+            Some(body) => http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+            None => http.get(&url),
+        };
+        let res = req.send().await.map_err(|e| format!("{url}: {e}"))?;
+        let status = res.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let wait = res
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(1u64)
+                .min(60);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            continue;
+        }
+        let text = res.text().await.map_err(|e| format!("{url}: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("{url}: {status}: {text}"));
+        }
+        return serde_json::from_str(&text).map_err(|e| format!("{url}: {e}"));
     }
-    serde_json::from_str(&text).map_err(|e| format!("{url}: {e}"))
+    Err(format!("{url}: still 429 after three waits"))
 }
 
 /// What one client does, in turn.
@@ -308,7 +335,7 @@ fn mib(kib: Option<u64>) -> String {
 }
 
 async fn run(options: Options) -> Result<bool, String> {
-    let server = Server::start(&options.server)?;
+    let server = Server::start(&options.server, options.with_limits)?;
     let base = server.base.clone();
     let http = client()?;
 
@@ -354,10 +381,11 @@ async fn run(options: Options) -> Result<bool, String> {
 
     counts.latencies.sort_unstable();
     let requests = counts.requests();
-    let build = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
+    let build = match (cfg!(debug_assertions), options.with_limits) {
+        (true, false) => "debug",
+        (false, false) => "release",
+        (true, true) => "debug, default limits",
+        (false, true) => "release, default limits",
     };
     println!(
         "| build | clients | seconds | requests | req/s | 2xx | 3xx (starts) | 429 | 503 no credit \
@@ -404,6 +432,9 @@ async fn run(options: Options) -> Result<bool, String> {
             "{} requests failed without an answer",
             counts.failed
         ));
+    }
+    if options.with_limits && counts.too_many == 0 {
+        fail("no 429 from a server with its rate limits on".to_owned());
     }
     if counts.ok == 0 || counts.started == 0 {
         fail("no page or API answer, or no session started".to_owned());
