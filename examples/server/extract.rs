@@ -23,7 +23,9 @@ use crate::AppState;
 /// This demo has no login: every owner request acts for the one configured account. In a real
 /// service, authenticate the request here (a session cookie, an API key) and resolve the
 /// account from it. Every owner handler takes the account from this extractor only, never from
-/// the request, so one account can never see or change another's links.
+/// the request, so one account can never see or change another's links. A change requested
+/// from another site never gets here: the owner routes refuse it first (`guard.rs`), as a
+/// service whose login is a cookie must.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Owner(pub(crate) AccountId);
 
