@@ -502,7 +502,7 @@ pub async fn gone_endpoint_is_disabled<S: WebhookStore>(store: &S) {
             gone.lease,
             status(410, 1, t0()),
             NextStep::DisableEndpoint {
-                endpoint_updated_at: gone.endpoint.updated_at,
+                endpoint_version: gone.endpoint.version,
             },
         )
         .await
@@ -812,18 +812,23 @@ pub async fn gone_from_a_replaced_endpoint_disables_nothing<S: WebhookStore>(sto
         .iter()
         .find(|claim| claim.event.id == a.id)
         .expect("a is due");
-    let later = t0() + TimeDelta::seconds(1);
-    store
-        .set_endpoint(endpoint(id, "https://example.com/new-hook", later))
+    assert_eq!(
+        claim.endpoint.version, 1,
+        "an account's first endpoint is version 1"
+    );
+    // Replaced in the very microsecond it was set: only the version tells the two apart.
+    let replaced = store
+        .set_endpoint(endpoint(id, "https://example.com/new-hook", t0()))
         .await
         .expect("replace endpoint");
-    let done = later + TimeDelta::seconds(1);
+    assert_eq!(replaced.version, 2, "every set adds one to the version");
+    let done = t0() + TimeDelta::seconds(1);
     assert!(store
         .record_attempt(
             claim.lease,
             status(410, 1, done),
             NextStep::DisableEndpoint {
-                endpoint_updated_at: claim.endpoint.updated_at,
+                endpoint_version: claim.endpoint.version,
             },
         )
         .await
@@ -831,6 +836,7 @@ pub async fn gone_from_a_replaced_endpoint_disables_nothing<S: WebhookStore>(sto
     let current = store.endpoint(id).await.expect("read").expect("endpoint");
     assert_eq!(current.disabled_at, None, "the new endpoint stays enabled");
     assert_eq!(current.url(), "https://example.com/new-hook");
+    assert_eq!(current.version, 2, "the version reads back");
     assert_eq!(
         store
             .delivery(a.account, a.id)

@@ -45,7 +45,8 @@ impl DeliveryBook {
         self.cursor
     }
 
-    pub(crate) fn set_endpoint(&mut self, endpoint: Endpoint) -> Endpoint {
+    pub(crate) fn set_endpoint(&mut self, mut endpoint: Endpoint) -> Endpoint {
+        endpoint.version = rules::endpoint_version(self.endpoints.get(&endpoint.account));
         self.endpoints.insert(endpoint.account, endpoint.clone());
         endpoint
     }
