@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::store::IdSource;
 use crate::webhooks::rules;
 use crate::webhooks::Endpoint;
 use crate::webhooks::{Attempt, Claim, Delivery, DeliveryStatus, FailReason, Lease, NextStep};
@@ -126,6 +127,7 @@ impl DeliveryBook {
         now: DateTime<Utc>,
         lease: Duration,
         limit: usize,
+        ids: &IdSource,
     ) -> Vec<Claim> {
         let until = rules::lease_until(now, lease);
         let mut claims = Vec::new();
@@ -148,7 +150,7 @@ impl DeliveryBook {
             let Some(endpoint) = endpoint.cloned() else {
                 continue;
             };
-            let id = Uuid::new_v4();
+            let id = ids.next();
             self.due.remove(&(eligible, seq));
             self.due.insert((until, seq));
             let Some(entry) = self.deliveries.get_mut(&seq) else {
