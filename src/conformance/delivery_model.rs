@@ -62,7 +62,8 @@ impl DeliveryModel {
         self.cursor
     }
 
-    pub(super) fn set_endpoint(&mut self, endpoint: Endpoint) -> Endpoint {
+    pub(super) fn set_endpoint(&mut self, mut endpoint: Endpoint) -> Endpoint {
+        endpoint.version = rules::endpoint_version(self.endpoint(endpoint.account));
         self.endpoints.retain(|e| e.account != endpoint.account);
         self.endpoints.push(endpoint.clone());
         endpoint
@@ -415,6 +416,7 @@ struct EndpointView {
     url: String,
     secrets: usize,
     updated_at: DateTime<Utc>,
+    version: u64,
     disabled_at: Option<DateTime<Utc>>,
 }
 
@@ -425,6 +427,7 @@ impl From<&Endpoint> for EndpointView {
             url: e.url().to_owned(),
             secrets: e.secrets().len(),
             updated_at: e.updated_at,
+            version: e.version,
             disabled_at: e.disabled_at,
         }
     }
@@ -486,7 +489,7 @@ struct World {
     events: Vec<Event>,
     /// Claims made so far: the store's lease, the model's, and the endpoint version the
     /// attempt goes to.
-    claims: Vec<(Lease, Lease, DateTime<Utc>)>,
+    claims: Vec<(Lease, Lease, u64)>,
     endpoints_set: usize,
     keys: usize,
 }
@@ -654,7 +657,7 @@ impl<S: WebhookStore> Run<'_, S> {
         let (got_views, want_views) = (views(&got), views(&want));
         if got_views == want_views {
             for (g, w) in got.iter().zip(&want) {
-                let version = g.endpoint.updated_at;
+                let version = g.endpoint.version;
                 self.world.claims.push((g.lease, w.lease, version));
             }
         }

@@ -172,10 +172,12 @@ pub enum NextStep {
     /// of its account, this one included, fails.
     ///
     /// Only if the account's endpoint is still the one the attempt was sent to (same
-    /// `updated_at`): if its owner replaced it meanwhile, the old URL's `410` says nothing about
-    /// the new one, and the delivery is instead due again at once, for the new endpoint.
+    /// [`version`](crate::webhooks::Endpoint::version)): if its owner replaced it meanwhile,
+    /// the old URL's `410` says nothing about the new one, and the delivery is instead due
+    /// again at once, for the new endpoint.
     DisableEndpoint {
-        /// The [`updated_at`](crate::webhooks::Endpoint::updated_at) of the endpoint the attempt went to.
-        endpoint_updated_at: DateTime<Utc>,
+        /// The [`version`](crate::webhooks::Endpoint::version) of the endpoint the attempt
+        /// went to.
+        endpoint_version: u64,
     },
 }

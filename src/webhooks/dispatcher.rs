@@ -360,7 +360,7 @@ impl<S: WebhookStore, T: Transport, C: Clock> Dispatcher<S, T, C> {
         let next = rules::next_step(
             &attempt,
             retry_after.as_deref(),
-            claim.endpoint.updated_at,
+            claim.endpoint.version,
             &self.schedule,
             self.max_retry_after,
         );

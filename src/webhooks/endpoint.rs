@@ -49,6 +49,11 @@ pub struct Endpoint {
     secrets: Vec<WebhookSecret>,
     /// When the endpoint was last set.
     pub updated_at: DateTime<Utc>,
+    /// The endpoint's version: the store sets it to 1 when an account's endpoint is first set
+    /// and adds 1 every time it is set again, so it only ever increases (0 on an endpoint not
+    /// stored yet). A `410 Gone` disables the endpoint only if it still has the version the
+    /// attempt was sent to ([`NextStep::DisableEndpoint`](super::NextStep::DisableEndpoint)).
+    pub version: u64,
     /// When it was disabled (by its owner, or because it answered `410 Gone`); `None` while
     /// enabled. A disabled endpoint receives nothing until it is set again.
     pub disabled_at: Option<DateTime<Utc>>,
@@ -90,6 +95,7 @@ impl Endpoint {
             url: url.into(),
             secrets,
             updated_at: now,
+            version: 0,
             disabled_at: None,
         })
     }
@@ -128,6 +134,7 @@ impl fmt::Debug for Endpoint {
                 &format_args!("[redacted; {}]", self.secrets.len()),
             )
             .field("updated_at", &self.updated_at)
+            .field("version", &self.version)
             .field("disabled_at", &self.disabled_at)
             .finish()
     }

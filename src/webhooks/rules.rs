@@ -22,14 +22,15 @@
 //! let schedule = RetrySchedule::default(); // 5 s, 5 min, ...
 //! let busy = Attempt { number: 1, at: now, outcome: AttemptOutcome::Status { code: 503 } };
 //! let max = Duration::from_secs(3600);
+//! let version = 1; // of the endpoint the attempt went to
 //! // The receiver asks for two minutes: longer than the schedule's 5 s, so it wins.
 //! assert_eq!(
-//!     next_step(&busy, Some("120"), now, &schedule, max),
+//!     next_step(&busy, Some("120"), version, &schedule, max),
 //!     NextStep::RetryAt(now + TimeDelta::seconds(120)),
 //! );
 //! // The eighth attempt was the schedule's last.
 //! let last = Attempt { number: 8, ..busy };
-//! assert_eq!(next_step(&last, Some("120"), now, &schedule, max), NextStep::GiveUp);
+//! assert_eq!(next_step(&last, Some("120"), version, &schedule, max), NextStep::GiveUp);
 //! ```
 
 use std::time::Duration;
@@ -127,7 +128,7 @@ pub fn retry_delay(
 ///
 /// - a `2xx` is [`NextStep::Delivered`];
 /// - `410 Gone` is [`NextStep::DisableEndpoint`] for the endpoint the attempt went to
-///   (`endpoint_updated_at`), at any attempt;
+///   (`endpoint_version`), at any attempt;
 /// - anything else (other codes, `3xx` included, timeouts, transport failures) is retried
 ///   after the [`retry_delay`], with the `retry_after` header value honoured on the codes of
 ///   [`honours_retry_after`] (an unreadable one is ignored), or is [`NextStep::GiveUp`] when
@@ -135,7 +136,7 @@ pub fn retry_delay(
 pub fn next_step(
     attempt: &Attempt,
     retry_after: Option<&str>,
-    endpoint_updated_at: DateTime<Utc>,
+    endpoint_version: u64,
     schedule: &RetrySchedule,
     max_retry_after: Duration,
 ) -> NextStep {
@@ -143,9 +144,7 @@ pub fn next_step(
     let asked = match attempt.outcome {
         AttemptOutcome::Status { code: 200..=299 } => return NextStep::Delivered,
         AttemptOutcome::Status { code: 410 } => {
-            return NextStep::DisableEndpoint {
-                endpoint_updated_at,
-            }
+            return NextStep::DisableEndpoint { endpoint_version }
         }
         AttemptOutcome::Status { code } if honours_retry_after(code) => {
             retry_after.and_then(|value| parse_retry_after(value, now).ok())
@@ -197,16 +196,25 @@ pub fn fails_at_claim(endpoint: Option<&Endpoint>, now: DateTime<Utc>) -> Option
     }
 }
 
+/// The version of an endpoint set over `previous` (the account's endpoint until now, if any):
+/// 1 for the first, one more than the previous otherwise, so a version never repeats for an
+/// account, even for two changes in the same microsecond.
+pub fn endpoint_version(previous: Option<&Endpoint>) -> u64 {
+    previous.map_or(1, |e| e.version.saturating_add(1))
+}
+
 /// The step a store applies when it records an attempt that ended at `at` with `next`, given
 /// the account's `current` endpoint: [`NextStep::DisableEndpoint`] for an endpoint its owner
-/// has replaced since (another [`updated_at`](Endpoint::updated_at)) becomes a retry at `at`,
+/// has replaced since (another [`version`](Endpoint::version)) becomes a retry at `at`,
 /// for the new endpoint, since the old URL's `410` says nothing about the new one. Every other
 /// step is applied as it is.
 pub fn step_to_apply(next: NextStep, current: Option<&Endpoint>, at: DateTime<Utc>) -> NextStep {
     match next {
-        NextStep::DisableEndpoint {
-            endpoint_updated_at,
-        } if current.is_some_and(|e| e.updated_at != endpoint_updated_at) => NextStep::RetryAt(at),
+        NextStep::DisableEndpoint { endpoint_version }
+            if current.is_some_and(|e| e.version != endpoint_version) =>
+        {
+            NextStep::RetryAt(at)
+        }
         other => other,
     }
 }
@@ -315,7 +323,7 @@ mod tests {
         let now = at(1_750_000_000);
         let schedule = RetrySchedule::new(vec![Duration::from_secs(10), Duration::from_secs(60)]);
         let max = Duration::from_secs(3600);
-        let endpoint = at(1_700_000_000);
+        let endpoint = 3;
         let step = |number, outcome, retry_after| {
             let attempt = Attempt {
                 number,
@@ -331,7 +339,7 @@ mod tests {
         assert_eq!(
             step(3, status(410), None),
             NextStep::DisableEndpoint {
-                endpoint_updated_at: endpoint
+                endpoint_version: endpoint
             }
         );
         assert_eq!(step(1, status(500), Some("120")), retry_at(10));
@@ -358,8 +366,9 @@ mod tests {
             t,
         )
         .unwrap();
+        current.version = 1;
         let gone = NextStep::DisableEndpoint {
-            endpoint_updated_at: t,
+            endpoint_version: 1,
         };
         let done = t + TimeDelta::seconds(3);
         assert_eq!(step_to_apply(gone, Some(&current), done), gone);
@@ -368,7 +377,8 @@ mod tests {
             step_to_apply(NextStep::GiveUp, None, done),
             NextStep::GiveUp
         );
-        current.updated_at = t + TimeDelta::seconds(1);
+        // Replaced in the same microsecond: the version still tells the two apart.
+        current.version = 2;
         assert_eq!(
             step_to_apply(gone, Some(&current), done),
             NextStep::RetryAt(done)

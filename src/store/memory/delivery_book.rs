@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::store::IdSource;
 use crate::webhooks::rules;
 use crate::webhooks::Endpoint;
 use crate::webhooks::{Attempt, Claim, Delivery, DeliveryStatus, FailReason, Lease, NextStep};
@@ -45,7 +46,8 @@ impl DeliveryBook {
         self.cursor
     }
 
-    pub(crate) fn set_endpoint(&mut self, endpoint: Endpoint) -> Endpoint {
+    pub(crate) fn set_endpoint(&mut self, mut endpoint: Endpoint) -> Endpoint {
+        endpoint.version = rules::endpoint_version(self.endpoints.get(&endpoint.account));
         self.endpoints.insert(endpoint.account, endpoint.clone());
         endpoint
     }
@@ -125,6 +127,7 @@ impl DeliveryBook {
         now: DateTime<Utc>,
         lease: Duration,
         limit: usize,
+        ids: &IdSource,
     ) -> Vec<Claim> {
         let until = rules::lease_until(now, lease);
         let mut claims = Vec::new();
@@ -147,7 +150,7 @@ impl DeliveryBook {
             let Some(endpoint) = endpoint.cloned() else {
                 continue;
             };
-            let id = Uuid::new_v4();
+            let id = ids.next();
             self.due.remove(&(eligible, seq));
             self.due.insert((until, seq));
             let Some(entry) = self.deliveries.get_mut(&seq) else {

@@ -49,7 +49,7 @@ impl WebhookStore for MemoryStore {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<Claim>, Error> {
-        Ok(lock(&self.webhooks).claim(now, lease, limit))
+        Ok(lock(&self.webhooks).claim(now, lease, limit, &self.ids))
     }
 
     async fn record_attempt(

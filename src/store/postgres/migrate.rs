@@ -40,6 +40,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "delivery_rules_cited",
         template: include_str!("../../../migrations/0005_delivery_rules_cited.sql"),
     },
+    Migration {
+        version: 6,
+        name: "endpoint_versions",
+        template: include_str!("../../../migrations/0006_endpoint_versions.sql"),
+    },
 ];
 
 /// The placeholder for the schema in the templates.

@@ -57,14 +57,16 @@ impl Statements {
                  WHERE a.id = $1 \
                  ON CONFLICT (account_id) DO UPDATE SET url = EXCLUDED.url, \
                  secrets = EXCLUDED.secrets, updated_at = EXCLUDED.updated_at, \
-                 disabled_at = EXCLUDED.disabled_at",
+                 disabled_at = EXCLUDED.disabled_at, \
+                 version = __SCHEMA__.endpoints.version + 1 \
+                 RETURNING version",
             ),
-            endpoint: s("SELECT url, secrets, updated_at, disabled_at \
+            endpoint: s("SELECT url, secrets, updated_at, disabled_at, version \
                  FROM __SCHEMA__.endpoints WHERE account_id = $1"),
             // `disable_endpoint` fails the pending deliveries (as `DeliveryStatus::Failed` with
             // `FailReason::EndpointDisabled`), as the memory store does.
             disable_endpoint: s(
-                "SELECT r_code, r_url, r_secrets, r_updated_at, r_disabled_at \
+                "SELECT r_code, r_url, r_secrets, r_updated_at, r_disabled_at, r_version \
                  FROM __SCHEMA__.disable_endpoint($1, $2)",
             ),
             // Mirrors `rules::queued_status`: no endpoint, not queued; a disabled one, failed
@@ -74,7 +76,7 @@ impl Statements {
             // with the lease end of `rules::lease_until`, computed here.
             claim: s(
                 "SELECT r_lease, r_event, r_attempt, r_url, r_secrets, r_updated_at, \
-                 NULL::timestamptz, r_seq, \
+                 NULL::timestamptz, r_version, r_seq, \
                  r_event, r_account, r_at, r_kind, r_link, r_session, r_outcome, r_reason, \
                  r_amount::text, r_balance::text FROM __SCHEMA__.claim_due($1, $2, $3)",
             ),
@@ -116,7 +118,7 @@ impl Statements {
     }
 }
 
-/// An endpoint from `url, secrets, updated_at, disabled_at` starting at column `at`.
+/// An endpoint from `url, secrets, updated_at, disabled_at, version` starting at column `at`.
 fn endpoint(row: &PgRow, at: usize, account: AccountId) -> Result<Endpoint, Error> {
     let url: String = get(row, at)?;
     let keys: Vec<Vec<u8>> = get(row, at + 1)?;
@@ -127,6 +129,8 @@ fn endpoint(row: &PgRow, at: usize, account: AccountId) -> Result<Endpoint, Erro
     let mut endpoint =
         Endpoint::new(account, &url, secrets, get(row, at + 2)?).map_err(Error::backend)?;
     endpoint.disabled_at = get(row, at + 3)?;
+    let version: i64 = get(row, at + 4)?;
+    endpoint.version = u64::try_from(version).map_err(|_| decode::corrupt("version", version))?;
     Ok(endpoint)
 }
 
@@ -211,32 +215,36 @@ fn outcome_columns(outcome: &AttemptOutcome) -> (&'static str, Option<i32>, Opti
 }
 
 /// The `p_next`, `p_retry_at` and `p_endpoint_version` of a next step.
-fn next_columns(next: NextStep) -> (&'static str, Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+fn next_columns(next: NextStep) -> (&'static str, Option<DateTime<Utc>>, Option<i64>) {
     match next {
         NextStep::Delivered => ("delivered", None, None),
         NextStep::RetryAt(at) => ("retry", Some(at), None),
         NextStep::GiveUp => ("give_up", None, None),
-        NextStep::DisableEndpoint {
-            endpoint_updated_at,
-        } => ("disable", None, Some(endpoint_updated_at)),
+        NextStep::DisableEndpoint { endpoint_version } => (
+            "disable",
+            None,
+            Some(i64::try_from(endpoint_version).unwrap_or(i64::MAX)),
+        ),
     }
 }
 
 impl WebhookStore for PostgresStore {
     async fn set_endpoint(&self, endpoint: Endpoint) -> Result<Endpoint, Error> {
         let secrets: Vec<&[u8]> = endpoint.secrets().iter().map(|s| s.key_bytes()).collect();
-        let done = sqlx::query(&self.sql.webhooks.set_endpoint)
+        // The version: 1 when first set, one more on every set (`rules::endpoint_version`).
+        let version: Option<i64> = sqlx::query_scalar(&self.sql.webhooks.set_endpoint)
             .bind(endpoint.account.as_uuid())
             .bind(endpoint.url())
             .bind(secrets)
             .bind(endpoint.updated_at)
             .bind(endpoint.disabled_at)
-            .execute(&self.pool)
+            .fetch_optional(&self.pool)
             .await
             .map_err(Error::backend)?;
-        if done.rows_affected() == 0 {
-            return Err(Rejection::NotFound.into());
-        }
+        let version = version.ok_or(Rejection::NotFound)?;
+        let mut endpoint = endpoint;
+        endpoint.version =
+            u64::try_from(version).map_err(|_| decode::corrupt("version", version))?;
         Ok(endpoint)
     }
 
@@ -294,7 +302,7 @@ impl WebhookStore for PostgresStore {
             .map_err(Error::backend)?;
         rows.iter()
             .map(|row| {
-                let event = decode::event(row, 7)?;
+                let event = decode::event(row, 8)?;
                 let attempt: i32 = get(row, 2)?;
                 Ok(Claim {
                     lease: Lease {
