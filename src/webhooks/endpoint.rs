@@ -166,12 +166,46 @@ fn split_url(url: &str) -> Option<(&str, &str, &str)> {
 fn validate_url(url: &str) -> Result<(), InvalidInput> {
     let well_formed = url.len() <= MAX_WEBHOOK_URL_LEN
         && url.bytes().all(|b| b.is_ascii_graphic())
-        && split_url(url).is_some_and(|(_, host, _)| !host.is_empty() && host != "[]");
+        && split_url(url).is_some()
+        && authority_is_well_formed(url);
     if well_formed {
         Ok(())
     } else {
         Err(InvalidInput::InvalidWebhookUrl)
     }
+}
+
+/// Whether the authority of a URL (between `://` and the path) is `[user@]host[:port]`, with a
+/// host that is either a non-empty name without brackets or a closed IPv6 literal of hex digits,
+/// `:` and `.`, and a port (possibly empty) of digits up to 65535.
+fn authority_is_well_formed(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host_ok, port) = match host_port.strip_prefix('[') {
+        Some(literal) => {
+            let Some((ip, port)) = literal.split_once(']') else {
+                return false;
+            };
+            let ip_chars = |b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.';
+            (!ip.is_empty() && ip.bytes().all(ip_chars), port)
+        }
+        None => {
+            let (name, port) = host_port.split_at(host_port.find(':').unwrap_or(host_port.len()));
+            (!name.is_empty() && !name.contains(['[', ']']), port)
+        }
+    };
+    let port_ok = match port.strip_prefix(':') {
+        None => port.is_empty(),
+        Some(digits) => {
+            digits.is_empty()
+                || (digits.bytes().all(|b| b.is_ascii_digit()) && digits.parse::<u16>().is_ok())
+        }
+    };
+    host_ok && port_ok
 }
 
 #[cfg(test)]
