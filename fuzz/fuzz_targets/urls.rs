@@ -39,7 +39,8 @@ fuzz_target!(|data: &[u8]| {
                 .map(|i| &rest[from + i..])
         });
         if after_host.is_some_and(|rest| rest.len() > 1) {
-            assert!(!shown.contains(url), "{shown}");
+            // Without its marker, so that `http://h/[` is not taken as shown in `/[redacted]`.
+            assert!(!shown.replace("/[redacted]", "").contains(url), "{shown}");
         }
     }
     if let Ok(base) = LinkBase::new(url) {
