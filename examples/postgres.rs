@@ -111,10 +111,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("this account's events in the shared outbox:");
     let mut cursor = 0;
     loop {
-        let batch = a.events_after(cursor, 500).await?;
+        let batch = a.events_after(account.id, cursor, 500).await?;
         let Some(last) = batch.last() else { break };
         cursor = last.seq;
-        for event in batch.iter().filter(|e| e.account == account.id) {
+        for event in &batch {
             println!("  #{} {}", event.seq, event.kind.name());
         }
     }

@@ -102,7 +102,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     println!("outbox:");
-    for event in links.events_after(0, 100).await? {
+    for event in links.events_after(account.id, 0, 100).await? {
         println!(
             "  #{} {} {}",
             event.seq,

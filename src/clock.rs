@@ -82,7 +82,8 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
     }
 }
 
-fn truncate_to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+/// `t` truncated to whole microseconds, the precision every store keeps.
+pub(crate) fn truncate_to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }
 

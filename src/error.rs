@@ -92,6 +92,12 @@ pub enum InvalidInput {
     /// control characters. The URL itself is not repeated: it may hold a secret.
     #[error("the webhook URL must be an absolute http or https URL")]
     InvalidWebhookUrl,
+    /// An account whose held credits exceed its balance (`held <= balance` always).
+    #[error("an account cannot hold more credits than its balance")]
+    HeldExceedsBalance,
+    /// A link whose uses exceed its usage limit (`uses <= limit` always).
+    #[error("a link cannot have more uses than its limit")]
+    UsesExceedLimit,
     /// A webhook endpoint with no signing secret or more than
     /// [`MAX_WEBHOOK_SECRETS`](crate::webhooks::MAX_WEBHOOK_SECRETS).
     #[error("a webhook endpoint needs 1 to {max} signing secrets")]

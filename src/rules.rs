@@ -7,6 +7,8 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::clock::truncate_to_micros;
+
 use crate::{
     AbandonReason, Account, Error, EventKind, IdempotencyKey, InvalidInput, LedgerEntry,
     LedgerKind, Link, LinkStatus, Outcome, Rejection, Session, SessionId, SessionStatus,
@@ -225,13 +227,42 @@ pub fn deactivate(link: &mut Link, now: DateTime<Utc>) -> Effects<Link> {
     }
 }
 
-/// The effects of storing a new link.
-pub fn create_link(link: &Link) -> Effects<Link> {
-    Effects {
-        value: link.clone(),
-        events: vec![EventKind::LinkCreated { link: link.id }],
-        ledger: None,
+/// The effects of storing a new link: the link as stored, with its times truncated to whole
+/// microseconds (the precision every store keeps), and `link.created`.
+///
+/// # Errors
+///
+/// [`InvalidInput::UsesExceedLimit`] for a link with more uses than its limit; every store
+/// refuses it alike.
+pub fn create_link(link: &Link) -> Result<Effects<Link>, InvalidInput> {
+    if link.limit.max_uses().is_some_and(|max| link.uses > max) {
+        return Err(InvalidInput::UsesExceedLimit);
     }
+    let mut value = link.clone();
+    value.created_at = truncate_to_micros(value.created_at);
+    value.expires_at = value.expires_at.map(truncate_to_micros);
+    value.deactivated_at = value.deactivated_at.map(truncate_to_micros);
+    Ok(Effects {
+        events: vec![EventKind::LinkCreated { link: link.id }],
+        value,
+        ledger: None,
+    })
+}
+
+/// A new account as stored: its creation time truncated to whole microseconds. It emits no
+/// event.
+///
+/// # Errors
+///
+/// [`InvalidInput::HeldExceedsBalance`] for an account holding more credits than its balance;
+/// every store refuses it alike.
+pub fn create_account(account: &Account) -> Result<Account, InvalidInput> {
+    if account.held > account.balance {
+        return Err(InvalidInput::HeldExceedsBalance);
+    }
+    let mut value = account.clone();
+    value.created_at = truncate_to_micros(value.created_at);
+    Ok(value)
 }
 
 /// Adds `amount` credits to `account`.

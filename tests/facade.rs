@@ -38,7 +38,7 @@ async fn inspecting_never_consumes_a_use() {
         .await
         .unwrap();
     let (link, token) = (created.link, created.token);
-    let events = links.events_after(0, 100).await.unwrap().len();
+    let events = links.events_after(account, 0, 100).await.unwrap().len();
     // An email scanner, a link preview and the person's browser all open the page.
     for _ in 0..50 {
         let seen = links.inspect(&token).await.unwrap();
@@ -47,7 +47,10 @@ async fn inspecting_never_consumes_a_use() {
     }
     assert_eq!(links.link(account, link.id).await.unwrap().uses, 0);
     assert_eq!(links.account(account).await.unwrap().held, 0);
-    assert_eq!(links.events_after(0, 100).await.unwrap().len(), events);
+    assert_eq!(
+        links.events_after(account, 0, 100).await.unwrap().len(),
+        events
+    );
 
     links.redeem(&token).await.unwrap();
     let used = links.inspect(&token).await.unwrap();
@@ -177,4 +180,31 @@ impl NowPlus for ManualClock {
     fn now_plus(&self, by: Duration) -> chrono::DateTime<chrono::Utc> {
         magic_link::clock::Clock::now(self) + by
     }
+}
+
+#[tokio::test]
+async fn events_after_returns_only_the_accounts_events() {
+    let (links, _) = setup();
+    let mine = funded(&links, 3).await;
+    let theirs = funded(&links, 3).await;
+    for i in 0..1500 {
+        // Enough of the other account's events to span more than one outbox page.
+        let key = IdempotencyKey::new(format!("theirs-{i}")).unwrap();
+        links.top_up(theirs, 1, key).await.unwrap();
+    }
+    links
+        .create_link(mine, NewLink::new("Mine", Flow::Selfie))
+        .await
+        .unwrap();
+    let events = links.events_after(mine, 0, 100).await.unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(names, ["credits.added", "link.created"]);
+    assert!(events.iter().all(|e| e.account == mine));
+    let after_first = links.events_after(mine, events[0].seq, 100).await.unwrap();
+    assert_eq!(
+        after_first.len(),
+        1,
+        "the cursor pages through the account's events"
+    );
+    assert_eq!(links.events_after(theirs, 0, 10).await.unwrap().len(), 10);
 }

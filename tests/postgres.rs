@@ -665,3 +665,59 @@ async fn the_dispatcher_delivers_from_postgres() {
     }
     db.drop_schema().await;
 }
+
+/// An endpoint stored before secrets were bounded to 24..64 bytes, with a 16-byte secret, still
+/// loads, and its deliveries are signed with it; new input of that length is refused.
+#[tokio::test]
+async fn endpoints_stored_with_short_secrets_still_load_and_sign() {
+    let Some(db) = TestDb::new(2).await else {
+        return;
+    };
+    let account = conformance::account_with(&db.store, 0).await;
+    let long = WebhookSecret::from_bytes(&[7; 24]).expect("secret");
+    let endpoint = Endpoint::new(account.id, "https://example.com/hook", vec![long], epoch())
+        .expect("endpoint");
+    db.store.set_endpoint(endpoint).await.expect("set endpoint");
+    let short = [5u8; 16];
+    assert!(
+        WebhookSecret::from_bytes(&short).is_err(),
+        "new input is bounded"
+    );
+    sqlx::query(&format!(
+        "UPDATE \"{}\".endpoints SET secrets = ARRAY[$1::bytea] WHERE account_id = $2",
+        db.store.schema()
+    ))
+    .bind(short.as_slice())
+    .bind(account.id.as_uuid())
+    .execute(db.pool())
+    .await
+    .expect("store a short secret as an older version would have");
+
+    let loaded = db
+        .store
+        .endpoint(account.id)
+        .await
+        .expect("read")
+        .expect("an endpoint");
+    assert_eq!(loaded.secrets()[0].key_bytes(), short.as_slice());
+    let key = magic_link::IdempotencyKey::new("k").expect("key");
+    db.store
+        .top_up(account.id, 1, key, epoch())
+        .await
+        .expect("top up");
+    db.store
+        .queue_deliveries(epoch(), 100)
+        .await
+        .expect("queue");
+    let claims = db
+        .store
+        .claim_due(epoch(), StdDuration::from_secs(60), 10)
+        .await
+        .expect("claim");
+    let claim = claims
+        .into_iter()
+        .find(|c| c.event.account == account.id)
+        .expect("the delivery");
+    assert_eq!(claim.endpoint.secrets()[0].key_bytes(), short.as_slice());
+    db.drop_schema().await;
+}

@@ -161,7 +161,7 @@ async fn the_receiver_refuses_a_wrong_secret_an_old_timestamp_and_an_altered_bod
     let link = kit.unlimited_link().await?;
     let started = kit.start(&link).await?;
     kit.complete(&started, Outcome::NeedsReview).await?;
-    let events = kit.links().events_after(0, 100).await?;
+    let events = kit.links().events_after(kit.account(), 0, 100).await?;
     let completed = events
         .iter()
         .find(|e| e.kind.name() == "session.completed")

@@ -123,7 +123,7 @@ impl World {
         let key = IdempotencyKey::new(EventId::new().to_string()).unwrap();
         self.links.top_up(self.account, 1, key).await.unwrap();
         self.links
-            .events_after(0, 1000)
+            .events_after(self.account, 0, 1000)
             .await
             .unwrap()
             .pop()
@@ -174,7 +174,7 @@ async fn every_event_is_delivered_signed_with_its_id() {
         .deactivate_link(w.account, link.link.id)
         .await
         .unwrap();
-    let events = w.links.events_after(0, 100).await.unwrap();
+    let events = w.links.events_after(w.account, 0, 100).await.unwrap();
     assert_eq!(events.len(), 5);
 
     let report = dispatcher.run_once().await.unwrap();
@@ -622,7 +622,10 @@ async fn accounts_without_an_endpoint_get_nothing() {
     assert_eq!((report.taken, report.attempted), (1, 0));
     let error = w
         .links
-        .requeue_delivery(other, w.links.events_after(0, 10).await.unwrap()[0].id)
+        .requeue_delivery(
+            other,
+            w.links.events_after(other, 0, 10).await.unwrap()[0].id,
+        )
         .await
         .unwrap_err();
     assert_eq!(error.rejection(), Some(Rejection::NotFound));

@@ -126,7 +126,7 @@ async fn delivers_over_http_to_a_verifying_receiver() {
         .complete_session(account, session.id, Outcome::Denied)
         .await
         .unwrap();
-    let events = links.events_after(0, 10).await.unwrap();
+    let events = links.events_after(account, 0, 10).await.unwrap();
     assert_eq!(events.len(), 4);
 
     // The receiver has already rotated to the new secret. The first request gets a 503 with

@@ -373,8 +373,33 @@ fn malformed_secrets_are_rejected() {
     }
     assert_eq!(
         WebhookSecret::from_bytes(&[]).unwrap_err(),
-        WebhookError::MalformedSecret
+        WebhookError::SecretLength
     );
+}
+
+#[test]
+fn secrets_are_24_to_64_bytes_and_generated_ones_32() {
+    for len in [0, 1, 16, 23, 65, 128] {
+        assert_eq!(
+            WebhookSecret::from_bytes(&vec![7; len]).unwrap_err(),
+            WebhookError::SecretLength,
+            "{len} bytes"
+        );
+    }
+    for len in [24, 32, 64] {
+        assert!(
+            WebhookSecret::from_bytes(&vec![7; len]).is_ok(),
+            "{len} bytes"
+        );
+    }
+    // 16 bytes written as whsec_ + base64: well formed, but too short.
+    assert_eq!(
+        "whsec_AAAAAAAAAAAAAAAAAAAAAA=="
+            .parse::<WebhookSecret>()
+            .unwrap_err(),
+        WebhookError::SecretLength
+    );
+    assert_eq!(WebhookSecret::generate().unwrap().key_bytes().len(), 32);
 }
 
 #[test]
@@ -414,7 +439,7 @@ proptest! {
         now in any::<i64>(),
         tolerance in any::<u64>(),
     ) {
-        let verifier = WebhookVerifier::new(WebhookSecret::from_bytes(b"a key").unwrap())
+        let verifier = WebhookVerifier::new(WebhookSecret::from_bytes(b"a key of twenty-four bytes").unwrap())
             .tolerance(Duration::from_secs(tolerance));
         let headers = WebhookHeaders {
             id: id.as_deref(),
@@ -428,7 +453,7 @@ proptest! {
 
     #[test]
     fn signing_round_trips_and_any_flipped_byte_fails(
-        key in proptest::collection::vec(any::<u8>(), 1..64),
+        key in proptest::collection::vec(any::<u8>(), 24..=64),
         id in "[!-~]{1,40}",
         timestamp in 0i64..4_000_000_000,
         payload in proptest::collection::vec(any::<u8>(), 1..200),

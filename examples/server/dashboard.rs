@@ -1,27 +1,113 @@
 //! The account owner's dashboard: create links, share them, watch their sessions live,
-//! deactivate them, top up credits.
+//! deactivate them, top up credits, set the webhook endpoint.
 //!
-//! The page is rendered here; its script calls the JSON API for every change and polls
-//! `/dashboard/live` (credits and links, rendered here too, so all escaping stays on the server)
-//! every two seconds, swapping in what changed.
+//! The page is `assets/dashboard.html`; its script (`assets/dashboard.js`) calls the JSON API
+//! for every change and polls `/dashboard/live` every two seconds for the live parts (credits,
+//! links with their sessions, webhooks), rendered here from the same templates as the page, so
+//! all escaping stays on the server.
 
 use axum::extract::State;
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use magic_link::clock::Clock;
-use magic_link::store::{LinkStore, WebhookStore};
-use magic_link::{Flow, Link, LinkStatus, Outcome, Page, Session, SessionStatus, UsageLimit};
+use magic_link::store::WebhookStore;
+use magic_link::webhooks::DeliveryStatus;
+use magic_link::{
+    AbandonReason, AccountId, Flow, Link, LinkStatus, Outcome, Page, Session, SessionStatus,
+    UsageLimit,
+};
+use minijinja::context;
+use minijinja::value::{Serde, Value};
+use serde::Serialize;
 
-use crate::api::{embed_snippet, link_url, ApiError};
-use crate::html::{esc, page_with_script, CspNonce};
-use crate::webhooks;
-use crate::{AppState, Owner};
+use crate::api::verify_now_button;
+use crate::errors::ApiError;
+use crate::extract::Owner;
+use crate::html::{self, CspNonce};
+use crate::AppState;
 
 /// How many links the dashboard shows (the newest); the API pages through all of them.
 const SHOWN_LINKS: usize = 200;
 /// How many sessions of a link the dashboard shows (the first); the API pages through all.
 const SHOWN_SESSIONS: usize = 100;
+/// How many failed deliveries the dashboard shows; the API lists more.
+const SHOWN_FAILED: usize = 20;
+
+/// What the live parts show: the context of `dashboard-*.html`.
+#[derive(Debug, Serialize)]
+struct Live {
+    /// The path prefix of the service's URLs.
+    prefix: String,
+    credits: Credits,
+    links: Vec<LinkRow>,
+    endpoint: Option<EndpointState>,
+    failed: Vec<FailedDelivery>,
+    inbox_url: String,
+    received: Vec<ReceivedWebhook>,
+}
+
+#[derive(Debug, Serialize)]
+struct Credits {
+    balance: u64,
+    held: u64,
+    available: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct LinkRow {
+    id: String,
+    name: String,
+    language: String,
+    flow: &'static str,
+    limit: String,
+    uses: u64,
+    remaining: String,
+    status: &'static str,
+    expires: String,
+    can_deactivate: bool,
+    url: String,
+    /// The "Verify now" snippet, as text to copy.
+    embed: String,
+    sessions: Vec<SessionRow>,
+    open: usize,
+    completed: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct SessionRow {
+    id: String,
+    number: u64,
+    /// The badge's class.
+    class: &'static str,
+    label: String,
+    started: String,
+    finished: String,
+}
+
+#[derive(Debug, Serialize)]
+struct EndpointState {
+    url: String,
+    enabled: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct FailedDelivery {
+    event: String,
+    attempts: u32,
+    why: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ReceivedWebhook {
+    at: String,
+    id: String,
+    kind: String,
+    outcome: Option<String>,
+    verified: bool,
+    verdict: String,
+}
 
 fn time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
@@ -52,38 +138,13 @@ fn status_name(status: LinkStatus) -> &'static str {
     }
 }
 
-/// The live parts of the dashboard, rendered here: credits, links with their sessions, and
-/// webhooks.
-struct Live {
-    credits: String,
-    links: String,
-    webhooks: String,
-}
-
-async fn live_parts<S: WebhookStore>(
-    app: &AppState<S>,
-    account: magic_link::AccountId,
-) -> Result<Live, magic_link::Error> {
+/// Reads everything the live parts show.
+async fn live<S: WebhookStore>(app: &AppState<S>, account: AccountId) -> Result<Live, ApiError> {
     let credits = app.links.account(account).await?;
-    let credits_html = format!(
-        "<div class=\"stats\">\
-         <div class=\"stat\"><b id=\"balance\">{}</b>credits</div>\
-         <div class=\"stat\"><b id=\"held\">{}</b>held by open sessions</div>\
-         <div class=\"stat\"><b id=\"available\">{}</b>available</div></div>{}",
-        credits.balance,
-        credits.held,
-        credits.available(),
-        if credits.available() == 0 {
-            "<p class=\"error\">No credit available: links answer \
-             \"temporarily unavailable\" (503) until you top up.</p>"
-        } else {
-            ""
-        }
-    );
 
     // All links, newest first, up to SHOWN_LINKS.
     let mut links: Vec<Link> = Vec::new();
-    let mut page = Page::first(magic_link::Page::MAX_LIMIT);
+    let mut page = Page::first(Page::MAX_LIMIT);
     loop {
         let got = app.links.links(account, page).await?;
         links.extend(got.items);
@@ -94,9 +155,8 @@ async fn live_parts<S: WebhookStore>(
     }
     links.reverse();
     links.truncate(SHOWN_LINKS);
-
     let now = app.links.clock().now();
-    let mut rows = String::new();
+    let mut rows = Vec::with_capacity(links.len());
     for link in &links {
         let sessions = if link.uses > 0 {
             app.links
@@ -106,95 +166,90 @@ async fn live_parts<S: WebhookStore>(
         } else {
             Vec::new()
         };
-        rows.push_str(&link_row(app, link, &sessions, now));
+        rows.push(link_row(app, link, &sessions, now)?);
     }
-    let links_html = if links.is_empty() {
-        "<p class=\"note\" id=\"no-links\">No links yet. Create one above.</p>".to_owned()
-    } else {
-        format!(
-            "<table id=\"links-table\"><thead><tr><th>Name</th><th>Flow</th><th>Limit</th>\
-             <th>Uses</th><th>Remaining</th><th>Status</th><th>Expires</th><th></th></tr></thead>\
-             <tbody>{rows}</tbody></table>"
-        )
-    };
+
+    let endpoint = app.links.webhook_endpoint(account).await?;
+    let failed = app
+        .links
+        .failed_deliveries(account, Page::first(SHOWN_FAILED))
+        .await?
+        .items;
     Ok(Live {
-        credits: credits_html,
-        links: links_html,
-        webhooks: webhooks::live_part(app, account).await?,
+        prefix: app.path_prefix.clone(),
+        credits: Credits {
+            balance: credits.balance,
+            held: credits.held,
+            available: credits.available(),
+        },
+        links: rows,
+        endpoint: endpoint.map(|e| EndpointState {
+            url: e.url().to_owned(),
+            enabled: e.is_enabled(),
+        }),
+        failed: failed
+            .into_iter()
+            .map(|d| FailedDelivery {
+                event: d.event.to_string(),
+                attempts: d.attempts,
+                why: match d.status {
+                    DeliveryStatus::Failed { reason, .. } => format!("{reason:?}"),
+                    _ => String::new(),
+                },
+            })
+            .collect(),
+        inbox_url: format!("{}/demo/webhook-inbox", app.base_url),
+        received: app
+            .inbox
+            .entries()
+            .into_iter()
+            .map(|r| ReceivedWebhook {
+                at: r.at.format("%H:%M:%S").to_string(),
+                verified: r.verified.is_ok(),
+                verdict: match r.verified {
+                    Ok(()) => "signature verified".to_owned(),
+                    Err(why) => format!("rejected: {why}"),
+                },
+                id: r.id,
+                kind: r.kind,
+                outcome: r.outcome,
+            })
+            .collect(),
     })
 }
 
-fn link_row<S: LinkStore>(
+fn link_row<S: WebhookStore>(
     app: &AppState<S>,
     link: &Link,
     sessions: &[Session],
     now: DateTime<Utc>,
-) -> String {
-    let id = link.id;
-    let status = status_name(link.status(now));
-    let url = link_url(app, link);
-    let remaining = link
-        .remaining()
-        .map_or_else(|| "&infin;".to_owned(), |r| r.to_string());
-    let expires = link.expires_at.map_or_else(|| "never".to_owned(), time);
-    let action = if link.deactivated_at.is_none() {
-        format!(
-            "<button type=\"button\" class=\"danger\" data-deactivate=\"{id}\">Deactivate</button>"
-        )
-    } else {
-        String::new()
-    };
-    let completed = sessions
-        .iter()
-        .filter(|s| matches!(s.status, SessionStatus::Completed { .. }))
-        .count();
-    let open = sessions.iter().filter(|s| s.is_open()).count();
-    let session_rows: String = sessions.iter().map(session_row).collect();
-    let sessions_html = if sessions.is_empty() {
-        "<p class=\"note\">No sessions yet. Opening the link starts none; pressing \
-         \"Start verification\" does.</p>"
-            .to_owned()
-    } else {
-        format!(
-            "<table class=\"sessions\"><thead><tr><th>#</th><th>Status</th><th>Started</th>\
-             <th>Finished</th></tr></thead><tbody>{session_rows}</tbody></table>"
-        )
-    };
-    format!(
-        "<tr data-link-id=\"{id}\" data-status=\"{status}\">\
-         <td><b class=\"link-name\">{name}</b><br><span class=\"note\">{lang}</span></td>\
-         <td>{flow}</td><td>{limit}</td><td class=\"uses\">{uses}</td>\
-         <td class=\"remaining\">{remaining}</td>\
-         <td><span class=\"badge {status} link-status\">{status}</span></td>\
-         <td>{expires}</td><td>{action}</td></tr>\
-         <tr data-details-for=\"{id}\"><td colspan=\"8\">\
-         <details data-id=\"{id}\"><summary>Share and sessions \
-         (<span class=\"session-summary\">{started} started, {open} open, {completed} completed</span>)</summary>\
-         <div class=\"share\"><div><img src=\"{prefix}/api/links/{id}/qr.svg\" alt=\"QR code of the link\">\
-         <p class=\"note\"><a href=\"{prefix}/api/links/{id}/qr.png\" download=\"link-{id}.png\">PNG</a> \
-         &middot; <a href=\"{prefix}/api/links/{id}/qr.svg\" download=\"link-{id}.svg\">SVG</a></p></div>\
-         <div><label for=\"url-{id}\">Link URL</label><div class=\"copyrow\">\
-         <input type=\"text\" readonly id=\"url-{id}\" class=\"link-url\" value=\"{url}\">\
-         <button type=\"button\" class=\"secondary\" data-copy=\"url-{id}\">Copy</button></div>\
-         <label for=\"embed-{id}\">&ldquo;Verify now&rdquo; button for your site</label><div class=\"copyrow\">\
-         <textarea readonly rows=\"3\" id=\"embed-{id}\">{embed}</textarea>\
-         <button type=\"button\" class=\"secondary\" data-copy=\"embed-{id}\">Copy</button></div>\
-         <p class=\"note\">Preview: <a class=\"verify-now\" href=\"{url}\" rel=\"noreferrer\" \
-         target=\"_blank\">Verify now</a></p></div></div>\
-         <h3>Sessions</h3>{sessions_html}</details></td></tr>",
-        name = esc(&link.name),
-        lang = esc(link.language.as_str()),
-        flow = flow_name(link.flow),
-        limit = limit_name(link.limit),
-        uses = link.uses,
-        started = sessions.len(),
-        prefix = esc(&app.path_prefix),
-        url = esc(&url),
-        embed = esc(&embed_snippet(&url)),
-    )
+) -> Result<LinkRow, ApiError> {
+    let url = app.links.url_of(link);
+    Ok(LinkRow {
+        id: link.id.to_string(),
+        name: link.name.clone(),
+        language: link.language.as_str().to_owned(),
+        flow: flow_name(link.flow),
+        limit: limit_name(link.limit),
+        uses: link.uses,
+        remaining: link
+            .remaining()
+            .map_or_else(|| "\u{221E}".to_owned(), |r| r.to_string()),
+        status: status_name(link.status(now)),
+        expires: link.expires_at.map_or_else(|| "never".to_owned(), time),
+        can_deactivate: link.deactivated_at.is_none(),
+        embed: verify_now_button(&url)?,
+        url,
+        sessions: sessions.iter().map(session_row).collect(),
+        open: sessions.iter().filter(|s| s.is_open()).count(),
+        completed: sessions
+            .iter()
+            .filter(|s| matches!(s.status, SessionStatus::Completed { .. }))
+            .count(),
+    })
 }
 
-fn session_row(session: &Session) -> String {
+fn session_row(session: &Session) -> SessionRow {
     let (class, label, finished) = match session.status {
         SessionStatus::Started => ("started", "started".to_owned(), String::new()),
         SessionStatus::Completed { outcome, at } => {
@@ -207,34 +262,20 @@ fn session_row(session: &Session) -> String {
         }
         SessionStatus::Abandoned { reason, at } => {
             let label = match reason {
-                magic_link::AbandonReason::Expired => "abandoned: timed out",
-                magic_link::AbandonReason::Explicit => "abandoned",
+                AbandonReason::Expired => "abandoned: timed out",
+                AbandonReason::Explicit => "abandoned",
             };
             ("abandoned", label.to_owned(), time(at))
         }
     };
-    format!(
-        "<tr data-session-id=\"{id}\"><td>{n}</td>\
-         <td><span class=\"badge {class} session-status\">{label}</span></td>\
-         <td>{started}</td><td>{finished}</td></tr>",
-        id = session.id,
-        n = session.number,
-        started = time(session.started_at),
-    )
-}
-
-/// `GET /dashboard/live`: the live parts, as HTML rendered (and escaped) here.
-pub(crate) async fn live<S: WebhookStore>(
-    State(app): State<AppState<S>>,
-    Owner(account): Owner,
-) -> Result<Response, ApiError> {
-    let live = live_parts(&app, account).await?;
-    let parts = serde_json::json!({
-        "credits": live.credits,
-        "links": live.links,
-        "webhook-live": live.webhooks,
-    });
-    Ok(Json(parts).into_response())
+    SessionRow {
+        id: session.id.to_string(),
+        number: session.number,
+        class,
+        label,
+        started: time(session.started_at),
+        finished,
+    }
 }
 
 /// `GET /dashboard`.
@@ -242,182 +283,210 @@ pub(crate) async fn page<S: WebhookStore>(
     State(app): State<AppState<S>>,
     Owner(account): Owner,
     Extension(nonce): Extension<CspNonce>,
-) -> Result<Html<String>, ApiError> {
-    let Live {
-        credits,
-        links,
-        webhooks: _,
-    } = live_parts(&app, account).await?;
-    let body = format!(
-        "<header class=\"top\"><h1>magic-link &middot; verification service demo</h1>\
-         <span class=\"sub\">account {account} &middot; store: {store}</span></header>\
-         <main id=\"dashboard\" class=\"wide\" data-prefix=\"{prefix}\"><div class=\"layout\"><div>\
-         <section class=\"card\"><h2>Credits</h2><div id=\"credits\">{credits}</div>\
-         <form id=\"topup-form\" class=\"inline\" autocomplete=\"off\">\
-         <label for=\"topup-amount\">Add credits</label>\
-         <input type=\"number\" id=\"topup-amount\" min=\"1\" max=\"1000000\" value=\"10\" required>\
-         <button type=\"submit\" id=\"topup\">Top up</button></form>\
-         <p class=\"note\">A started verification holds one credit; a completed one is billed it.</p>\
-         <p class=\"error\" id=\"topup-error\" role=\"alert\"></p></section>\
-         {create}{webhooks}</div>\
-         <section class=\"card\"><h2>Links</h2><div id=\"links\">{links}</div></section>\
-         </div>         </main>",
-        store = esc(app.store_name),
-        prefix = esc(&app.path_prefix),
-        create = CREATE_FORM,
-        webhooks = webhooks::FORM,
-    );
-    Ok(page_with_script(
-        &nonce,
-        "en",
-        "Magic Links dashboard",
-        &body,
-        &format!("{SCRIPT}{}", webhooks::SCRIPT),
-    ))
+) -> Result<Response, ApiError> {
+    let live = live(&app, account).await?;
+    let context = context! {
+        lang => "en",
+        nonce => nonce.as_str(),
+        account => account.to_string(),
+        store => app.store_name,
+        ..Value::from(Serde(&live))
+    };
+    Ok(html::page(StatusCode::OK, "dashboard.html", context))
 }
 
-const CREATE_FORM: &str = r#"<section class="card"><h2>New link</h2>
-<form id="create-form" autocomplete="off">
-<div>
-<div><label for="name">Name (internal)</label><input type="text" id="name" maxlength="200" placeholder="Spring onboarding" required></div>
-<div><label for="flow">Verification flow</label><select id="flow">
-<option value="document_and_selfie">Document and selfie</option>
-<option value="document">Document only</option>
-<option value="selfie">Selfie only</option></select></div>
-<div><label for="language">Language (BCP 47)</label><input type="text" id="language" list="languages" value="en" required>
-<datalist id="languages"><option value="en">English</option><option value="lt">Lietuvių</option></datalist></div>
-</div>
-<div>
-<div><label>Usage limit</label><div class="inline">
-<label><input type="radio" name="limit" value="single" id="limit-single" checked> Single-use</label>
-<label><input type="radio" name="limit" value="multi" id="limit-multi"> Multi-use:</label>
-<input type="number" id="uses" min="1" max="4294967295" value="5" aria-label="number of uses">
-<label><input type="radio" name="limit" value="unlimited" id="limit-unlimited"> Unlimited</label></div></div>
-<div><label for="expires">Expires (optional; your local time)</label><input type="datetime-local" id="expires"></div>
-</div>
-<p><button type="submit" id="create">Create link</button>
-<span class="note">Limits and expiry are fixed once created: links are never extended, only deactivated.</span></p>
-<p class="error" id="create-error" role="alert"></p>
-</form></section>"#;
-
-const SCRIPT: &str = r#"
-(function(){
-'use strict';
-const $ = (id) => document.getElementById(id);
-const P = $('dashboard').dataset.prefix;
-const opened = {};
-const last = {};
-let focusLink = null;
-
-async function api(method, path, body) {
-  const init = {method, headers: {}};
-  if (body !== undefined) { init.headers['content-type'] = 'application/json'; init.body = JSON.stringify(body); }
-  const res = await fetch(P + path, init);
-  let data = {};
-  try { data = await res.json(); } catch (e) {}
-  if (!res.ok) throw new Error(data.error || ('HTTP ' + res.status));
-  return data;
+/// `GET /dashboard/live`: the live parts, as HTML rendered (and escaped) here, by the id of
+/// the element each replaces.
+pub(crate) async fn live_parts<S: WebhookStore>(
+    State(app): State<AppState<S>>,
+    Owner(account): Owner,
+) -> Result<Response, ApiError> {
+    let live = Value::from(Serde(live(&app, account).await?));
+    let parts = serde_json::json!({
+        "credits": html::render("dashboard-credits.html", live.clone())?,
+        "links": html::render("dashboard-links.html", live.clone())?,
+        "webhook-live": html::render("dashboard-webhooks.html", live)?,
+    });
+    Ok(Json(parts).into_response())
 }
 
-function newKey() {
-  if (window.crypto && crypto.randomUUID) return 'topup-' + crypto.randomUUID();
-  return 'topup-' + Date.now() + '-' + Math.random().toString(36).slice(2);
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async function refresh() {
-  let data;
-  try {
-    const res = await fetch(P + '/dashboard/live', {cache: 'no-store'});
-    if (!res.ok) return;
-    data = await res.json();
-  } catch (e) { return; }
-  for (const k of ['credits', 'links', 'webhook-live']) {
-    if (last[k] === data[k]) continue;
-    last[k] = data[k];
-    const el = $(k);
-    el.innerHTML = data[k];
-    for (const d of el.querySelectorAll('details')) {
-      if (opened[d.dataset.id]) d.open = true;
+    fn render(name: &str, live: &Live) -> String {
+        html::render(name, Value::from(Serde(live))).expect("renders")
     }
-  }
-  if (focusLink) {
-    const d = document.querySelector('details[data-id="' + focusLink + '"]');
-    if (d) { d.open = true; opened[focusLink] = true; d.scrollIntoView({block: 'nearest'}); focusLink = null; }
-  }
-}
 
-document.addEventListener('toggle', (e) => {
-  if (e.target.tagName === 'DETAILS' && e.target.dataset.id) opened[e.target.dataset.id] = e.target.open;
-}, true);
-
-$('create-form').addEventListener('submit', async (e) => {
-  e.preventDefault();
-  $('create-error').textContent = '';
-  const kind = document.querySelector('input[name=limit]:checked').value;
-  const body = {name: $('name').value, flow: $('flow').value, language: $('language').value.trim()};
-  if (kind === 'multi') body.limit = {multi: Number($('uses').value)};
-  else body.limit = kind;
-  if ($('expires').value) {
-    const at = new Date($('expires').value);
-    if (isNaN(at)) { $('create-error').textContent = 'The expiry is not a valid date.'; return; }
-    body.expires_at = at.toISOString();
-  }
-  $('create').disabled = true;
-  try {
-    const link = await api('POST', '/api/links', body);
-    focusLink = link.id;
-    $('name').value = '';
-    await refresh();
-  } catch (err) {
-    $('create-error').textContent = err.message;
-  } finally {
-    $('create').disabled = false;
-  }
-});
-
-let topupKey = newKey();
-$('topup-form').addEventListener('submit', async (e) => {
-  e.preventDefault();
-  $('topup-error').textContent = '';
-  $('topup').disabled = true;
-  try {
-    await api('POST', '/api/credits', {amount: Number($('topup-amount').value), idempotency_key: topupKey});
-    topupKey = newKey();
-    await refresh();
-  } catch (err) {
-    $('topup-error').textContent = err.message;
-  } finally {
-    $('topup').disabled = false;
-  }
-});
-
-document.addEventListener('click', async (e) => {
-  const copy = e.target.closest('[data-copy]');
-  if (copy) {
-    const field = $(copy.dataset.copy);
-    try { await navigator.clipboard.writeText(field.value); }
-    catch (err) { field.select(); document.execCommand('copy'); }
-    copy.textContent = 'Copied';
-    setTimeout(() => { copy.textContent = 'Copy'; }, 1500);
-    return;
-  }
-  const off = e.target.closest('[data-deactivate]');
-  if (off) {
-    if (!off.dataset.armed) {
-      off.dataset.armed = '1';
-      off.textContent = 'Deactivate for good?';
-      setTimeout(() => { delete off.dataset.armed; off.textContent = 'Deactivate'; }, 4000);
-      return;
+    fn empty() -> Live {
+        Live {
+            prefix: String::new(),
+            credits: Credits {
+                balance: 5,
+                held: 1,
+                available: 4,
+            },
+            links: Vec::new(),
+            endpoint: None,
+            failed: Vec::new(),
+            inbox_url: "http://127.0.0.1:3000/demo/webhook-inbox".to_owned(),
+            received: Vec::new(),
+        }
     }
-    off.disabled = true;
-    try { await api('POST', '/api/links/' + off.dataset.deactivate + '/deactivate'); }
-    catch (err) { alert(err.message); }
-    await refresh();
-  }
-});
 
-window.dashboardRefresh = refresh;
-refresh();
-setInterval(refresh, 2000);
-})();
-"#;
+    fn link(id: &str, sessions: Vec<SessionRow>) -> LinkRow {
+        LinkRow {
+            id: id.to_owned(),
+            name: "<b>Spring</b> & co".to_owned(),
+            language: "lt".to_owned(),
+            flow: "Selfie",
+            limit: "2 uses".to_owned(),
+            uses: 1,
+            remaining: "1".to_owned(),
+            status: "active",
+            expires: "never".to_owned(),
+            can_deactivate: sessions.is_empty(),
+            url: "http://127.0.0.1:3000/l/TOKEN".to_owned(),
+            embed: "<a href=\"http://127.0.0.1:3000/l/TOKEN\">Verify now</a>".to_owned(),
+            open: 0,
+            completed: sessions.len(),
+            sessions,
+        }
+    }
+
+    /// The branches the end-to-end tests seldom reach (no credit, failed deliveries, a
+    /// rejected webhook, a link without sessions next to one with) render, and escape.
+    #[test]
+    fn live_parts_render_every_branch() {
+        let mut live = empty();
+        let credits = render("dashboard-credits.html", &live);
+        assert!(credits.contains("<b id=\"available\">4</b>"), "{credits}");
+        assert!(!credits.contains("No credit available"), "{credits}");
+        let links = render("dashboard-links.html", &live);
+        assert!(links.contains("id=\"no-links\""), "{links}");
+        let webhooks = render("dashboard-webhooks.html", &live);
+        assert!(webhooks.contains("data-state=\"none\""), "{webhooks}");
+        assert!(webhooks.contains("Nothing received yet"), "{webhooks}");
+
+        live.prefix = "/verify".to_owned();
+        live.credits.available = 0;
+        live.links = vec![
+            link("11111111-1111-4111-8111-111111111111", Vec::new()),
+            link(
+                "22222222-2222-4222-8222-222222222222",
+                vec![SessionRow {
+                    id: "33333333-3333-4333-8333-333333333333".to_owned(),
+                    number: 1,
+                    class: "denied",
+                    label: "completed: denied".to_owned(),
+                    started: "2030-01-01 10:00:00 UTC".to_owned(),
+                    finished: "2030-01-01 10:01:00 UTC".to_owned(),
+                }],
+            ),
+        ];
+        live.endpoint = Some(EndpointState {
+            url: "https://hooks.example.com/idv?a=1&b=\"2\"".to_owned(),
+            enabled: true,
+        });
+        live.failed = vec![FailedDelivery {
+            event: "44444444-4444-4444-8444-444444444444".to_owned(),
+            attempts: 8,
+            why: "Exhausted".to_owned(),
+        }];
+        live.received = vec![
+            ReceivedWebhook {
+                at: "10:01:00".to_owned(),
+                id: "msg_1".to_owned(),
+                kind: "session.completed".to_owned(),
+                outcome: Some("denied".to_owned()),
+                verified: true,
+                verdict: "signature verified".to_owned(),
+            },
+            ReceivedWebhook {
+                at: "10:02:00".to_owned(),
+                id: "msg_<2>".to_owned(),
+                kind: "(unreadable)".to_owned(),
+                outcome: None,
+                verified: false,
+                verdict: "rejected: no matching signature".to_owned(),
+            },
+        ];
+
+        let credits = render("dashboard-credits.html", &live);
+        assert!(credits.contains("No credit available"), "{credits}");
+
+        let links = render("dashboard-links.html", &live);
+        assert!(!links.contains("<b>Spring"), "names are escaped: {links}");
+        assert!(
+            links.contains("&lt;b&gt;Spring&lt;/b&gt; &amp; co"),
+            "{links}"
+        );
+        assert!(
+            links.contains("&lt;a href=&quot;http://127.0.0.1:3000/l/TOKEN&quot;&gt;"),
+            "the snippet is shown as text: {links}"
+        );
+        assert!(
+            links.contains("src=\"/verify/api/links/11111111-1111-4111-8111-111111111111/qr.svg\"")
+        );
+        assert_eq!(links.matches("data-deactivate=").count(), 1, "{links}");
+        assert!(links.contains("No sessions yet"), "{links}");
+        assert!(links.contains("data-session-id=\"33333333-3333-4333-8333-333333333333\""));
+        assert!(links.contains("1 started, 0 open, 1 completed"), "{links}");
+
+        let webhooks = render("dashboard-webhooks.html", &live);
+        assert!(webhooks.contains("data-state=\"enabled\""), "{webhooks}");
+        assert!(
+            webhooks.contains("https://hooks.example.com/idv?a=1&amp;b=&quot;2&quot;"),
+            "{webhooks}"
+        );
+        assert!(webhooks.contains("id=\"webhook-disable\""), "{webhooks}");
+        assert!(
+            webhooks.contains("data-retry=\"44444444-4444-4444-8444-444444444444\""),
+            "{webhooks}"
+        );
+        assert!(
+            webhooks.contains("session.completed (denied)"),
+            "{webhooks}"
+        );
+        assert!(
+            webhooks.contains("title=\"webhook-id msg_&lt;2&gt;\""),
+            "{webhooks}"
+        );
+        assert!(
+            webhooks.contains("rejected: no matching signature"),
+            "{webhooks}"
+        );
+
+        live.endpoint = Some(EndpointState {
+            url: "https://hooks.example.com/idv".to_owned(),
+            enabled: false,
+        });
+        let webhooks = render("dashboard-webhooks.html", &live);
+        assert!(webhooks.contains("data-state=\"disabled\""), "{webhooks}");
+        assert!(!webhooks.contains("id=\"webhook-disable\""), "{webhooks}");
+    }
+
+    /// The whole page, with the inline script and stylesheet under the nonce, as they are.
+    #[test]
+    fn page_inlines_its_assets_under_the_nonce() {
+        let context = context! {
+            lang => "en",
+            nonce => "n0nce",
+            account => "00000000-0000-4000-8000-000000000001",
+            store => "memory",
+            ..Value::from(Serde(&empty()))
+        };
+        let page = html::render("dashboard.html", context).expect("renders");
+        assert!(page.starts_with("<!doctype html>"), "{page}");
+        assert!(page.contains("<style nonce=\"n0nce\">:root{"), "{page}");
+        assert!(
+            page.contains("<script nonce=\"n0nce\">// The dashboard"),
+            "{page}"
+        );
+        assert!(
+            page.contains("if (!res.ok) throw new Error"),
+            "scripts are not escaped"
+        );
+        assert_eq!(page.matches("<script").count(), 1, "{page}");
+    }
+}

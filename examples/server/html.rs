@@ -1,12 +1,86 @@
-//! HTML helpers: escaping, the page layout, and the security headers every response carries.
+//! HTML: the templates in `assets/`, and the security headers every response carries.
+//!
+//! Pages are [minijinja](https://docs.rs/minijinja) templates, compiled into the binary with
+//! `include_str!`. Every value a template prints is HTML-escaped unless it is one of the
+//! trusted assets below (the stylesheet and the scripts, inlined so that the page's CSP nonce
+//! covers them and nothing else).
+
+use std::sync::LazyLock;
 
 use axum::extract::Request;
 use axum::http::header::{self, HeaderName, HeaderValue};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
+use minijinja::{escape_formatter, AutoEscape, Environment, UndefinedBehavior, Value};
+
+use crate::errors::log_error;
+
+/// The templates, by the name they are rendered (and extended, and included) by.
+const TEMPLATES: [(&str, &str); 11] = [
+    ("layout.html", include_str!("assets/layout.html")),
+    ("landing.html", include_str!("assets/landing.html")),
+    ("flow.html", include_str!("assets/flow.html")),
+    ("done.html", include_str!("assets/done.html")),
+    ("ended.html", include_str!("assets/ended.html")),
+    ("problem.html", include_str!("assets/problem.html")),
+    ("dashboard.html", include_str!("assets/dashboard.html")),
+    (
+        "dashboard-credits.html",
+        include_str!("assets/dashboard-credits.html"),
+    ),
+    (
+        "dashboard-links.html",
+        include_str!("assets/dashboard-links.html"),
+    ),
+    (
+        "dashboard-webhooks.html",
+        include_str!("assets/dashboard-webhooks.html"),
+    ),
+    ("verify-now.html", include_str!("assets/verify-now.html")),
+];
+
+/// The stylesheet and scripts, inserted as they are (never escaped) where the templates name them.
+const ASSETS: [(&str, &str); 3] = [
+    ("style_css", include_str!("assets/style.css")),
+    ("submit_once_js", include_str!("assets/submit-once.js")),
+    ("dashboard_js", include_str!("assets/dashboard.js")),
+];
+
+/// The compiled templates. [`check`] compiles them at start-up, so a broken template stops the
+/// server before it listens, never a request.
+static ENVIRONMENT: LazyLock<Environment<'static>> =
+    LazyLock::new(|| environment().expect("the templates compiled at start-up (html::check)"));
+
+fn environment() -> Result<Environment<'static>, minijinja::Error> {
+    let mut env = Environment::new();
+    // A misspelt name is an error, not an empty string.
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_formatter(|out, state, value| match value.as_str() {
+        Some(text) if *state.auto_escape() == AutoEscape::Html && !value.is_safe() => {
+            Ok(out.write_str(&escape(text))?)
+        }
+        _ => escape_formatter(out, state, value),
+    });
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source)?;
+    }
+    for (name, source) in ASSETS {
+        env.add_global(name, Value::from_safe_string(source.to_owned()));
+    }
+    Ok(env)
+}
+
+/// Compiles every template, or says which one is broken.
+pub(crate) fn check() -> Result<(), minijinja::Error> {
+    environment().map(drop)
+}
 
 /// Escapes text for HTML element content and quoted attribute values.
-pub(crate) fn esc(text: &str) -> String {
+///
+/// (minijinja's own escaping also turns `/` into `&#x2f;`, which is valid but makes every URL
+/// in the pages unreadable; these five characters are the ones that matter there.)
+fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
@@ -21,10 +95,55 @@ pub(crate) fn esc(text: &str) -> String {
     out
 }
 
+/// A template that failed to render (a bug: a name it uses is missing from its context).
+#[derive(Debug)]
+pub(crate) struct RenderError(minijinja::Error);
+
+impl std::fmt::Display for RenderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "rendering a template failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for RenderError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl IntoResponse for RenderError {
+    fn into_response(self) -> Response {
+        log_error("html", &self);
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+    }
+}
+
+/// Renders the template `name` with `context` (build it with [`minijinja::context!`]).
+pub(crate) fn render(name: &str, context: Value) -> Result<String, RenderError> {
+    ENVIRONMENT
+        .get_template(name)
+        .and_then(|template| template.render(context))
+        .map_err(RenderError)
+}
+
+/// A whole page, with its status.
+pub(crate) fn page(status: StatusCode, name: &str, context: Value) -> Response {
+    match render(name, context) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
 /// The per-response nonce that lets this response's inline `<style>` and `<script>` run under
 /// the Content Security Policy, and nothing else.
-#[derive(Clone, Debug)]
-pub(crate) struct CspNonce(pub(crate) String);
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CspNonce(String);
+
+impl CspNonce {
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// Adds the security headers to every response, and a fresh CSP nonce to every request.
 ///
@@ -69,92 +188,3 @@ pub(crate) async fn security_headers(mut req: Request, next: Next) -> Response {
         .or_insert(HeaderValue::from_static("no-store"));
     res
 }
-
-/// A whole page: `<head>` with the shared stylesheet, then `body`.
-pub(crate) fn page(nonce: &CspNonce, lang: &str, title: &str, body: &str) -> Html<String> {
-    page_with_script(nonce, lang, title, body, "")
-}
-
-/// A whole page with an inline script, run under the page's nonce.
-pub(crate) fn page_with_script(
-    nonce: &CspNonce,
-    lang: &str,
-    title: &str,
-    body: &str,
-    script: &str,
-) -> Html<String> {
-    let nonce = esc(&nonce.0);
-    let script = if script.is_empty() {
-        String::new()
-    } else {
-        format!("<script nonce=\"{nonce}\">{script}</script>")
-    };
-    Html(format!(
-        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\">\
-         <title>{title}</title><style nonce=\"{nonce}\">{STYLE}</style></head>\
-         <body>{body}{script}</body></html>",
-        lang = esc(lang),
-        title = esc(title),
-    ))
-}
-
-/// A page with a status code.
-pub(crate) fn with_status(status: axum::http::StatusCode, page: Html<String>) -> Response {
-    (status, page).into_response()
-}
-
-const STYLE: &str = r#"
-:root{--fg:#1f2933;--muted:#616e7c;--line:#d9e2ec;--bg:#f5f7fa;--card:#fff;--accent:#1d4ed8;--ok:#047857;--bad:#b91c1c;--warn:#b45309}
-*{box-sizing:border-box}
-body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:var(--fg);background:var(--bg)}
-header.top{background:#102a43;color:#fff;padding:.8rem 1.5rem;display:flex;gap:1rem;align-items:baseline;flex-wrap:wrap}
-header.top h1{font-size:1.15rem;margin:0}
-header.top .sub{color:#bcccdc;font-size:.85rem}
-main{max-width:1200px;margin:0 auto;padding:1.2rem}
-main.narrow{max-width:560px;padding-top:3rem}
-main.wide{max-width:1500px}
-.layout{display:grid;grid-template-columns:minmax(300px,380px) minmax(0,1fr);gap:1.2rem;align-items:start}
-@media (max-width:900px){.layout{grid-template-columns:minmax(0,1fr)}}
-.inline input[type=number]{width:7em}
-h3{font-size:.95rem;margin:1rem 0 .3rem}
-.card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:1.2rem 1.4rem;margin-bottom:1.2rem}
-h2{font-size:1.05rem;margin:0 0 .8rem}
-label{display:block;font-weight:600;font-size:.85rem;margin:.6rem 0 .2rem}
-input[type=text],input[type=number],input[type=url],input[type=password],input[type=datetime-local],select,textarea{font:inherit;padding:.4rem .5rem;border:1px solid #9fb3c8;border-radius:6px;width:100%;background:#fff}
-textarea{font:12px/1.4 ui-monospace,monospace;resize:vertical}
-.row{display:flex;gap:1rem;flex-wrap:wrap}
-.row>*{flex:1 1 160px}
-.inline{display:flex;gap:.8rem;align-items:center;flex-wrap:wrap;font-weight:400}
-.inline label{display:inline;font-weight:400;margin:0}
-button,.button{font:inherit;font-weight:600;border:0;border-radius:6px;padding:.45rem .9rem;background:var(--accent);color:#fff;cursor:pointer;text-decoration:none;display:inline-block}
-button.secondary{background:#e4e7eb;color:var(--fg)}
-button.danger{background:var(--bad)}
-button.big,.button.big{font-size:1.1rem;padding:.75rem 1.6rem;width:100%}
-button:disabled{opacity:.6;cursor:default}
-.error{color:var(--bad);font-weight:600;min-height:1.2em}
-.note{color:var(--muted);font-size:.85rem}
-.stats{display:flex;gap:1.2rem;flex-wrap:wrap}
-.stat b{display:block;font-size:1.3rem}
-table{width:100%;border-collapse:collapse;font-size:.9rem}
-th,td{text-align:left;padding:.5rem .4rem;border-bottom:1px solid var(--line);vertical-align:top}
-th{font-size:.75rem;text-transform:uppercase;color:var(--muted)}
-.badge{display:inline-block;padding:.05rem .5rem;border-radius:999px;font-size:.78rem;font-weight:600;background:#e4e7eb}
-.badge.active,.badge.approved{background:#d1fae5;color:var(--ok)}
-.badge.exhausted,.badge.expired,.badge.started,.badge.needs_review{background:#fef3c7;color:var(--warn)}
-.badge.deactivated,.badge.denied,.badge.abandoned{background:#fee2e2;color:var(--bad)}
-.share{display:grid;grid-template-columns:150px 1fr;gap:1rem;align-items:start;margin-top:.6rem}
-.share img{width:150px;height:150px;border:1px solid var(--line);border-radius:6px}
-.copyrow{display:flex;gap:.4rem;margin-bottom:.4rem}
-.copyrow input,.copyrow textarea{flex:1}
-details{margin-top:.4rem}
-summary{cursor:pointer;color:var(--accent);font-weight:600}
-.verify-now{display:inline-block;padding:.6em 1.2em;background:#1d4ed8;color:#fff;border-radius:6px;text-decoration:none;font-weight:600}
-.steps{padding-left:1.2rem}
-.steps li{margin:.3rem 0}
-.step{border:1px dashed #9fb3c8;border-radius:8px;padding:.8rem;margin:.8rem 0}
-.center{text-align:center}
-.big-icon{font-size:3rem;line-height:1}
-.muted{color:var(--muted)}
-"#;

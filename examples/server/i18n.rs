@@ -1,8 +1,11 @@
 //! The texts a person verifying sees, in English and Lithuanian, chosen by the link's language.
 
+use axum::http::{header, HeaderMap};
 use magic_link::Language;
+use serde::Serialize;
 
-/// Every text of the landing, flow and error pages.
+/// Every text of the landing, flow and error pages; the templates print them as `t.name`.
+#[derive(Debug, Serialize)]
 pub(crate) struct Texts {
     /// The `lang` attribute.
     pub(crate) lang: &'static str,
@@ -137,6 +140,16 @@ pub(crate) fn for_tag(tag: &str) -> &'static Texts {
     } else {
         &EN
     }
+}
+
+/// The texts for a request whose link is unknown (a forged or expired token), by its
+/// `Accept-Language` header: see [`for_accept_language`].
+pub(crate) fn for_request(headers: &HeaderMap) -> &'static Texts {
+    for_accept_language(
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    )
 }
 
 /// The texts for a request whose link is unknown (a forged or expired token): the first of

@@ -38,28 +38,45 @@
 //! [`PostgresStore`](magic_link::store::PostgresStore) in `DATABASE_SCHEMA`, migrated at start-up, so
 //! several instances can share one database: give them the same `MAGIC_LINK_KEYS`.
 //!
-//! The demo has one account and no login: see [`Owner`].
+//! The demo has one account and no login: see [`Owner`](extract::Owner).
+//!
+//! Where things are:
+//!
+//! | file            | what                                                                  |
+//! |-----------------|-----------------------------------------------------------------------|
+//! | `main.rs`       | configuration, start-up, the routes                                   |
+//! | `pages.rs`      | the pages of the person verifying: landing, flow, outcome             |
+//! | `dashboard.rs`  | the owner's dashboard and its live parts                              |
+//! | `api.rs`        | the owner's JSON API: credits, links, sessions, QR codes              |
+//! | `webhooks.rs`   | the owner's JSON API for the webhook endpoint                         |
+//! | `inbox.rs`      | the demo inbox, receiving and verifying webhooks as a customer would  |
+//! | `background.rs` | webhook delivery and session expiry, running beside the server        |
+//! | `extract.rs`    | the owner extractor, and typed path, query and JSON extractors        |
+//! | `errors.rs`     | JSON errors, problem pages with their statuses, logging               |
+//! | `html.rs`       | templates and security headers (CSP with a per-response nonce)        |
+//! | `i18n.rs`       | the texts of the pages, in English and Lithuanian                     |
+//! | `assets/`       | the templates (`*.html`), the stylesheet and the scripts              |
 
 mod api;
+mod background;
 mod dashboard;
+mod errors;
+mod extract;
 mod html;
 mod i18n;
+mod inbox;
 mod pages;
 mod webhooks;
 
-use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, FromRequestParts};
-use axum::http::request::Parts;
-use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::extract::DefaultBodyLimit;
+use axum::response::Redirect;
 use axum::routing::{get, post};
-use axum::{middleware, Extension, Router};
+use axum::{middleware, Router};
 use magic_link::store::{MemoryStore, WebhookStore};
 use magic_link::tokens::{Keyring, LinkBase};
 use magic_link::{AccountId, Error, IdempotencyKey, MagicLinks};
@@ -83,31 +100,11 @@ pub(crate) struct App<S> {
     /// Which store backs it, for the dashboard.
     pub(crate) store_name: &'static str,
     /// The demo's webhook receiver.
-    pub(crate) inbox: webhooks::Inbox,
+    pub(crate) inbox: inbox::Inbox,
 }
 
 /// The shared state.
 pub(crate) type AppState<S> = Arc<App<S>>;
-
-/// The account owner making a dashboard or API request.
-///
-/// This demo has no login: every owner request acts for the one configured account. In a real
-/// service, authenticate the request here (a session cookie, an API key) and resolve the
-/// account from it. Every owner handler takes the account from this extractor only, never from
-/// the request, so one account can never see or change another's links.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Owner(pub(crate) AccountId);
-
-impl<S: Send + Sync> FromRequestParts<AppState<S>> for Owner {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(
-        _parts: &mut Parts,
-        app: &AppState<S>,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Self(app.account))
-    }
-}
 
 struct Config {
     bind: IpAddr,
@@ -177,6 +174,7 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), Box<dyn StdError>> {
     let config = Config::load()?;
+    html::check()?;
     let listener = tokio::net::TcpListener::bind((config.bind, config.port)).await?;
     let addr = listener.local_addr()?;
     let base_url = config
@@ -260,7 +258,7 @@ async fn serve<S: WebhookStore + 'static>(
         base_url,
         listener,
     } = setup;
-    let dispatcher = webhooks::dispatcher(store.clone())?;
+    let dispatcher = background::dispatcher(store.clone())?;
     let links = MagicLinks::new(store, keyring, link_base);
     let account = config.account;
     match links.create_account(account).await {
@@ -282,25 +280,13 @@ async fn serve<S: WebhookStore + 'static>(
         base_url,
         path_prefix,
         store_name,
-        inbox: webhooks::Inbox::default(),
+        inbox: inbox::Inbox::default(),
     });
 
     // Sessions left open past their time to live are abandoned, releasing their credit.
-    let sweeper = tokio::spawn({
-        let app = app.clone();
-        async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(30));
-            loop {
-                tick.tick().await;
-                if let Err(err) = app.links.expire_sessions(500).await {
-                    eprintln!("expiring sessions failed: {err}");
-                }
-            }
-        }
-    });
-
+    let sweeper = tokio::spawn(background::expire_sessions(app.clone()));
     // Webhooks: the outbox, delivered to the account's endpoint.
-    let delivery = tokio::spawn(webhooks::deliver(dispatcher));
+    let delivery = tokio::spawn(background::deliver(dispatcher));
 
     println!(
         "listening on http://{} (dashboard: {}/dashboard, store: {store_name})",
@@ -320,7 +306,7 @@ pub(crate) fn router<S: WebhookStore + 'static>(app: AppState<S>) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/dashboard") }))
         .route("/dashboard", get(dashboard::page::<S>))
-        .route("/dashboard/live", get(dashboard::live::<S>))
+        .route("/dashboard/live", get(dashboard::live_parts::<S>))
         .route("/api/account", get(api::account::<S>))
         .route("/api/credits", post(api::top_up::<S>))
         .route(
@@ -332,6 +318,7 @@ pub(crate) fn router<S: WebhookStore + 'static>(app: AppState<S>) -> Router {
         .route("/api/links/{id}/sessions", get(api::sessions::<S>))
         .route("/api/links/{id}/qr.svg", get(api::qr_svg::<S>))
         .route("/api/links/{id}/qr.png", get(api::qr_png::<S>))
+        // The owner's webhook endpoint, and the demo receiver.
         .route(
             "/api/webhook",
             get(webhooks::get::<S>)
@@ -342,7 +329,8 @@ pub(crate) fn router<S: WebhookStore + 'static>(app: AppState<S>) -> Router {
             "/api/webhook/deliveries/{event}/retry",
             post(webhooks::retry::<S>),
         )
-        .route("/demo/webhook-inbox", post(webhooks::inbox::<S>))
+        .route("/demo/webhook-inbox", post(inbox::receive::<S>))
+        // The person verifying.
         .route(
             "/l/{token}",
             get(pages::landing::<S>).post(pages::start::<S>),
@@ -352,28 +340,11 @@ pub(crate) fn router<S: WebhookStore + 'static>(app: AppState<S>) -> Router {
             get(pages::flow::<S>).post(pages::complete::<S>),
         )
         .route("/s/{token}/quit", post(pages::quit::<S>))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(errors::not_found)
+        .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(html::security_headers))
         .with_state(app)
-}
-
-async fn not_found(uri: Uri, Extension(nonce): Extension<html::CspNonce>) -> Response {
-    if uri.path().starts_with("/api/") {
-        api::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response()
-    } else {
-        pages::problem_page(&nonce, &i18n::EN, pages::Problem::NotFound)
-    }
-}
-
-async fn method_not_allowed(uri: Uri) -> Response {
-    let status = StatusCode::METHOD_NOT_ALLOWED;
-    if uri.path().starts_with("/api/") {
-        api::ApiError::new(status, "method_not_allowed", "method not allowed").into_response()
-    } else {
-        (status, "method not allowed").into_response()
-    }
 }
 
 async fn shutdown_signal() {

@@ -23,6 +23,7 @@ pub async fn run_all<S: LinkStore>(store: &S) {
     tenant_isolation(store).await;
     stats_and_paging(store).await;
     outbox_order(store).await;
+    inconsistent_inserts_and_precision(store).await;
 }
 
 /// Atomic create: ids are never overwritten; links need an existing account.
@@ -689,4 +690,76 @@ pub async fn outbox_order<S: LinkStore>(store: &S) {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), seen.len(), "event ids are unique");
+}
+
+/// Every store refuses the same inconsistent inserts with the same typed error (as
+/// PostgreSQL's `CHECK`s would), and keeps times to the microsecond: what a store returns from
+/// an insert is what it reads back.
+pub async fn inconsistent_inserts_and_precision<S: LinkStore>(store: &S) {
+    let mut greedy = Account::new(AccountId::new(), epoch());
+    greedy.balance = 1;
+    greedy.held = 2;
+    let refused = store.create_account(greedy.clone()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Invalid(InvalidInput::HeldExceedsBalance))
+        ),
+        "held > balance is refused: {refused:?}"
+    );
+    rejected(
+        store.account(greedy.id).await,
+        Rejection::NotFound,
+        "a refused account is not stored",
+    );
+
+    let account = account_with(store, 1).await;
+    let mut overused = Link::new(
+        LinkId::new(),
+        account.id,
+        NewLink::new("overused", crate::Flow::Selfie).limit(UsageLimit::multi(2).expect("2")),
+        epoch(),
+    )
+    .expect("valid");
+    overused.uses = 3;
+    let refused = store.insert_link(overused.clone()).await;
+    assert!(
+        matches!(refused, Err(Error::Invalid(InvalidInput::UsesExceedLimit))),
+        "uses > limit is refused: {refused:?}"
+    );
+    rejected(
+        store.link(account.id, overused.id).await,
+        Rejection::NotFound,
+        "a refused link is not stored",
+    );
+    assert!(
+        kinds_of(store, account.id)
+            .await
+            .iter()
+            .all(|k| !matches!(k, EventKind::LinkCreated { .. })),
+        "a refused link emits nothing"
+    );
+
+    let nanos = epoch() + Duration::days(1) + Duration::nanoseconds(123_456_789);
+    let mut spec = NewLink::new("precise", crate::Flow::Selfie);
+    spec.expires_at = Some(nanos);
+    let mut precise = Link::new(
+        LinkId::new(),
+        account.id,
+        spec,
+        epoch() + Duration::nanoseconds(999),
+    )
+    .expect("valid");
+    precise.expires_at = Some(nanos);
+    let stored = ok(store.insert_link(precise).await, "insert_link");
+    assert_eq!(
+        stored.expires_at,
+        Some(epoch() + Duration::days(1) + Duration::microseconds(123_456)),
+        "expiry truncated to microseconds"
+    );
+    let read = ok(store.link(account.id, stored.id).await, "link");
+    assert_eq!(
+        read, stored,
+        "what insert_link returns is what the store reads back"
+    );
 }

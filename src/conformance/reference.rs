@@ -107,6 +107,7 @@ impl ReferenceStore {
 
 impl LinkStore for ReferenceStore {
     async fn create_account(&self, account: Account) -> Result<Account, Error> {
+        let account = rules::create_account(&account)?;
         self.with(|m| {
             if m.accounts.contains_key(&account.id) {
                 return Err(Error::AlreadyExists);
@@ -117,6 +118,7 @@ impl LinkStore for ReferenceStore {
     }
 
     async fn insert_link(&self, link: Link) -> Result<Link, Error> {
+        let effects = rules::create_link(&link)?;
         self.with(|m| {
             if m.links.contains_key(&link.id) {
                 return Err(Error::AlreadyExists);
@@ -124,9 +126,8 @@ impl LinkStore for ReferenceStore {
             if !m.accounts.contains_key(&link.account) {
                 return Err(Rejection::NotFound.into());
             }
-            let effects = rules::create_link(&link);
             m.link_order.push(link.id);
-            m.links.insert(link.id, link);
+            m.links.insert(link.id, effects.value.clone());
             m.emit(
                 effects.value.account,
                 effects.value.created_at,

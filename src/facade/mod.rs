@@ -506,12 +506,32 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
         self.store.account(account).await
     }
 
-    /// Reads outbox events after `cursor`.
+    /// Reads up to `limit` of `account`'s outbox events with a [`seq`](Event::seq) after
+    /// `cursor` (0 for the first), oldest first; the next call passes the last one's `seq`.
+    /// Other accounts' events are never returned.
+    ///
+    /// The outbox is shared by all accounts ([`LinkStore::outbox_after`] is the dispatcher's
+    /// cross-account read); this call reads it in pages from `cursor` and keeps `account`'s
+    /// events, so it suits an owner's event log and tests, not a hot path.
     ///
     /// # Errors
     ///
     /// Backend failures.
-    pub async fn events_after(&self, cursor: u64, limit: usize) -> Result<Vec<Event>, Error> {
-        self.store.outbox_after(cursor, limit).await
+    pub async fn events_after(
+        &self,
+        account: AccountId,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, Error> {
+        let mut events = Vec::new();
+        let mut cursor = cursor;
+        while events.len() < limit {
+            let batch = self.store.outbox_after(cursor, Page::MAX_LIMIT).await?;
+            let Some(last) = batch.last() else { break };
+            cursor = last.seq;
+            events.extend(batch.into_iter().filter(|e| e.account == account));
+        }
+        events.truncate(limit);
+        Ok(events)
     }
 }

@@ -59,9 +59,13 @@ pub enum WebhookError {
     /// No `v1` signature in the header matches the payload under any of the secrets.
     #[error("no matching signature")]
     NoMatchingSignature,
-    /// A secret is not `whsec_` followed by non-empty base64.
+    /// A secret is not `whsec_` followed by non-empty base64 (an empty key included).
     #[error("malformed webhook secret: expected whsec_ followed by base64")]
     MalformedSecret,
+    /// A secret's key is shorter than [`WebhookSecret::MIN_LEN`] or longer than
+    /// [`WebhookSecret::MAX_LEN`] bytes, the bounds of the Standard Webhooks specification.
+    #[error("a webhook secret must be 24 to 64 bytes long")]
+    SecretLength,
 }
 
 /// A webhook signing secret: the HMAC-SHA256 key shared by the sender and the receiver,
@@ -90,12 +94,27 @@ pub struct WebhookSecret {
 }
 
 impl WebhookSecret {
-    /// A secret from raw key bytes.
+    /// The shortest key accepted on input, in bytes (Standard Webhooks: 24).
+    pub const MIN_LEN: usize = 24;
+    /// The longest key accepted on input, in bytes (Standard Webhooks: 64).
+    pub const MAX_LEN: usize = 64;
+
+    /// A secret from raw key bytes: 24 to 64 of them, as the Standard Webhooks specification
+    /// says. [`generate`](Self::generate) makes 32.
     ///
     /// # Errors
     ///
-    /// [`WebhookError::MalformedSecret`] for an empty key.
+    /// [`WebhookError::SecretLength`] for a key of another length.
     pub fn from_bytes(key: &[u8]) -> Result<Self, WebhookError> {
+        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&key.len()) {
+            return Err(WebhookError::SecretLength);
+        }
+        Self::from_stored(key)
+    }
+
+    /// A secret a store kept from before keys were bounded: any non-empty length, so that an
+    /// endpoint saved with a shorter secret still loads and sends. Never for new input.
+    pub(crate) fn from_stored(key: &[u8]) -> Result<Self, WebhookError> {
         if key.is_empty() {
             return Err(WebhookError::MalformedSecret);
         }
@@ -175,6 +194,9 @@ impl FromStr for WebhookSecret {
                 .decode(encoded)
                 .map_err(|_| WebhookError::MalformedSecret)?,
         );
+        if key.is_empty() {
+            return Err(WebhookError::MalformedSecret);
+        }
         Self::from_bytes(&key)
     }
 }

@@ -181,6 +181,7 @@ impl MemoryStore {
 
 impl LinkStore for MemoryStore {
     async fn create_account(&self, account: Account) -> Result<Account, Error> {
+        let account = rules::create_account(&account)?;
         let mut accounts = self.accounts.lock(&account.id);
         if accounts.contains_key(&account.id) {
             return Err(Error::AlreadyExists);
@@ -198,6 +199,7 @@ impl LinkStore for MemoryStore {
     }
 
     async fn insert_link(&self, link: Link) -> Result<Link, Error> {
+        let effects = rules::create_link(&link)?;
         let event_id = self.event_id();
         let mut links = self.links.lock(&link.id);
         if links.contains_key(&link.id) {
@@ -205,12 +207,11 @@ impl LinkStore for MemoryStore {
         }
         let mut accounts = self.accounts.lock(&link.account);
         let owner = accounts.get_mut(&link.account).ok_or(Rejection::NotFound)?;
-        let effects = rules::create_link(&link);
         owner.links.push(link.id);
         links.insert(
             link.id,
             LinkEntry {
-                link,
+                link: effects.value.clone(),
                 sessions: Vec::new(),
             },
         );

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
+use crate::rules;
 use crate::store::LinkStore;
 use crate::{
     Account, AccountId, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId, Outcome,
@@ -15,10 +16,12 @@ use crate::{LinkStats, OutcomeCounts, Page, Paged};
 
 mod decode;
 mod migrate;
+mod retry;
 mod statements;
 mod webhook_store;
 
 use decode::{get, status, to_i64};
+use retry::retry;
 use statements::Statements;
 
 /// The schema [`PostgresStore::new`] uses.
@@ -169,11 +172,33 @@ impl PostgresStore {
         }
     }
 
-    /// Pool options suited to the store: sqlx's defaults, except that a connection is not
-    /// pinged before each use (an extra round trip). A broken connection then fails one
-    /// operation with [`Error::Backend`] and is dropped from the pool.
+    /// Pool options suited to the store: sqlx's defaults, except that
+    ///
+    /// - every new connection runs at `READ COMMITTED`, whatever the database's or the role's
+    ///   default (`default_transaction_isolation`): the store's statements take the row locks
+    ///   they need and are written for it, while `repeatable read` or `serializable` would
+    ///   fail concurrent redemptions of one link with serialization errors;
+    /// - a connection is not pinged before each use (an extra round trip). A broken
+    ///   connection then fails one operation with [`Error::Backend`] and is dropped from the
+    ///   pool.
+    ///
+    /// With a pool you build yourself, at another isolation level, the store still works:
+    /// statements that fail with a serialization failure (`40001`) or a deadlock (`40P01`),
+    /// which roll back the whole statement, are run again after a short random wait, up to 10
+    /// times in all.
     pub fn pool_options() -> PgPoolOptions {
-        PgPoolOptions::new().test_before_acquire(false)
+        PgPoolOptions::new()
+            .test_before_acquire(false)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(
+                        conn,
+                        "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                    )
+                    .await
+                    .map(drop)
+                })
+            })
     }
 
     /// Connects a pool made by [`pool_options`](Self::pool_options) to `url` and returns a
@@ -220,11 +245,14 @@ impl PostgresStore {
         &self.schema
     }
 
-    async fn one(
+    /// Runs the statement that `query` builds and returns its one row, retrying conflicts.
+    async fn one<'q>(
         &self,
-        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        query: impl Fn() -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> Result<PgRow, Error> {
-        query.fetch_one(&self.pool).await.map_err(Error::backend)
+        retry(|| query().fetch_one(&self.pool))
+            .await
+            .map_err(Error::backend)
     }
 }
 
@@ -271,14 +299,17 @@ fn inner_rows(rows: &[PgRow], first: usize) -> Result<impl Iterator<Item = &PgRo
 
 impl LinkStore for PostgresStore {
     async fn create_account(&self, account: Account) -> Result<Account, Error> {
-        let done = sqlx::query(&self.sql.create_account)
-            .bind(account.id.as_uuid())
-            .bind(account.balance.to_string())
-            .bind(account.held.to_string())
-            .bind(account.created_at)
-            .execute(&self.pool)
-            .await
-            .map_err(Error::backend)?;
+        let account = rules::create_account(&account)?;
+        let done = retry(|| {
+            sqlx::query(&self.sql.create_account)
+                .bind(account.id.as_uuid())
+                .bind(account.balance.to_string())
+                .bind(account.held.to_string())
+                .bind(account.created_at)
+                .execute(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?;
         if done.rows_affected() == 0 {
             return Err(Error::AlreadyExists);
         }
@@ -286,28 +317,32 @@ impl LinkStore for PostgresStore {
     }
 
     async fn insert_link(&self, link: Link) -> Result<Link, Error> {
+        let link = rules::create_link(&link)?.value;
         let (usage_limit, max_uses) = decode::limit_columns(link.limit);
-        let row = sqlx::query(&self.sql.insert_link)
-            .bind(link.id.as_uuid())
-            .bind(link.account.as_uuid())
-            .bind(&link.name)
-            .bind(decode::flow_name(link.flow))
-            .bind(usage_limit)
-            .bind(max_uses)
-            .bind(to_i64(link.uses, "uses")?)
-            .bind(link.expires_at)
-            .bind(link.language.as_str())
-            .bind(link.created_at)
-            .bind(link.deactivated_at)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| {
-                if violates(&e, "links_pkey") {
-                    Error::AlreadyExists
-                } else {
-                    Error::backend(e)
-                }
-            })?;
+        let uses = to_i64(link.uses, "uses")?;
+        let row = retry(|| {
+            sqlx::query(&self.sql.insert_link)
+                .bind(link.id.as_uuid())
+                .bind(link.account.as_uuid())
+                .bind(&link.name)
+                .bind(decode::flow_name(link.flow))
+                .bind(usage_limit)
+                .bind(max_uses)
+                .bind(uses)
+                .bind(link.expires_at)
+                .bind(link.language.as_str())
+                .bind(link.created_at)
+                .bind(link.deactivated_at)
+                .fetch_one(&self.pool)
+        })
+        .await
+        .map_err(|e| {
+            if violates(&e, "links_pkey") {
+                Error::AlreadyExists
+            } else {
+                Error::backend(e)
+            }
+        })?;
         status(get(&row, 0)?)?;
         Ok(link)
     }
@@ -322,20 +357,22 @@ impl LinkStore for PostgresStore {
         let expires_at = now
             .checked_add_signed(ttl.duration())
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let row = sqlx::query(&self.sql.redeem)
-            .bind(link.as_uuid())
-            .bind(session.as_uuid())
-            .bind(now)
-            .bind(expires_at)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| {
-                if violates(&e, "sessions_pkey") {
-                    Error::AlreadyExists
-                } else {
-                    Error::backend(e)
-                }
-            })?;
+        let row = retry(|| {
+            sqlx::query(&self.sql.redeem)
+                .bind(link.as_uuid())
+                .bind(session.as_uuid())
+                .bind(now)
+                .bind(expires_at)
+                .fetch_one(&self.pool)
+        })
+        .await
+        .map_err(|e| {
+            if violates(&e, "sessions_pkey") {
+                Error::AlreadyExists
+            } else {
+                Error::backend(e)
+            }
+        })?;
         status(get(&row, 0)?)?;
         let number: i64 = get(&row, 2)?;
         let flow: &str = get(&row, 3)?;
@@ -374,7 +411,7 @@ impl LinkStore for PostgresStore {
     async fn expire_sessions(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let row = self
-            .one(sqlx::query(&self.sql.expire).bind(now).bind(limit))
+            .one(|| sqlx::query(&self.sql.expire).bind(now).bind(limit))
             .await?;
         let expired: i64 = get(&row, 0)?;
         Ok(usize::try_from(expired).unwrap_or(usize::MAX))
@@ -387,12 +424,12 @@ impl LinkStore for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<Link, Error> {
         let row = self
-            .one(
+            .one(|| {
                 sqlx::query(&self.sql.deactivate)
                     .bind(account.as_uuid())
                     .bind(link.as_uuid())
-                    .bind(now),
-            )
+                    .bind(now)
+            })
             .await?;
         status(get(&row, 0)?)?;
         decode::link(&row, 1)
@@ -406,48 +443,54 @@ impl LinkStore for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<Account, Error> {
         let row = self
-            .one(
+            .one(|| {
                 sqlx::query(&self.sql.top_up)
                     .bind(account.as_uuid())
                     .bind(amount.to_string())
                     .bind(key.as_str())
-                    .bind(now),
-            )
+                    .bind(now)
+            })
             .await?;
         status(get(&row, 0)?)?;
         decode::account_at(&row, 1)
     }
 
     async fn inspect(&self, link: LinkId) -> Result<(Link, bool), Error> {
-        let row = sqlx::query(&self.sql.inspect)
-            .bind(link.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(Error::backend)?
-            .ok_or(Rejection::NotFound)?;
+        let row = retry(|| {
+            sqlx::query(&self.sql.inspect)
+                .bind(link.as_uuid())
+                .fetch_optional(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?
+        .ok_or(Rejection::NotFound)?;
         Ok((decode::link(&row, 0)?, get(&row, 11)?))
     }
 
     async fn link(&self, account: AccountId, link: LinkId) -> Result<Link, Error> {
-        let row = sqlx::query(&self.sql.link)
-            .bind(link.as_uuid())
-            .bind(account.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(Error::backend)?
-            .ok_or(Rejection::NotFound)?;
+        let row = retry(|| {
+            sqlx::query(&self.sql.link)
+                .bind(link.as_uuid())
+                .bind(account.as_uuid())
+                .fetch_optional(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?
+        .ok_or(Rejection::NotFound)?;
         decode::link(&row, 0)
     }
 
     async fn links(&self, account: AccountId, page: Page) -> Result<Paged<Link>, Error> {
         let (after, limit) = page_bounds(page);
-        let rows = sqlx::query(&self.sql.links)
-            .bind(account.as_uuid())
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(Error::backend)?;
+        let rows = retry(|| {
+            sqlx::query(&self.sql.links)
+                .bind(account.as_uuid())
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?;
         if rows.is_empty() {
             return Err(Rejection::NotFound.into());
         }
@@ -458,13 +501,15 @@ impl LinkStore for PostgresStore {
     }
 
     async fn session(&self, account: AccountId, session: SessionId) -> Result<Session, Error> {
-        let row = sqlx::query(&self.sql.session)
-            .bind(session.as_uuid())
-            .bind(account.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(Error::backend)?
-            .ok_or(Rejection::NotFound)?;
+        let row = retry(|| {
+            sqlx::query(&self.sql.session)
+                .bind(session.as_uuid())
+                .bind(account.as_uuid())
+                .fetch_optional(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?
+        .ok_or(Rejection::NotFound)?;
         decode::session(&row, 0)
     }
 
@@ -475,14 +520,16 @@ impl LinkStore for PostgresStore {
         page: Page,
     ) -> Result<Paged<Session>, Error> {
         let (after, limit) = page_bounds(page);
-        let rows = sqlx::query(&self.sql.sessions)
-            .bind(link.as_uuid())
-            .bind(account.as_uuid())
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(Error::backend)?;
+        let rows = retry(|| {
+            sqlx::query(&self.sql.sessions)
+                .bind(link.as_uuid())
+                .bind(account.as_uuid())
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?;
         if rows.is_empty() {
             return Err(Rejection::NotFound.into());
         }
@@ -493,13 +540,15 @@ impl LinkStore for PostgresStore {
     }
 
     async fn stats(&self, account: AccountId, link: LinkId) -> Result<LinkStats, Error> {
-        let row = sqlx::query(&self.sql.stats)
-            .bind(link.as_uuid())
-            .bind(account.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(Error::backend)?
-            .ok_or(Rejection::NotFound)?;
+        let row = retry(|| {
+            sqlx::query(&self.sql.stats)
+                .bind(link.as_uuid())
+                .bind(account.as_uuid())
+                .fetch_optional(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?
+        .ok_or(Rejection::NotFound)?;
         let link = decode::link(&row, 0)?;
         let n = |i: usize| -> Result<u64, Error> {
             let count: i64 = get(&row, i)?;
@@ -520,24 +569,28 @@ impl LinkStore for PostgresStore {
     }
 
     async fn account(&self, account: AccountId) -> Result<Account, Error> {
-        let row = sqlx::query(&self.sql.account)
-            .bind(account.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(Error::backend)?
-            .ok_or(Rejection::NotFound)?;
+        let row = retry(|| {
+            sqlx::query(&self.sql.account)
+                .bind(account.as_uuid())
+                .fetch_optional(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?
+        .ok_or(Rejection::NotFound)?;
         decode::account_at(&row, 0)
     }
 
     async fn ledger(&self, account: AccountId, page: Page) -> Result<Paged<LedgerEntry>, Error> {
         let (after, limit) = page_bounds(page);
-        let rows = sqlx::query(&self.sql.ledger)
-            .bind(account.as_uuid())
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(Error::backend)?;
+        let rows = retry(|| {
+            sqlx::query(&self.sql.ledger)
+                .bind(account.as_uuid())
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?;
         if rows.is_empty() {
             return Err(Rejection::NotFound.into());
         }
@@ -558,15 +611,17 @@ impl LinkStore for PostgresStore {
         let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
         // At most Page::MAX_LIMIT events per call, as MemoryStore.
         let limit = limit.min(crate::Page::MAX_LIMIT) as i64;
-        sqlx::query(&self.sql.outbox_after)
-            .bind(cursor)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(Error::backend)?
-            .iter()
-            .map(|row| decode::event(row, 0))
-            .collect()
+        retry(|| {
+            sqlx::query(&self.sql.outbox_after)
+                .bind(cursor)
+                .bind(limit)
+                .fetch_all(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?
+        .iter()
+        .map(|row| decode::event(row, 0))
+        .collect()
     }
 }
 
@@ -580,13 +635,13 @@ impl PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
         let row = self
-            .one(
+            .one(|| {
                 sqlx::query(&self.sql.finish)
                     .bind(account.as_uuid())
                     .bind(session.as_uuid())
                     .bind(outcome.map(Outcome::as_str))
-                    .bind(now),
-            )
+                    .bind(now)
+            })
             .await?;
         status(get(&row, 0)?)?;
         decode::session(&row, 1)

@@ -97,7 +97,7 @@ fn endpoint(row: &PgRow, at: usize, account: AccountId) -> Result<Endpoint, Erro
     let keys: Vec<Vec<u8>> = get(row, at + 1)?;
     let secrets = keys
         .iter()
-        .map(|key| WebhookSecret::from_bytes(key).map_err(Error::backend))
+        .map(|key| WebhookSecret::from_stored(key).map_err(Error::backend))
         .collect::<Result<Vec<_>, _>>()?;
     let mut endpoint =
         Endpoint::new(account, &url, secrets, get(row, at + 2)?).map_err(Error::backend)?;

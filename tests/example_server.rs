@@ -2,10 +2,10 @@
 //! JSON API's error cases, the landing and flow pages' statuses and headers, and the QR code
 //! it serves, decoded back to the link URL.
 
-mod support;
+mod example_support;
 
+use example_support::{get_json, http, post_json, Receiver, Server};
 use serde_json::{json, Value};
-use support::{get_json, http, post_json, Receiver, Server};
 
 /// Asserts an API error: the status, the code, and a body of exactly `error` and `code`.
 #[track_caller]

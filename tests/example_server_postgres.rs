@@ -4,10 +4,10 @@
 //! Reads `DATABASE_URL` at run time; without it the test says why and skips (CI sets it).
 //! Works in a schema of its own, dropped at the end.
 
-mod support;
+mod example_support;
 
+use example_support::{get_json, http, post_json, Server};
 use serde_json::json;
-use support::{get_json, http, post_json, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_one_database() {

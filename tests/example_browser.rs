@@ -5,12 +5,12 @@
 //! Without them the tests say why and skip, except under CI (`CI=true`), where they fail.
 //! Screenshots are saved under `target/screenshots/`.
 
-mod support;
+mod example_support;
 
 use std::time::Duration;
 
-use support::webdriver::{Binaries, Browser};
-use support::{artefact_dir, get_json, http, Receiver, Server};
+use example_support::webdriver::{Binaries, Browser};
+use example_support::{artefact_dir, get_json, http, Receiver, Server};
 
 /// One browser at a time: the machine is small, and the scenarios are easier to read apart.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -1,0 +1,155 @@
+// The dashboard: every change goes through the JSON API; the live parts (credits, links and
+// their sessions, webhooks) are rendered and escaped on the server and polled from
+// /dashboard/live every two seconds.
+(function(){
+'use strict';
+const $ = (id) => document.getElementById(id);
+const P = $('dashboard').dataset.prefix;
+const opened = {};
+const last = {};
+let focusLink = null;
+
+async function api(method, path, body) {
+  const init = {method, headers: {}};
+  if (body !== undefined) { init.headers['content-type'] = 'application/json'; init.body = JSON.stringify(body); }
+  const res = await fetch(P + path, init);
+  let data = {};
+  try { data = await res.json(); } catch (e) {}
+  if (!res.ok) throw new Error(data.error || ('HTTP ' + res.status));
+  return data;
+}
+
+function newKey() {
+  if (window.crypto && crypto.randomUUID) return 'topup-' + crypto.randomUUID();
+  return 'topup-' + Date.now() + '-' + Math.random().toString(36).slice(2);
+}
+
+async function refresh() {
+  let data;
+  try {
+    const res = await fetch(P + '/dashboard/live', {cache: 'no-store'});
+    if (!res.ok) return;
+    data = await res.json();
+  } catch (e) { return; }
+  for (const k of ['credits', 'links', 'webhook-live']) {
+    if (last[k] === data[k]) continue;
+    last[k] = data[k];
+    const el = $(k);
+    el.innerHTML = data[k];
+    for (const d of el.querySelectorAll('details')) {
+      if (opened[d.dataset.id]) d.open = true;
+    }
+  }
+  if (focusLink) {
+    const d = document.querySelector('details[data-id="' + focusLink + '"]');
+    if (d) { d.open = true; opened[focusLink] = true; d.scrollIntoView({block: 'nearest'}); focusLink = null; }
+  }
+}
+
+document.addEventListener('toggle', (e) => {
+  if (e.target.tagName === 'DETAILS' && e.target.dataset.id) opened[e.target.dataset.id] = e.target.open;
+}, true);
+
+// Links.
+$('create-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  $('create-error').textContent = '';
+  const kind = document.querySelector('input[name=limit]:checked').value;
+  const body = {name: $('name').value, flow: $('flow').value, language: $('language').value.trim()};
+  if (kind === 'multi') body.limit = {multi: Number($('uses').value)};
+  else body.limit = kind;
+  if ($('expires').value) {
+    const at = new Date($('expires').value);
+    if (isNaN(at)) { $('create-error').textContent = 'The expiry is not a valid date.'; return; }
+    body.expires_at = at.toISOString();
+  }
+  $('create').disabled = true;
+  try {
+    const link = await api('POST', '/api/links', body);
+    focusLink = link.id;
+    $('name').value = '';
+    await refresh();
+  } catch (err) {
+    $('create-error').textContent = err.message;
+  } finally {
+    $('create').disabled = false;
+  }
+});
+
+// Credits.
+let topupKey = newKey();
+$('topup-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  $('topup-error').textContent = '';
+  $('topup').disabled = true;
+  try {
+    await api('POST', '/api/credits', {amount: Number($('topup-amount').value), idempotency_key: topupKey});
+    topupKey = newKey();
+    await refresh();
+  } catch (err) {
+    $('topup-error').textContent = err.message;
+  } finally {
+    $('topup').disabled = false;
+  }
+});
+
+// Webhooks.
+$('webhook-use-inbox').addEventListener('click', () => {
+  $('webhook-url').value = $('inbox-url') ? $('inbox-url').textContent : '';
+});
+$('webhook-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  $('webhook-error').textContent = '';
+  $('webhook-save').disabled = true;
+  try {
+    const body = {url: $('webhook-url').value};
+    if ($('webhook-secret').value.trim()) body.secret = $('webhook-secret').value.trim();
+    const answer = await api('PUT', '/api/webhook', body);
+    $('webhook-secret').value = '';
+    if (answer.secret) { $('webhook-secret-shown').value = answer.secret; $('webhook-new-secret').hidden = false; }
+    else { $('webhook-new-secret').hidden = true; }
+    await refresh();
+  } catch (err) {
+    $('webhook-error').textContent = err.message;
+  } finally {
+    $('webhook-save').disabled = false;
+  }
+});
+
+// The buttons in the live parts: copy, deactivate (pressed twice), stop sending, retry.
+document.addEventListener('click', async (e) => {
+  const copy = e.target.closest('[data-copy]');
+  if (copy) {
+    const field = $(copy.dataset.copy);
+    try { await navigator.clipboard.writeText(field.value); }
+    catch (err) { field.select(); document.execCommand('copy'); }
+    copy.textContent = 'Copied';
+    setTimeout(() => { copy.textContent = 'Copy'; }, 1500);
+    return;
+  }
+  const off = e.target.closest('[data-deactivate]');
+  if (off) {
+    if (!off.dataset.armed) {
+      off.dataset.armed = '1';
+      off.textContent = 'Deactivate for good?';
+      setTimeout(() => { delete off.dataset.armed; off.textContent = 'Deactivate'; }, 4000);
+      return;
+    }
+    off.disabled = true;
+    try { await api('POST', '/api/links/' + off.dataset.deactivate + '/deactivate'); }
+    catch (err) { alert(err.message); }
+    await refresh();
+    return;
+  }
+  const t = e.target;
+  try {
+    if (t.id === 'webhook-disable') { await api('DELETE', '/api/webhook'); }
+    else if (t.dataset && t.dataset.retry) { t.disabled = true; await api('POST', '/api/webhook/deliveries/' + t.dataset.retry + '/retry'); }
+    else return;
+  } catch (err) { $('webhook-error').textContent = err.message; }
+  await refresh();
+});
+
+refresh();
+setInterval(refresh, 2000);
+})();

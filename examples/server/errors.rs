@@ -1,0 +1,265 @@
+//! What the service answers when something is refused or fails: JSON errors for the owner's
+//! API, pages with the right status for the person verifying, and the log line for the
+//! operator.
+
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use magic_link::tokens::TokenError;
+use magic_link::{Error, InvalidInput, Rejection};
+use minijinja::context;
+
+use crate::html::{self, CspNonce, RenderError};
+use crate::i18n::{self, Texts};
+
+/// Logs an error and its sources to stderr. Errors never carry tokens or secrets.
+pub(crate) fn log_error(context: &str, err: &dyn std::error::Error) {
+    let mut line = format!("{context}: {err}");
+    let mut source = err.source();
+    while let Some(err) = source {
+        line.push_str(&format!(": {err}"));
+        source = err.source();
+    }
+    eprintln!("{line}");
+}
+
+/// An API error: a status and a JSON body `{"error": ..., "code": ...}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 422: a well-formed request with a value the service refuses.
+    pub(crate) fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    /// 404, for an unknown id (and for one that is not even an id).
+    pub(crate) fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "not found")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.message, "code": self.code });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
+        let message = err.to_string();
+        match err {
+            Error::Rejected(rejection) => {
+                let (status, code) = match rejection {
+                    Rejection::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+                    Rejection::Deactivated => (StatusCode::CONFLICT, "deactivated"),
+                    Rejection::Expired => (StatusCode::CONFLICT, "expired"),
+                    Rejection::Exhausted => (StatusCode::CONFLICT, "exhausted"),
+                    Rejection::NoCredits => (StatusCode::CONFLICT, "no_credits"),
+                    Rejection::IdempotencyConflict => {
+                        (StatusCode::CONFLICT, "idempotency_conflict")
+                    }
+                    _ => (StatusCode::CONFLICT, "rejected"),
+                };
+                Self::new(status, code, message)
+            }
+            Error::Invalid(invalid) => Self::invalid(invalid_code(&invalid), message),
+            Error::InvalidToken(_) => Self::new(StatusCode::NOT_FOUND, "invalid_token", message),
+            Error::AlreadyExists => Self::new(StatusCode::CONFLICT, "already_exists", message),
+            err => {
+                // A backend failure: log its whole chain, answer without the details.
+                log_error("store", &err);
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the store is unavailable; try again",
+                )
+            }
+        }
+    }
+}
+
+impl From<RenderError> for ApiError {
+    fn from(err: RenderError) -> Self {
+        log_error("html", &err);
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+}
+
+fn invalid_code(invalid: &InvalidInput) -> &'static str {
+    match invalid {
+        InvalidInput::EmptyName => "empty_name",
+        InvalidInput::NameTooLong { .. } => "name_too_long",
+        InvalidInput::NameControlCharacter => "name_control_character",
+        InvalidInput::ZeroUses => "zero_uses",
+        InvalidInput::ExpiryInPast => "expiry_in_past",
+        InvalidInput::InvalidLanguage => "invalid_language",
+        InvalidInput::ZeroAmount => "zero_amount",
+        InvalidInput::Overflow => "overflow",
+        InvalidInput::InvalidIdempotencyKey { .. } => "invalid_idempotency_key",
+        InvalidInput::InvalidWebhookUrl => "invalid_webhook_url",
+        InvalidInput::WebhookSecretCount { .. } => "invalid_secret_count",
+        _ => "invalid_input",
+    }
+}
+
+/// Why a link or session cannot be used, and the HTTP status that says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Problem {
+    /// Unknown, malformed or forged: 404.
+    NotFound,
+    /// At its usage limit: 410 Gone.
+    Used,
+    /// Past its expiry: 410 Gone.
+    Expired,
+    /// Deactivated by its owner: 410 Gone.
+    Deactivated,
+    /// The owner has no credit left: 503, temporary and not the visitor's doing.
+    NoCredits,
+    /// The store failed: 503.
+    Unavailable,
+    /// A form that could not be read: 400.
+    BadRequest,
+    /// A session token past its expiry: 410 Gone.
+    SessionExpired,
+}
+
+impl Problem {
+    pub(crate) fn of_rejection(rejection: Rejection) -> Self {
+        match rejection {
+            Rejection::Exhausted => Self::Used,
+            Rejection::Expired => Self::Expired,
+            Rejection::Deactivated => Self::Deactivated,
+            Rejection::NoCredits => Self::NoCredits,
+            Rejection::NotFound => Self::NotFound,
+            _ => Self::Unavailable,
+        }
+    }
+
+    /// The problem of a failed call on a link token; backend failures are logged here.
+    pub(crate) fn of_error(err: &Error) -> Self {
+        match err {
+            Error::Rejected(rejection) => Self::of_rejection(*rejection),
+            Error::InvalidToken(TokenError::Expired) => Self::Expired,
+            Error::InvalidToken(_) => Self::NotFound,
+            err => {
+                log_error("store", err);
+                Self::Unavailable
+            }
+        }
+    }
+
+    /// The problem of a failed call on a session token: like [`of_error`](Self::of_error), but
+    /// an expired token is a session that timed out.
+    pub(crate) fn of_session_error(err: &Error) -> Self {
+        match err {
+            Error::InvalidToken(TokenError::Expired) => Self::SessionExpired,
+            err => Self::of_error(err),
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Used | Self::Expired | Self::Deactivated | Self::SessionExpired => {
+                StatusCode::GONE
+            }
+            Self::NoCredits | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadRequest => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// A stable name, in the page's `data-problem` attribute.
+    fn name(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Used => "used",
+            Self::Expired => "expired",
+            Self::Deactivated => "deactivated",
+            Self::NoCredits => "no_credits",
+            Self::Unavailable => "unavailable",
+            Self::BadRequest => "bad_request",
+            Self::SessionExpired => "session_expired",
+        }
+    }
+
+    /// Temporary: worth trying again in a minute.
+    fn is_temporary(self) -> bool {
+        matches!(self, Self::NoCredits | Self::Unavailable)
+    }
+
+    fn texts(self, t: &Texts) -> (&'static str, &'static str) {
+        match self {
+            Self::NotFound => (t.invalid_title, t.invalid_body),
+            Self::Used => (t.used_title, t.new_link_body),
+            Self::Expired => (t.expired_title, t.new_link_body),
+            Self::Deactivated => (t.deactivated_title, t.new_link_body),
+            Self::NoCredits => (t.no_credit_title, t.no_credit_body),
+            Self::Unavailable => (t.unavailable_title, t.unavailable_body),
+            Self::BadRequest => (t.bad_request_title, t.bad_request_body),
+            Self::SessionExpired => (t.session_expired_title, t.ended_body),
+        }
+    }
+
+    /// The page that says what went wrong, in `t`'s language, with its status (and
+    /// `Retry-After` when it is temporary).
+    pub(crate) fn page(self, nonce: &CspNonce, t: &Texts) -> Response {
+        let (title, body) = self.texts(t);
+        // An hourglass when waiting helps, a warning sign otherwise.
+        let icon = if self.is_temporary() {
+            "\u{23F3}"
+        } else {
+            "\u{26A0}"
+        };
+        let context = context! {
+            lang => t.lang,
+            nonce => nonce.as_str(),
+            problem => self.name(),
+            icon,
+            title,
+            body,
+        };
+        let mut res = html::page(self.status(), "problem.html", context);
+        if self.is_temporary() {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+        }
+        res
+    }
+}
+
+/// The fallback for unknown routes: a JSON error under `/api/`, the "not valid" page elsewhere.
+pub(crate) async fn not_found(uri: Uri, Extension(nonce): Extension<CspNonce>) -> Response {
+    if uri.path().starts_with("/api/") {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response()
+    } else {
+        Problem::NotFound.page(&nonce, &i18n::EN)
+    }
+}
+
+/// The fallback for a known route with a method it does not take.
+pub(crate) async fn method_not_allowed(uri: Uri) -> Response {
+    let status = StatusCode::METHOD_NOT_ALLOWED;
+    if uri.path().starts_with("/api/") {
+        ApiError::new(status, "method_not_allowed", "method not allowed").into_response()
+    } else {
+        (status, "method not allowed").into_response()
+    }
+}
