@@ -1,8 +1,9 @@
 //! `IdempotencyKey::new`, `WebhookSecret`'s `FromStr` and the ids' `FromStr` on arbitrary text.
 //!
 //! Properties: each returns `Ok` or a typed error; an idempotency key is kept as written, is 1
-//! to 128 printable ASCII characters and survives a JSON round trip; a webhook secret's
-//! `Debug` is redacted; an id prints in a form that parses back to the same id.
+//! to 128 printable ASCII characters and survives a JSON round trip; a webhook secret has a key
+//! of 24 to 64 bytes, a redacted `Debug` and an exposed form that parses back to it; an id
+//! prints in a form that parses back to the same id.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -24,7 +25,8 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     if let Ok(secret) = text.parse::<WebhookSecret>() {
-        assert!(!secret.key_bytes().is_empty());
+        let len = secret.key_bytes().len();
+        assert!((WebhookSecret::MIN_LEN..=WebhookSecret::MAX_LEN).contains(&len));
         assert_eq!(format!("{secret:?}"), "WebhookSecret([redacted])");
         let again: WebhookSecret = secret.expose().parse().expect("an exposed secret parses");
         assert_eq!(again.key_bytes(), secret.key_bytes());
