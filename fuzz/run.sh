@@ -11,7 +11,8 @@
 # tests/fuzz_regressions.rs with the fix.
 #
 # cargo-fuzz needs unstable compiler flags: this uses the nightly toolchain when rustup has one,
-# and otherwise the default toolchain with RUSTC_BOOTSTRAP=1 (the machine may have no other).
+# and otherwise (or with FUZZ_STABLE=1) the default toolchain with RUSTC_BOOTSTRAP=1, since a
+# machine may have no other toolchain and no way to fetch one.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,7 +23,7 @@ if ! [[ "$total" =~ ^[0-9]+$ ]] || [ "$total" -lt 1 ]; then
     exit 2
 fi
 
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+if [ "${FUZZ_STABLE:-0}" != 1 ] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     fuzz=(cargo +nightly fuzz)
 else
     export RUSTC_BOOTSTRAP=1
