@@ -87,9 +87,11 @@ pub enum InvalidInput {
     /// A link base URL that is not an absolute `https`/`http` URL without query or fragment.
     #[error("the link base URL must be an absolute https or http URL without query or fragment")]
     InvalidLinkBase,
-    /// A webhook endpoint URL that is not an absolute `http` or `https` URL with a host, of at
-    /// most [`MAX_WEBHOOK_URL_LEN`](crate::webhooks::MAX_WEBHOOK_URL_LEN) bytes, without white space or
-    /// control characters. The URL itself is not repeated: it may hold a secret.
+    /// A webhook endpoint URL that is not an absolute `http` or `https` URL with a host and no
+    /// user information, of at most [`MAX_WEBHOOK_URL_LEN`](crate::webhooks::MAX_WEBHOOK_URL_LEN)
+    /// bytes, without white space or control characters (see
+    /// [`Endpoint::new`](crate::webhooks::Endpoint::new)). The URL itself is not repeated: it
+    /// may hold a secret.
     #[error("the webhook URL must be an absolute http or https URL")]
     InvalidWebhookUrl,
     /// An account whose held credits exceed its balance (`held <= balance` always).

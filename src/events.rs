@@ -50,6 +50,21 @@ pub enum EventKind {
         /// The link.
         link: LinkId,
     },
+    /// A redemption took the link's last use: it can start no more sessions. Written in the
+    /// same atomic step as that redemption's `link.redeemed`.
+    #[serde(rename = "link.exhausted")]
+    LinkExhausted {
+        /// The link.
+        link: LinkId,
+    },
+    /// The link's expiry passed: it can start no more sessions. Written once per link, by the
+    /// expiry sweep ([`MagicLinks::expire_links`](crate::MagicLinks::expire_links)), and never
+    /// for a link deactivated before the sweep found it expired.
+    #[serde(rename = "link.expired")]
+    LinkExpired {
+        /// The link.
+        link: LinkId,
+    },
     /// Credits were added to the account.
     #[serde(rename = "credits.added")]
     CreditsAdded {
@@ -69,6 +84,8 @@ impl EventKind {
             Self::SessionCompleted { .. } => "session.completed",
             Self::SessionAbandoned { .. } => "session.abandoned",
             Self::LinkDeactivated { .. } => "link.deactivated",
+            Self::LinkExhausted { .. } => "link.exhausted",
+            Self::LinkExpired { .. } => "link.expired",
             Self::CreditsAdded { .. } => "credits.added",
         }
     }

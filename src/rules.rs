@@ -103,11 +103,15 @@ pub fn redeem(
             .checked_add_signed(ttl.duration())
             .unwrap_or(DateTime::<Utc>::MAX_UTC),
     };
+    let mut events = vec![EventKind::LinkRedeemed {
+        link: link.id,
+        session,
+    }];
+    if link.remaining() == Some(0) {
+        events.push(EventKind::LinkExhausted { link: link.id });
+    }
     Ok(Effects {
-        events: vec![EventKind::LinkRedeemed {
-            link: link.id,
-            session,
-        }],
+        events,
         ledger: Some(ledger(account, LedgerKind::Hold { session }, 1, now)),
         value,
     })
@@ -162,6 +166,8 @@ pub fn complete(
 }
 
 /// Abandons a started session, releasing its held credit. The use it consumed stays consumed.
+/// A session abandoned at or after its time to live is abandoned as
+/// [`Expired`](AbandonReason::Expired), whatever `reason` says.
 ///
 /// Idempotent: abandoning an abandoned session returns it unchanged.
 ///
@@ -179,6 +185,11 @@ pub fn abandon(
         SessionStatus::Abandoned { .. } => Ok(Effects::unchanged(session.clone())),
         SessionStatus::Completed { .. } => Err(Rejection::SessionCompleted),
         SessionStatus::Started => {
+            let reason = if session.is_stale(now) {
+                AbandonReason::Expired
+            } else {
+                reason
+            };
             session.status = SessionStatus::Abandoned { reason, at: now };
             account.held -= 1;
             Ok(Effects {
@@ -212,6 +223,17 @@ pub fn expire(
     } else {
         None
     }
+}
+
+/// Whether the expiry sweep reports `link` as expired at `now`: `link.expired`, once per link
+/// (`reported`: the store already wrote it), only when it is past its expiry and was not
+/// deactivated first. The link itself does not change; the store records that it reported it.
+pub fn expire_link(link: &Link, reported: bool, now: DateTime<Utc>) -> Option<Effects<Link>> {
+    (!reported && link.deactivated_at.is_none() && link.is_expired(now)).then(|| Effects {
+        value: link.clone(),
+        events: vec![EventKind::LinkExpired { link: link.id }],
+        ledger: None,
+    })
 }
 
 /// Deactivates `link` for good. Idempotent: a deactivated link is returned unchanged.

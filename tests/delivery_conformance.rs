@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use magic_link::conformance::delivery;
+use magic_link::conformance::{delivery, ReferenceStore};
 use magic_link::store::MemoryStore;
 
 macro_rules! suite {
@@ -36,7 +36,9 @@ macro_rules! all_checks {
                 gone_endpoint_is_disabled,
                 disabling_an_endpoint_fails_its_pending_deliveries,
                 failed_deliveries_page_and_filter,
+                owner_operations_answer_not_found_to_other_accounts,
                 prune_deletes_only_old_delivered,
+                released_leases_are_claimable_at_once,
             ]
         );
     };
@@ -44,6 +46,8 @@ macro_rules! all_checks {
 
 all_checks!(memory, MemoryStore::new());
 all_checks!(shared_memory, Arc::new(MemoryStore::new()));
+// The reference store's webhook half is the delivery model: the suite checks the model too.
+all_checks!(reference, ReferenceStore::new());
 
 /// All checks on one store, after the core suite filled it with other accounts' events.
 #[tokio::test]

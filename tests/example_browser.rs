@@ -161,7 +161,11 @@ async fn single_use_link_end_to_end() {
         return;
     };
     let _serial = SERIAL.lock().await;
-    let server = Server::start(&[("INITIAL_CREDITS", "10")]);
+    // Its webhook receiver is on 127.0.0.1: allowed explicitly, as in local development.
+    let server = Server::start(&[
+        ("INITIAL_CREDITS", "10"),
+        ("WEBHOOK_ALLOW_NETWORKS", "127.0.0.1/32"),
+    ]);
     let base = server.base.clone();
     let b = Browser::start(&bins).await;
     let dir = artefact_dir("screenshots");

@@ -600,7 +600,8 @@ async fn put_json(http: &reqwest::Client, url: &str, body: &Value) -> (u16, Valu
 /// crate, independent of this one).
 #[tokio::test]
 async fn completion_fires_a_signed_webhook() {
-    let server = Server::start(&[]);
+    // The receiver is on 127.0.0.1: the server's transport refuses it unless allowed.
+    let server = Server::start(&[("WEBHOOK_ALLOW_NETWORKS", "127.0.0.1/32")]);
     let receiver = Receiver::start().await;
     let http = http();
     let base = &server.base;

@@ -1,5 +1,6 @@
-//! PostgresStore against a real PostgreSQL: the conformance suite, the model comparison, the
-//! races, cancelled redemptions, and the gap-free outbox under concurrent writers.
+//! PostgresStore against a real PostgreSQL: the conformance suites, the model comparisons (links
+//! and deliveries), the races, cancelled redemptions, and the gap-free outbox under concurrent
+//! writers.
 //!
 //! The tests read `DATABASE_URL` at run time (e.g. `postgres://postgres@127.0.0.1:5432/test`)
 //! and, without it, print why they skip and pass. Each works in a schema of its own, so they
@@ -11,7 +12,9 @@ use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use magic_link::clock::ManualClock;
-use magic_link::conformance::{self, compare_with_model, delivery, epoch, race};
+use magic_link::conformance::{
+    self, compare_delivery_with_model, compare_with_model, delivery, epoch, race,
+};
 use magic_link::store::sqlx::{self, postgres::PgPool};
 use magic_link::store::{LinkStore, PostgresStore, WebhookStore};
 use magic_link::tokens::Keyring;
@@ -28,6 +31,10 @@ use proptest::prelude::*;
 #[path = "common/ops.rs"]
 mod ops;
 use ops::op;
+
+#[path = "common/delivery_ops.rs"]
+mod delivery_ops;
+use delivery_ops::delivery_op;
 
 /// A store in a fresh schema of the database at `DATABASE_URL`.
 struct TestDb {
@@ -199,7 +206,28 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     .fetch_all(db.pool())
     .await
     .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
+
+    // Migration 5: each delivery function names the Rust rule it mirrors.
+    for (function, rule) in [
+        ("queue_deliveries", "rules::queued_status"),
+        ("claim_due", "rules::fails_at_claim"),
+        ("record_attempt", "rules::step_to_apply"),
+    ] {
+        let comment: Option<String> = sqlx::query_scalar(
+            "SELECT obj_description(p.oid, 'pg_proc') FROM pg_proc p \
+             JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2",
+        )
+        .bind(db.store.schema())
+        .bind(function)
+        .fetch_one(db.pool())
+        .await
+        .expect("comment");
+        assert!(
+            comment.is_some_and(|c| c.contains(rule)),
+            "{function} cites {rule}"
+        );
+    }
 
     // A fresh schema migrated by two instances at once.
     let fresh = PostgresStore::builder(db.pool().clone())
@@ -576,6 +604,25 @@ proptest! {
     }
 }
 
+proptest! {
+    // The delivery model test (see tests/delivery_model.rs), each case in a fresh schema.
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn postgres_store_matches_the_delivery_model(
+        ops in proptest::collection::vec(delivery_op(), 1..80)
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let Some(db) = TestDb::new(2).await else {
+                return;
+            };
+            compare_delivery_with_model(&db.store, &ops).await;
+            db.drop_schema().await;
+        });
+    }
+}
+
 /// Answers `503` to the first request, then `200`; records what it was sent.
 #[derive(Debug, Default)]
 struct Recorder {
@@ -636,14 +683,16 @@ async fn the_dispatcher_delivers_from_postgres() {
     let first = dispatcher.run_once().await.expect("dispatch");
     assert_eq!(
         (first.attempted, first.delivered, first.retrying),
-        (4, 3, 1)
+        (5, 4, 1),
+        "credits.added, link.created, link.redeemed, link.exhausted (the link was single-use), \
+         session.completed"
     );
     for _ in 0..20 {
         clock.advance(Duration::minutes(10));
         dispatcher.run_once().await.expect("dispatch");
     }
     let sent = transport.sent.lock().expect("lock").clone();
-    assert_eq!(sent.len(), 5, "four events, one of them twice");
+    assert_eq!(sent.len(), 6, "five events, one of them twice");
     let verifier = WebhookVerifier::new(secret);
     for request in &sent {
         let headers = WebhookHeaders::new(
@@ -660,7 +709,7 @@ async fn the_dispatcher_delivers_from_postgres() {
             .verify_at(headers, &request.body, at)
             .expect("a valid signature");
         let event: magic_link::EventId = request.webhook_id.parse().expect("event id");
-        let delivery = db.store.delivery(event).await.expect("delivery");
+        let delivery = db.store.delivery(account, event).await.expect("delivery");
         assert!(matches!(delivery.status, DeliveryStatus::Delivered { .. }));
     }
     db.drop_schema().await;

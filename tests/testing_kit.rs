@@ -258,3 +258,32 @@ async fn the_completion_webhook_is_the_same_on_every_run() -> Result<(), Box<dyn
     assert_ne!(first, other, "another seed makes other ids");
     Ok(())
 }
+
+/// Every id the crate makes comes from the kit's sequence: links, sessions, events and the
+/// dispatcher's leases are the same in two kits with one seed.
+#[tokio::test]
+async fn every_id_repeats_with_the_seed() -> Result<(), Box<dyn std::error::Error>> {
+    use magic_link::store::{LinkStore, WebhookStore};
+    let ids = |kit: TestKit| async move {
+        let link = kit.multi_use_link(3).await?;
+        let started = kit.start(&link).await?;
+        let store = kit.store();
+        store.queue_deliveries(kit.now(), 100).await?;
+        let claims = store
+            .claim_due(kit.now(), std::time::Duration::from_secs(60), 100)
+            .await?;
+        let events = store.outbox_after(0, 100).await?;
+        Ok::<_, Box<dyn std::error::Error>>((
+            link.link.id,
+            started.session.id,
+            events.iter().map(|e| e.id).collect::<Vec<_>>(),
+            claims.iter().map(|c| c.lease.id).collect::<Vec<_>>(),
+        ))
+    };
+    let first = ids(TestKit::new().await?).await?;
+    let second = ids(TestKit::new().await?).await?;
+    assert!(!first.3.is_empty(), "leases were made");
+    assert_eq!(first, second);
+    assert_ne!(first, ids(TestKit::with_seed(9).await?).await?);
+    Ok(())
+}

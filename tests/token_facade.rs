@@ -68,6 +68,9 @@ impl LinkStore for Watched {
     async fn expire_sessions(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
         self.touch().expire_sessions(now, limit).await
     }
+    async fn expire_links(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
+        self.touch().expire_links(now, limit).await
+    }
     async fn deactivate(
         &self,
         account: AccountId,

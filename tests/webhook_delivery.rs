@@ -175,15 +175,15 @@ async fn every_event_is_delivered_signed_with_its_id() {
         .await
         .unwrap();
     let events = w.links.events_after(w.account, 0, 100).await.unwrap();
-    assert_eq!(events.len(), 5);
+    assert_eq!(events.len(), 6);
 
     let report = dispatcher.run_once().await.unwrap();
-    assert_eq!(report.taken, 5);
-    assert_eq!(report.attempted, 5);
-    assert_eq!(report.delivered, 5);
+    assert_eq!(report.taken, 6);
+    assert_eq!(report.attempted, 6);
+    assert_eq!(report.delivered, 6);
 
     let sent = transport.sent();
-    assert_eq!(sent.len(), 5);
+    assert_eq!(sent.len(), 6);
     for (event, (at, request)) in events.iter().zip(&sent) {
         assert_eq!(request.url, URL);
         assert_eq!(request.webhook_id, event.id.to_string());
@@ -193,7 +193,7 @@ async fn every_event_is_delivered_signed_with_its_id() {
         assert_eq!(payload.kind, event.kind.name());
         assert_eq!(payload.data.account_id, w.account);
         w.assert_signed(*at, request);
-        let delivery = w.links.store().delivery(event.id).await.unwrap();
+        let delivery = w.links.store().delivery(w.account, event.id).await.unwrap();
         assert_eq!(delivery.status, DeliveryStatus::Delivered { at: *at });
         assert_eq!(delivery.attempts, 1);
     }
@@ -211,11 +211,12 @@ async fn every_event_is_delivered_signed_with_its_id() {
             "credits.added",
             "link.created",
             "link.redeemed",
+            "link.exhausted",
             "session.completed",
             "link.deactivated"
         ]
     );
-    let completed: WebhookPayload = serde_json::from_slice(&sent[3].1.body).unwrap();
+    let completed: WebhookPayload = serde_json::from_slice(&sent[4].1.body).unwrap();
     assert_eq!(completed.data.outcome, Some(Outcome::Approved));
     assert_eq!(completed.data.session_id, Some(session.id));
 
@@ -226,7 +227,7 @@ async fn every_event_is_delivered_signed_with_its_id() {
     );
     w.advance(100_000);
     assert_eq!(dispatcher.run_once().await.unwrap().attempted, 0);
-    assert_eq!(transport.sent().len(), 5);
+    assert_eq!(transport.sent().len(), 6);
 }
 
 #[tokio::test]
@@ -287,7 +288,7 @@ async fn failures_retry_on_the_default_schedule_with_the_same_id_then_fail() {
     timestamps.dedup();
     assert_eq!(timestamps.len(), 8, "a fresh timestamp per attempt");
 
-    let delivery = w.links.store().delivery(event.id).await.unwrap();
+    let delivery = w.links.store().delivery(w.account, event.id).await.unwrap();
     assert_eq!(
         delivery.status,
         DeliveryStatus::Failed {
@@ -307,7 +308,7 @@ async fn failures_retry_on_the_default_schedule_with_the_same_id_then_fail() {
         .unwrap();
     assert_eq!(
         failed.items,
-        vec![w.links.store().delivery(event.id).await.unwrap()]
+        vec![w.links.store().delivery(w.account, event.id).await.unwrap()]
     );
 
     // Kept, never retried again by itself...
@@ -332,7 +333,7 @@ async fn attempts_record_what_happened() {
     let attempt = w
         .links
         .store()
-        .delivery(event.id)
+        .delivery(w.account, event.id)
         .await
         .unwrap()
         .last_attempt
@@ -344,7 +345,7 @@ async fn attempts_record_what_happened() {
     let attempt = w
         .links
         .store()
-        .delivery(event.id)
+        .delivery(w.account, event.id)
         .await
         .unwrap()
         .last_attempt
@@ -353,7 +354,7 @@ async fn attempts_record_what_happened() {
     assert_eq!(
         attempt.outcome,
         AttemptOutcome::Transport {
-            message: "connection refused".into()
+            failure: magic_link::webhooks::TransportFailure::Refused
         }
     );
 }
@@ -372,7 +373,12 @@ async fn gone_disables_the_endpoint() {
     assert_eq!(endpoint.disabled_at, Some(w.clock.now()));
     for event in [&first, &second] {
         assert!(matches!(
-            w.links.store().delivery(event.id).await.unwrap().status,
+            w.links
+                .store()
+                .delivery(w.account, event.id)
+                .await
+                .unwrap()
+                .status,
             DeliveryStatus::Failed {
                 reason: FailReason::EndpointDisabled,
                 ..
@@ -496,7 +502,12 @@ async fn schedule_and_timeout_are_configurable() {
         .iter()
         .all(|(_, r)| r.timeout == Duration::from_secs(3)));
     assert!(matches!(
-        w.links.store().delivery(event.id).await.unwrap().status,
+        w.links
+            .store()
+            .delivery(w.account, event.id)
+            .await
+            .unwrap()
+            .status,
         DeliveryStatus::Failed {
             reason: FailReason::Exhausted,
             ..
@@ -573,7 +584,12 @@ async fn a_restarted_dispatcher_resumes_without_losing_or_repeating_deliveries()
     );
     for event in [&delivered, &retried, &in_flight, &unsent] {
         assert!(matches!(
-            w.links.store().delivery(event.id).await.unwrap().status,
+            w.links
+                .store()
+                .delivery(w.account, event.id)
+                .await
+                .unwrap()
+                .status,
             DeliveryStatus::Delivered { .. }
         ));
     }
@@ -666,8 +682,18 @@ async fn delivered_deliveries_are_pruned_after_the_retention() {
     assert_eq!(dispatcher.prune().await.unwrap(), 0);
     w.advance(3601);
     assert_eq!(dispatcher.prune().await.unwrap(), 1);
-    assert!(w.links.store().delivery(delivered.id).await.is_err());
-    assert!(w.links.store().delivery(pending.id).await.is_ok());
+    assert!(w
+        .links
+        .store()
+        .delivery(w.account, delivered.id)
+        .await
+        .is_err());
+    assert!(w
+        .links
+        .store()
+        .delivery(w.account, pending.id)
+        .await
+        .is_ok());
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! Real HTTP: the dispatcher sends through `HttpTransport` to a receiver on 127.0.0.1 that
-//! verifies every signature.
+//! verifies every signature. 127.0.0.1 is not a global address: each transport here allows
+//! its receiver explicitly (`tests/ssrf.rs` shows that the default refuses it).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -118,7 +119,11 @@ async fn delivers_over_http_to_a_verifying_receiver() {
         .await
         .unwrap();
     let link = links
-        .create_link(account, NewLink::new("Invite", Flow::Document))
+        .create_link(
+            account,
+            // Two uses, so the one redemption does not also write link.exhausted.
+            NewLink::new("Invite", Flow::Document).limit(magic_link::UsageLimit::multi(2).unwrap()),
+        )
         .await
         .unwrap();
     let session = links.redeem(&link.token).await.unwrap().session;
@@ -139,7 +144,11 @@ async fn delivers_over_http_to_a_verifying_receiver() {
         5,
     ));
 
-    let dispatcher = Dispatcher::new(store.clone(), HttpTransport::new().unwrap())
+    let transport = HttpTransport::builder()
+        .allow_socket_addr(address)
+        .build()
+        .unwrap();
+    let dispatcher = Dispatcher::new(store.clone(), transport)
         .timeout(Duration::from_secs(5))
         .schedule(magic_link::webhooks::RetrySchedule::new(vec![
             Duration::ZERO,
@@ -184,7 +193,11 @@ async fn delivers_over_http_to_a_verifying_receiver() {
     );
     for event in &events {
         assert!(matches!(
-            store.delivery(event.id).await.unwrap().status,
+            store
+                .delivery(event.account, event.id)
+                .await
+                .unwrap()
+                .status,
             DeliveryStatus::Delivered { .. }
         ));
     }
@@ -200,7 +213,10 @@ async fn connection_failures_and_timeouts_are_transport_errors() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let transport = HttpTransport::new().unwrap();
+    let transport = HttpTransport::builder()
+        .allow_network("127.0.0.1/32".parse().unwrap())
+        .build()
+        .unwrap();
     let request = |url: String, timeout| {
         WebhookRequest::new(
             url,

@@ -1,54 +1,55 @@
-//! The work the server does besides answering requests: delivering the webhook outbox, and
-//! abandoning sessions left open past their time to live. `serve` spawns both and stops them
-//! at shutdown.
+//! The work the server does besides answering requests, with the crate's own loops (feature
+//! `background`): the dispatcher delivers the webhook outbox, and the sweepers abandon sessions
+//! left open past their time to live and report expired links. `serve` runs them until
+//! shutdown; the dispatcher then lets sends in flight finish and gives back the rest.
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use magic_link::store::{LinkStore, WebhookStore};
-use magic_link::webhooks::{Dispatcher, HttpTransport, Transport, TransportError};
+use magic_link::webhooks::{AllowList, Dispatcher, HttpTransport, TransportError};
 
 use crate::errors::log_error;
 use crate::AppState;
 
-/// The dispatcher over HTTP(S).
+/// The dispatcher over HTTP(S). It sends to public addresses, to the server's own address
+/// (`own`: its demo inbox) and to what `allow` names (`WEBHOOK_ALLOW_NETWORKS`), nowhere else.
 pub(crate) fn dispatcher<S: WebhookStore>(
     store: S,
+    own: SocketAddr,
+    allow: AllowList,
 ) -> Result<Dispatcher<S, HttpTransport>, TransportError> {
-    Ok(Dispatcher::new(store, HttpTransport::new()?).timeout(Duration::from_secs(10)))
+    let transport = HttpTransport::builder()
+        .allow_socket_addr(own)
+        .allow(allow)
+        .build()?;
+    Ok(Dispatcher::new(store, transport)
+        .timeout(Duration::from_secs(10))
+        .poll_interval(Duration::from_millis(300))
+        .shutdown_grace(Duration::from_secs(5))
+        .on_error(|err| log_error("webhook delivery", err)))
 }
 
-/// Delivers the outbox for as long as the server runs: one pass, then a short pause when
-/// there was nothing to send. All delivery state is in the store, so a restart resumes.
-pub(crate) async fn deliver<S: WebhookStore, T: Transport>(dispatcher: Dispatcher<S, T>) {
-    let mut last_prune = std::time::Instant::now();
-    loop {
-        match dispatcher.run_once().await {
-            Ok(report) if report.attempted == 0 => {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-            Ok(_) => {}
-            Err(err) => {
-                log_error("webhook delivery", &err);
-                tokio::time::sleep(Duration::from_secs(2)).await;
+/// Abandons sessions left open past their time to live and reports expired links
+/// (`link.expired`), every 30 seconds until `shutdown`.
+pub(crate) async fn sweep<S: LinkStore>(app: AppState<S>, shutdown: impl Future<Output = ()>) {
+    let links = async {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            if let Err(err) = app.links.expire_links(500).await {
+                log_error("expiring links", &err);
             }
         }
-        if last_prune.elapsed() > Duration::from_secs(3600) {
-            last_prune = std::time::Instant::now();
-            if let Err(err) = dispatcher.prune().await {
-                log_error("pruning deliveries", &err);
-            }
-        }
-    }
-}
-
-/// Abandons sessions left open past their time to live, releasing their credit, every 30
-/// seconds for as long as the server runs.
-pub(crate) async fn expire_sessions<S: LinkStore>(app: AppState<S>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
-    loop {
-        tick.tick().await;
-        if let Err(err) = app.links.expire_sessions(500).await {
-            eprintln!("expiring sessions failed: {err}");
-        }
+    };
+    let sessions = app.links.run_session_sweeper(
+        Duration::from_secs(30),
+        |err| log_error("expiring sessions", err),
+        shutdown,
+    );
+    tokio::select! {
+        _ = sessions => {}
+        () = links => {}
     }
 }

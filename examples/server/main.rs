@@ -1,7 +1,7 @@
 //! A runnable identity-verification service on Magic Links: the integration to copy.
 //!
 //! ```text
-//! cargo run --example server --features qr,http
+//! cargo run --example server --features qr,http,background
 //! # then open http://127.0.0.1:3000/dashboard
 //! ```
 //!
@@ -33,6 +33,7 @@
 //! |                | `INITIAL_CREDITS` | 100                         |
 //! |                | `DATABASE_URL`    | unset: `MemoryStore`        |
 //! |                | `DATABASE_SCHEMA` | `magic_link`                |
+//! |                | `WEBHOOK_ALLOW_NETWORKS` | none: webhooks go to public addresses and the demo inbox only; add comma-separated CIDRs or `host:port`s for a local receiver |
 //!
 //! With `DATABASE_URL` set (and the `postgres` feature), the service runs on
 //! [`PostgresStore`](magic_link::store::PostgresStore) in `DATABASE_SCHEMA`, migrated at start-up, so
@@ -79,6 +80,7 @@ use axum::routing::{get, post};
 use axum::{middleware, Router};
 use magic_link::store::{MemoryStore, WebhookStore};
 use magic_link::tokens::{Keyring, LinkBase};
+use magic_link::webhooks::AllowList;
 use magic_link::{AccountId, Error, IdempotencyKey, MagicLinks};
 
 /// The largest request body accepted, in bytes. JSON requests and forms are tiny.
@@ -116,6 +118,8 @@ struct Config {
     database_schema: Option<String>,
     account: AccountId,
     initial_credits: u64,
+    /// Where webhooks may go besides public addresses and the server's own demo inbox.
+    webhook_allow: AllowList,
 }
 
 impl Config {
@@ -133,6 +137,10 @@ impl Config {
                 .unwrap_or(DEFAULT_ACCOUNT)
                 .parse()?,
             initial_credits: env("INITIAL_CREDITS").as_deref().unwrap_or("100").parse()?,
+            webhook_allow: env("WEBHOOK_ALLOW_NETWORKS")
+                .as_deref()
+                .unwrap_or("")
+                .parse()?,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -145,7 +153,7 @@ impl Config {
                     println!(
                         "usage: server [--port N] [--bind IP] [--base-url URL]\n\
                          environment: PORT, BIND, BASE_URL, MAGIC_LINK_KEYS, ACCOUNT_ID, \
-                         INITIAL_CREDITS, DATABASE_URL, DATABASE_SCHEMA"
+                         INITIAL_CREDITS, DATABASE_URL, DATABASE_SCHEMA, WEBHOOK_ALLOW_NETWORKS"
                     );
                     std::process::exit(0);
                 }
@@ -231,7 +239,7 @@ async fn serve_postgres(
 ) -> Result<(), Box<dyn StdError>> {
     Err(
         "DATABASE_URL is set, but this build has no PostgreSQL support: \
-         run with --features qr,http,postgres (or unset DATABASE_URL for the memory store)"
+         run with --features qr,http,background,postgres (or unset DATABASE_URL for the memory store)"
             .into(),
     )
 }
@@ -258,7 +266,11 @@ async fn serve<S: WebhookStore + 'static>(
         base_url,
         listener,
     } = setup;
-    let dispatcher = background::dispatcher(store.clone())?;
+    let dispatcher = background::dispatcher(
+        store.clone(),
+        listener.local_addr()?,
+        config.webhook_allow.clone(),
+    )?;
     let links = MagicLinks::new(store, keyring, link_base);
     let account = config.account;
     match links.create_account(account).await {
@@ -283,10 +295,22 @@ async fn serve<S: WebhookStore + 'static>(
         inbox: inbox::Inbox::default(),
     });
 
-    // Sessions left open past their time to live are abandoned, releasing their credit.
-    let sweeper = tokio::spawn(background::expire_sessions(app.clone()));
+    // One shutdown signal for the server and the background work.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop_signal = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    // Sessions left open past their time to live are abandoned, releasing their credit, and
+    // expired links reported.
+    let sweeper = tokio::spawn(background::sweep(app.clone(), stop_signal()));
     // Webhooks: the outbox, delivered to the account's endpoint.
-    let delivery = tokio::spawn(background::deliver(dispatcher));
+    let delivery = tokio::spawn({
+        let stop_signal = stop_signal();
+        async move { dispatcher.run(stop_signal).await }
+    });
 
     println!(
         "listening on http://{} (dashboard: {}/dashboard, store: {store_name})",
@@ -296,8 +320,10 @@ async fn serve<S: WebhookStore + 'static>(
     let served = axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown_signal())
         .await;
-    sweeper.abort();
-    delivery.abort();
+    // The dispatcher stops claiming, lets sends in flight finish, and gives back the rest.
+    let _ = stop.send(true);
+    let _ = sweeper.await;
+    let _ = delivery.await;
     Ok(served?)
 }
 

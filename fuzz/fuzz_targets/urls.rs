@@ -1,8 +1,9 @@
 //! The URL validation of `Endpoint::new` (webhook endpoints) and `LinkBase::new` (the base of
 //! link URLs) on arbitrary text.
 //!
-//! Properties: both return `Ok` or an `InvalidInput`; an endpoint keeps its URL as given and its
-//! `Debug` never shows user information (no `@`), nor the URL itself when anything follows the host; a
+//! Properties: both return `Ok` or an `InvalidInput`; an endpoint's URL (the parser's
+//! serialisation) is at most `MAX_WEBHOOK_URL_LEN` bytes and validates again unchanged; its
+//! `Debug` never shows an `@`, nor the URL as given when anything follows the host; a
 //! link base ends with `/`, starts with the input, validates again unchanged, and yields link
 //! URLs from which `token_from_url` takes back the token.
 #![no_main]
@@ -12,7 +13,7 @@ use std::sync::LazyLock;
 use chrono::DateTime;
 use libfuzzer_sys::fuzz_target;
 use magic_link::tokens::{token_from_url, LinkBase};
-use magic_link::webhooks::{Endpoint, WebhookSecret};
+use magic_link::webhooks::{Endpoint, WebhookSecret, MAX_WEBHOOK_URL_LEN};
 use magic_link::AccountId;
 
 static SECRET: LazyLock<WebhookSecret> =
@@ -24,7 +25,15 @@ fuzz_target!(|data: &[u8]| {
     };
     let account = AccountId::from_bytes([1; 16]);
     if let Ok(endpoint) = Endpoint::new(account, url, vec![SECRET.clone()], DateTime::UNIX_EPOCH) {
-        assert_eq!(endpoint.url(), url);
+        let stored = endpoint.url();
+        assert!(stored.len() <= MAX_WEBHOOK_URL_LEN, "{stored}");
+        assert!(
+            stored.starts_with("http://") || stored.starts_with("https://"),
+            "{stored}"
+        );
+        let again = Endpoint::new(account, stored, vec![SECRET.clone()], DateTime::UNIX_EPOCH)
+            .unwrap_or_else(|e| panic!("{url:?} is stored as {stored:?}, which is refused: {e}"));
+        assert_eq!(again.url(), stored);
         let shown = format!("{endpoint:?}");
         assert!(!shown.contains('@'), "{shown}");
         let after_host = url.split_once("://").and_then(|(_, rest)| {

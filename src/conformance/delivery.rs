@@ -21,7 +21,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::store::WebhookStore;
-use crate::webhooks::{Attempt, AttemptOutcome, Claim, DeliveryStatus, FailReason, NextStep};
+use crate::webhooks::{
+    Attempt, AttemptOutcome, Claim, DeliveryStatus, FailReason, Lease, NextStep,
+};
 use crate::webhooks::{Endpoint, WebhookSecret};
 use crate::Page;
 use crate::{Account, AccountId, Error, Event, EventId, IdempotencyKey, Rejection};
@@ -137,7 +139,9 @@ pub async fn run_all<S: WebhookStore>(store: &S) {
     gone_from_a_replaced_endpoint_disables_nothing(store).await;
     disabling_an_endpoint_fails_its_pending_deliveries(store).await;
     failed_deliveries_page_and_filter(store).await;
+    owner_operations_answer_not_found_to_other_accounts(store).await;
     prune_deletes_only_old_delivered(store).await;
+    released_leases_are_claimable_at_once(store).await;
 }
 
 /// Endpoints: set, read, replace, disable (idempotent), re-enable; unknown accounts.
@@ -218,7 +222,7 @@ pub async fn queues_events_of_accounts_with_an_endpoint<S: WebhookStore>(store: 
     let a = event(store, with).await;
     let b = event(store, without).await;
     assert!(queue_all(store, t0()).await >= 2);
-    let delivery = store.delivery(a.id).await.expect("queued");
+    let delivery = store.delivery(a.account, a.id).await.expect("queued");
     assert_eq!(delivery.account, with);
     assert_eq!(delivery.seq, a.seq);
     assert_eq!(delivery.attempts, 0);
@@ -229,7 +233,7 @@ pub async fn queues_events_of_accounts_with_an_endpoint<S: WebhookStore>(store: 
             next_attempt_at: t0()
         }
     );
-    assert_not_found(store.delivery(b.id).await);
+    assert_not_found(store.delivery(b.account, b.id).await);
     assert_eq!(queue_all(store, t0()).await, 0, "the cursor advanced");
 
     // An endpoint set later does not receive earlier events.
@@ -238,10 +242,10 @@ pub async fn queues_events_of_accounts_with_an_endpoint<S: WebhookStore>(store: 
         .await
         .expect("set");
     assert_eq!(queue_all(store, t0()).await, 0);
-    assert_not_found(store.delivery(b.id).await);
+    assert_not_found(store.delivery(b.account, b.id).await);
     let c = event(store, without).await;
     assert_eq!(queue_all(store, t0()).await, 1);
-    assert!(store.delivery(c.id).await.is_ok());
+    assert!(store.delivery(c.account, c.id).await.is_ok());
 }
 
 /// Two dispatchers queueing at once queue each event once.
@@ -285,7 +289,7 @@ pub async fn claims_are_exclusive_until_the_lease_runs_out<S: WebhookStore>(stor
     assert_eq!(first.lease.event, e.id);
     assert_eq!(first.lease.attempt, 1);
     assert_eq!(first.lease.until, t0() + secs(60));
-    let leased = store.delivery(e.id).await.expect("delivery");
+    let leased = store.delivery(e.account, e.id).await.expect("delivery");
     assert_eq!(leased.leased_until, Some(t0() + secs(60)));
 
     assert!(claim_mine(store, t0(), &mine).await.is_empty());
@@ -307,7 +311,14 @@ pub async fn claims_are_exclusive_until_the_lease_runs_out<S: WebhookStore>(stor
         .await
         .expect("record");
     assert!(!stale, "a lost lease records nothing");
-    assert_eq!(store.delivery(e.id).await.expect("delivery").attempts, 0);
+    assert_eq!(
+        store
+            .delivery(e.account, e.id)
+            .await
+            .expect("delivery")
+            .attempts,
+        0
+    );
     let fresh = store
         .record_attempt(
             second.lease,
@@ -341,7 +352,7 @@ pub async fn attempts_move_deliveries_along<S: WebhookStore>(store: &S) {
         )
         .await
         .expect("record"));
-    let d = store.delivery(e.id).await.expect("delivery");
+    let d = store.delivery(e.account, e.id).await.expect("delivery");
     assert_eq!(
         d.status,
         DeliveryStatus::Pending {
@@ -359,7 +370,7 @@ pub async fn attempts_move_deliveries_along<S: WebhookStore>(store: &S) {
         .record_attempt(claim.lease, status(204, 2, retry_at), NextStep::Delivered)
         .await
         .expect("record"));
-    let d = store.delivery(e.id).await.expect("delivery");
+    let d = store.delivery(e.account, e.id).await.expect("delivery");
     assert_eq!(d.status, DeliveryStatus::Delivered { at: retry_at });
     assert_eq!(d.attempts, 2);
     assert!(claim_mine(store, t0() + secs(100_000), &mine)
@@ -396,7 +407,11 @@ pub async fn success_under_a_lost_lease_counts<S: WebhookStore>(store: &S) {
         .await
         .expect("record"));
     assert_eq!(
-        store.delivery(e.id).await.expect("delivery").status,
+        store
+            .delivery(e.account, e.id)
+            .await
+            .expect("delivery")
+            .status,
         DeliveryStatus::Delivered {
             at: t0() + secs(61)
         }
@@ -414,7 +429,7 @@ pub async fn exhausted_deliveries_fail_and_can_be_requeued<S: WebhookStore>(stor
         .record_attempt(claim.lease, status(500, 1, t0()), NextStep::GiveUp)
         .await
         .expect("record"));
-    let d = store.delivery(e.id).await.expect("delivery");
+    let d = store.delivery(e.account, e.id).await.expect("delivery");
     assert_eq!(
         d.status,
         DeliveryStatus::Failed {
@@ -426,18 +441,16 @@ pub async fn exhausted_deliveries_fail_and_can_be_requeued<S: WebhookStore>(stor
         .await
         .is_empty());
     let failed = store
-        .failed_deliveries(Some(id), Page::first(10))
+        .failed_deliveries(id, Page::first(10))
         .await
         .expect("list");
     assert_eq!(failed.items, vec![d.clone()]);
-    let everyone = store
-        .failed_deliveries(None, Page::first(1000))
-        .await
-        .expect("list");
-    assert!(everyone.items.contains(&d));
 
     let later = t0() + secs(10);
-    let requeued = store.requeue(e.id, later).await.expect("requeue");
+    let requeued = store
+        .requeue(e.account, e.id, later)
+        .await
+        .expect("requeue");
     assert_eq!(
         requeued.status,
         DeliveryStatus::Pending {
@@ -446,7 +459,7 @@ pub async fn exhausted_deliveries_fail_and_can_be_requeued<S: WebhookStore>(stor
     );
     assert_eq!(requeued.attempts, 0);
     assert!(store
-        .failed_deliveries(Some(id), Page::first(10))
+        .failed_deliveries(id, Page::first(10))
         .await
         .expect("list")
         .items
@@ -457,12 +470,15 @@ pub async fn exhausted_deliveries_fail_and_can_be_requeued<S: WebhookStore>(stor
         .record_attempt(claim.lease, status(200, 1, later), NextStep::Delivered)
         .await
         .expect("record"));
-    let delivered = store.requeue(e.id, later).await.expect("requeue");
+    let delivered = store
+        .requeue(e.account, e.id, later)
+        .await
+        .expect("requeue");
     assert!(
         matches!(delivered.status, DeliveryStatus::Delivered { .. }),
         "only failed deliveries are re-queued"
     );
-    assert_not_found(store.requeue(EventId::new(), later).await);
+    assert_not_found(store.requeue(id, EventId::new(), later).await);
 }
 
 /// `410 Gone` disables the endpoint and fails every pending delivery of its account; events
@@ -486,7 +502,7 @@ pub async fn gone_endpoint_is_disabled<S: WebhookStore>(store: &S) {
             gone.lease,
             status(410, 1, t0()),
             NextStep::DisableEndpoint {
-                endpoint_updated_at: gone.endpoint.updated_at,
+                endpoint_version: gone.endpoint.version,
             },
         )
         .await
@@ -499,7 +515,7 @@ pub async fn gone_endpoint_is_disabled<S: WebhookStore>(store: &S) {
     assert_eq!(endpoint.disabled_at, Some(t0()));
     for event in [a.id, b.id] {
         assert_eq!(
-            store.delivery(event).await.expect("delivery").status,
+            store.delivery(id, event).await.expect("delivery").status,
             DeliveryStatus::Failed {
                 at: t0(),
                 reason: FailReason::EndpointDisabled
@@ -508,14 +524,22 @@ pub async fn gone_endpoint_is_disabled<S: WebhookStore>(store: &S) {
         );
     }
     assert!(matches!(
-        store.delivery(c.id).await.expect("delivery").status,
+        store
+            .delivery(c.account, c.id)
+            .await
+            .expect("delivery")
+            .status,
         DeliveryStatus::Pending { .. }
     ));
 
     let d = event(store, id).await;
     queue_all(store, t0()).await;
     assert!(matches!(
-        store.delivery(d.id).await.expect("queued as failed").status,
+        store
+            .delivery(d.account, d.id)
+            .await
+            .expect("queued as failed")
+            .status,
         DeliveryStatus::Failed {
             reason: FailReason::EndpointDisabled,
             ..
@@ -528,10 +552,14 @@ pub async fn gone_endpoint_is_disabled<S: WebhookStore>(store: &S) {
     assert_eq!(claims[0].event.id, c.id);
 
     // Re-queued while the endpoint is still disabled: failed again when due.
-    store.requeue(b.id, at).await.expect("requeue");
+    store.requeue(b.account, b.id, at).await.expect("requeue");
     assert!(claim_mine(store, at, &mine).await.is_empty());
     assert!(matches!(
-        store.delivery(b.id).await.expect("delivery").status,
+        store
+            .delivery(b.account, b.id)
+            .await
+            .expect("delivery")
+            .status,
         DeliveryStatus::Failed { .. }
     ));
 
@@ -541,7 +569,7 @@ pub async fn gone_endpoint_is_disabled<S: WebhookStore>(store: &S) {
         .await
         .expect("set again");
     for event in [a.id, b.id, d.id] {
-        store.requeue(event, at).await.expect("requeue");
+        store.requeue(id, event, at).await.expect("requeue");
     }
     let claims = claim_mine(store, at, &mine).await;
     let mut claimed: Vec<EventId> = claims.iter().map(|c| c.event.id).collect();
@@ -566,7 +594,11 @@ pub async fn disabling_an_endpoint_fails_its_pending_deliveries<S: WebhookStore>
         .await
         .expect("disable");
     assert_eq!(
-        store.delivery(e.id).await.expect("delivery").status,
+        store
+            .delivery(e.account, e.id)
+            .await
+            .expect("delivery")
+            .status,
         DeliveryStatus::Failed {
             at: t0() + secs(1),
             reason: FailReason::EndpointDisabled
@@ -575,16 +607,19 @@ pub async fn disabling_an_endpoint_fails_its_pending_deliveries<S: WebhookStore>
     assert!(claim_mine(store, t0() + secs(1), &mine).await.is_empty());
 }
 
-/// Failed deliveries page by `seq` and filter by account.
+/// Failed deliveries page by `seq`, each account's own only.
 pub async fn failed_deliveries_page_and_filter<S: WebhookStore>(store: &S) {
     let a = account_with_endpoint(store).await;
     let b = account_with_endpoint(store).await;
     let mine = [a, b];
     let mut failed_a = Vec::new();
+    let mut failed_b = Vec::new();
     for account in [a, b, a, b, a] {
         let e = event(store, account).await;
         if account == a {
             failed_a.push(e.seq);
+        } else {
+            failed_b.push(e.seq);
         }
     }
     queue_all(store, t0()).await;
@@ -594,22 +629,26 @@ pub async fn failed_deliveries_page_and_filter<S: WebhookStore>(store: &S) {
             .await
             .expect("record"));
     }
-    let all = store
-        .failed_deliveries(None, Page::first(1000))
+    let of_b = store
+        .failed_deliveries(b, Page::first(1000))
         .await
         .expect("list");
-    let ours: Vec<_> = all
+    assert_eq!(of_b.next, None);
+    assert!(of_b.items.iter().all(|d| d.account == b));
+    let seqs: Vec<u64> = of_b.items.iter().map(|d| d.seq).collect();
+    assert_eq!(seqs, failed_b, "b's failed deliveries, in outbox order");
+    let stranger = account(store).await;
+    assert!(store
+        .failed_deliveries(stranger, Page::first(1000))
+        .await
+        .expect("list")
         .items
-        .iter()
-        .filter(|d| d.account == a || d.account == b)
-        .collect();
-    assert_eq!(ours.len(), 5);
-    assert!(all.items.windows(2).all(|w| w[0].seq < w[1].seq));
+        .is_empty());
 
     let mut seen = Vec::new();
     let mut page = Page::first(2);
     loop {
-        let got = store.failed_deliveries(Some(a), page).await.expect("list");
+        let got = store.failed_deliveries(a, page).await.expect("list");
         assert!(got.items.len() <= 2);
         assert!(got.items.iter().all(|d| d.account == a));
         seen.extend(got.items.iter().map(|d| d.seq));
@@ -619,6 +658,59 @@ pub async fn failed_deliveries_page_and_filter<S: WebhookStore>(store: &S) {
         }
     }
     assert_eq!(seen, failed_a);
+}
+
+/// `delivery`, `failed_deliveries` and `requeue` take the owning account: another account's
+/// delivery is `NotFound` (or not listed), exactly like an unknown one, and is left unchanged.
+pub async fn owner_operations_answer_not_found_to_other_accounts<S: WebhookStore>(store: &S) {
+    let owner = account_with_endpoint(store).await;
+    let with_endpoint = account_with_endpoint(store).await;
+    let without = account(store).await;
+    let e = event(store, owner).await;
+    queue_all(store, t0()).await;
+    for stranger in [with_endpoint, without] {
+        assert_not_found(store.delivery(stranger, e.id).await);
+    }
+    let claim = claim_mine(store, t0(), &[owner]).await.remove(0);
+    assert!(store
+        .record_attempt(claim.lease, status(500, 1, t0()), NextStep::GiveUp)
+        .await
+        .expect("record"));
+    let failed = store.delivery(owner, e.id).await.expect("the owner's");
+    let later = t0() + secs(1);
+    for stranger in [with_endpoint, without, AccountId::new()] {
+        assert_not_found(store.delivery(stranger, e.id).await);
+        assert_not_found(store.requeue(stranger, e.id, later).await);
+        assert!(
+            store
+                .failed_deliveries(stranger, Page::first(1000))
+                .await
+                .expect("list")
+                .items
+                .is_empty(),
+            "another account's failed delivery is not listed"
+        );
+    }
+    assert_eq!(
+        store.delivery(owner, e.id).await.expect("the owner's"),
+        failed,
+        "a stranger's requeue changes nothing"
+    );
+    assert_eq!(
+        store
+            .failed_deliveries(owner, Page::first(1000))
+            .await
+            .expect("list")
+            .items,
+        vec![failed]
+    );
+    let requeued = store.requeue(owner, e.id, later).await.expect("requeue");
+    assert_eq!(
+        requeued.status,
+        DeliveryStatus::Pending {
+            next_attempt_at: later
+        }
+    );
 }
 
 /// Pruning deletes only deliveries delivered before the cutoff.
@@ -658,9 +750,9 @@ pub async fn prune_deletes_only_old_delivered<S: WebhookStore>(store: &S) {
             .expect("prune")
             >= 1
     );
-    assert_not_found(store.delivery(old.id).await);
+    assert_not_found(store.delivery(old.account, old.id).await);
     for kept in [recent.id, failed.id, pending.id] {
-        assert!(store.delivery(kept).await.is_ok());
+        assert!(store.delivery(id, kept).await.is_ok());
     }
     assert_eq!(
         store
@@ -720,18 +812,23 @@ pub async fn gone_from_a_replaced_endpoint_disables_nothing<S: WebhookStore>(sto
         .iter()
         .find(|claim| claim.event.id == a.id)
         .expect("a is due");
-    let later = t0() + TimeDelta::seconds(1);
-    store
-        .set_endpoint(endpoint(id, "https://example.com/new-hook", later))
+    assert_eq!(
+        claim.endpoint.version, 1,
+        "an account's first endpoint is version 1"
+    );
+    // Replaced in the very microsecond it was set: only the version tells the two apart.
+    let replaced = store
+        .set_endpoint(endpoint(id, "https://example.com/new-hook", t0()))
         .await
         .expect("replace endpoint");
-    let done = later + TimeDelta::seconds(1);
+    assert_eq!(replaced.version, 2, "every set adds one to the version");
+    let done = t0() + TimeDelta::seconds(1);
     assert!(store
         .record_attempt(
             claim.lease,
             status(410, 1, done),
             NextStep::DisableEndpoint {
-                endpoint_updated_at: claim.endpoint.updated_at,
+                endpoint_version: claim.endpoint.version,
             },
         )
         .await
@@ -739,11 +836,133 @@ pub async fn gone_from_a_replaced_endpoint_disables_nothing<S: WebhookStore>(sto
     let current = store.endpoint(id).await.expect("read").expect("endpoint");
     assert_eq!(current.disabled_at, None, "the new endpoint stays enabled");
     assert_eq!(current.url(), "https://example.com/new-hook");
+    assert_eq!(current.version, 2, "the version reads back");
     assert_eq!(
-        store.delivery(a.id).await.expect("delivery").status,
+        store
+            .delivery(a.account, a.id)
+            .await
+            .expect("delivery")
+            .status,
         DeliveryStatus::Pending {
             next_attempt_at: done
         },
         "the delivery is due again at once"
     );
+}
+
+/// Releasing a lease makes its delivery claimable at once, still due when it was, with its
+/// attempt count unchanged; only the delivery's current lease can be released.
+pub async fn released_leases_are_claimable_at_once<S: WebhookStore>(store: &S) {
+    let id = account_with_endpoint(store).await;
+    let mine = [id];
+    let e = event(store, id).await;
+    queue_all(store, t0()).await;
+
+    let first = claim_mine(store, t0(), &mine).await.remove(0);
+    assert!(store.release(first.lease).await.expect("release"));
+    let d = store.delivery(e.account, e.id).await.expect("delivery");
+    assert_eq!(
+        d.status,
+        DeliveryStatus::Pending {
+            next_attempt_at: t0()
+        }
+    );
+    assert_eq!(d.leased_until, None);
+    assert_eq!(d.attempts, 0);
+    assert!(
+        !store.release(first.lease).await.expect("release"),
+        "a lease is released once"
+    );
+
+    // Claimable at once, long before the released lease would have run out.
+    let second = claim_mine(store, t0() + secs(1), &mine).await.remove(0);
+    assert_eq!(second.lease.attempt, 1);
+    assert_ne!(second.lease.id, first.lease.id);
+    assert!(
+        !store.release(first.lease).await.expect("release"),
+        "an old lease releases nothing"
+    );
+    let forged = Lease {
+        id: uuid::Uuid::new_v4(),
+        ..second.lease
+    };
+    assert!(
+        !store.release(forged).await.expect("release"),
+        "another lease id releases nothing"
+    );
+    assert!(
+        claim_mine(store, t0() + secs(1), &mine).await.is_empty(),
+        "the current lease still holds"
+    );
+    assert!(
+        !store
+            .record_attempt(first.lease, status(500, 1, t0()), NextStep::RetryAt(t0()))
+            .await
+            .expect("record"),
+        "a released lease records nothing"
+    );
+
+    // Recorded: the lease is spent, and releasing it does not make the retry due early.
+    let retry_at = t0() + secs(30);
+    assert!(store
+        .record_attempt(
+            second.lease,
+            status(503, 1, t0() + secs(1)),
+            NextStep::RetryAt(retry_at)
+        )
+        .await
+        .expect("record"));
+    assert!(!store.release(second.lease).await.expect("release"));
+    assert!(claim_mine(store, t0() + secs(29), &mine).await.is_empty());
+
+    // A released retry keeps its attempt count and its due time.
+    let third = claim_mine(store, retry_at, &mine).await.remove(0);
+    assert_eq!(third.lease.attempt, 2);
+    assert!(store.release(third.lease).await.expect("release"));
+    let d = store.delivery(e.account, e.id).await.expect("delivery");
+    assert_eq!(
+        d.status,
+        DeliveryStatus::Pending {
+            next_attempt_at: retry_at
+        }
+    );
+    assert_eq!(d.attempts, 1);
+    assert_eq!(d.leased_until, None);
+    assert_eq!(d.last_attempt, Some(status(503, 1, t0() + secs(1))));
+
+    // A lease that ran out and was taken over releases nothing.
+    let stalled = claim_mine(store, retry_at, &mine).await.remove(0);
+    let taken_over = claim_mine(store, retry_at + secs(60), &mine)
+        .await
+        .remove(0);
+    assert!(!store.release(stalled.lease).await.expect("release"));
+    assert!(claim_mine(store, retry_at + secs(60), &mine)
+        .await
+        .is_empty());
+    assert!(store
+        .record_attempt(
+            taken_over.lease,
+            status(204, 2, retry_at + secs(60)),
+            NextStep::Delivered
+        )
+        .await
+        .expect("record"));
+    assert!(!store.release(taken_over.lease).await.expect("release"));
+    assert!(matches!(
+        store
+            .delivery(e.account, e.id)
+            .await
+            .expect("delivery")
+            .status,
+        DeliveryStatus::Delivered { .. }
+    ));
+
+    // Unknown events and leases release nothing.
+    let unknown = Lease {
+        id: uuid::Uuid::new_v4(),
+        event: EventId::new(),
+        attempt: 1,
+        until: t0(),
+    };
+    assert!(!store.release(unknown).await.expect("release"));
 }

@@ -24,6 +24,7 @@ pub async fn run_all<S: LinkStore>(store: &S) {
     stats_and_paging(store).await;
     outbox_order(store).await;
     inconsistent_inserts_and_precision(store).await;
+    lifecycle_events(store).await;
 }
 
 /// Atomic create: ids are never overwritten; links need an existing account.
@@ -761,5 +762,116 @@ pub async fn inconsistent_inserts_and_precision<S: LinkStore>(store: &S) {
     assert_eq!(
         read, stored,
         "what insert_link returns is what the store reads back"
+    );
+}
+
+/// Lifecycle events: `link.exhausted` in the step that takes the last use, `link.expired` once
+/// per link however often the sweep runs and never for a link deactivated first, and a session
+/// abandoned after its time to live is abandoned as expired.
+pub async fn lifecycle_events<S: LinkStore>(store: &S) {
+    let account = account_with(store, 10).await;
+    let two = link_with(store, account.id, UsageLimit::multi(2).expect("2"), None).await;
+    ok(
+        store.redeem(two.id, SessionId::new(), ttl(), epoch()).await,
+        "redeem",
+    );
+    assert!(
+        !kinds_of(store, account.id)
+            .await
+            .contains(&EventKind::LinkExhausted { link: two.id }),
+        "not exhausted after the first of two uses"
+    );
+    let last = SessionId::new();
+    ok(store.redeem(two.id, last, ttl(), epoch()).await, "redeem");
+    let kinds = kinds_of(store, account.id).await;
+    assert_eq!(
+        kinds[kinds.len() - 2..],
+        [
+            EventKind::LinkRedeemed {
+                link: two.id,
+                session: last
+            },
+            EventKind::LinkExhausted { link: two.id },
+        ],
+        "the last use writes link.redeemed then link.exhausted"
+    );
+    rejected(
+        store.redeem(two.id, SessionId::new(), ttl(), epoch()).await,
+        Rejection::Exhausted,
+        "exhausted",
+    );
+    let exhausted = |kinds: &[EventKind]| {
+        kinds
+            .iter()
+            .filter(|k| **k == EventKind::LinkExhausted { link: two.id })
+            .count()
+    };
+    assert_eq!(
+        exhausted(&kinds_of(store, account.id).await),
+        1,
+        "a refused redemption writes nothing"
+    );
+
+    let at = epoch() + Duration::hours(1);
+    let expiring = link_with(store, account.id, UsageLimit::Unlimited, Some(at)).await;
+    let deactivated = link_with(store, account.id, UsageLimit::Unlimited, Some(at)).await;
+    ok(
+        store.deactivate(account.id, deactivated.id, epoch()).await,
+        "deactivate",
+    );
+    let expired = |kinds: &[EventKind], link: LinkId| {
+        kinds
+            .iter()
+            .filter(|k| **k == EventKind::LinkExpired { link })
+            .count()
+    };
+    // Other checks may share the store: sweep everything due, and count this account's.
+    while ok(
+        store.expire_links(at - Duration::seconds(1), 1000).await,
+        "sweep",
+    ) == 1000
+    {}
+    assert_eq!(
+        expired(&kinds_of(store, account.id).await, expiring.id),
+        0,
+        "not before expiry"
+    );
+    for _ in 0..3 {
+        while ok(store.expire_links(at, 1000).await, "sweep") == 1000 {}
+    }
+    let kinds = kinds_of(store, account.id).await;
+    assert_eq!(
+        expired(&kinds, expiring.id),
+        1,
+        "link.expired once, across repeated sweeps"
+    );
+    assert_eq!(
+        expired(&kinds, deactivated.id),
+        0,
+        "never for a link deactivated first"
+    );
+    assert_eq!(
+        expired(&kinds, two.id),
+        0,
+        "never for a link without an expiry"
+    );
+
+    let session = SessionId::new();
+    let open = link_with(store, account.id, UsageLimit::Unlimited, None).await;
+    ok(
+        store.redeem(open.id, session, ttl(), epoch()).await,
+        "redeem",
+    );
+    let late = epoch() + ttl().duration();
+    let abandoned = ok(store.abandon(account.id, session, late).await, "abandon");
+    assert!(
+        matches!(
+            abandoned.status,
+            SessionStatus::Abandoned {
+                reason: AbandonReason::Expired,
+                ..
+            }
+        ),
+        "an abandon after the time to live is an expiry: {abandoned:?}"
     );
 }

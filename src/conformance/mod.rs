@@ -26,15 +26,21 @@
 //! - the model test: [`compare_with_model`] replays random [`Op`] sequences against a store and
 //!   the [`ReferenceStore`], the rules applied to plain maps, and compares them after every
 //!   step;
-//! - [`delivery`]: the suite for [`WebhookStore`](crate::store::WebhookStore) implementations.
+//! - [`delivery`]: the suite for [`WebhookStore`](crate::store::WebhookStore) implementations;
+//! - the delivery model test: [`compare_delivery_with_model`] replays random [`DeliveryOp`]
+//!   sequences against a webhook store and a simple model of the delivery state that applies
+//!   the [delivery rules](crate::webhooks::rules), and compares them after every step. The
+//!   same model is the [`ReferenceStore`]'s webhook half.
 
 pub mod delivery;
+mod delivery_model;
 mod fixtures;
 mod links;
 mod model;
 mod race;
 mod reference;
 
+pub use delivery_model::{compare_delivery_with_model, AttemptReply, DeliveryOp, RetryAfterHeader};
 pub use fixtures::{account_with, epoch, link_with};
 pub use links::*;
 pub use model::{compare_with_model, Op};

@@ -20,6 +20,8 @@ pub struct RaceReport {
     pub held: u64,
     /// `link.redeemed` events of the link.
     pub redeemed_events: u64,
+    /// `link.exhausted` events of the link.
+    pub exhausted_events: u64,
     /// Sessions listed for the link.
     pub sessions: u64,
 }
@@ -65,6 +67,7 @@ pub async fn race<S: LinkStore + 'static>(
         uses: 0,
         held: 0,
         redeemed_events: 0,
+        exhausted_events: 0,
         sessions: 0,
     };
     for handle in handles {
@@ -78,10 +81,14 @@ pub async fn race<S: LinkStore + 'static>(
     let stored = store.link(account.id, link.id).await.expect("link");
     report.uses = stored.uses;
     report.held = store.account(account.id).await.expect("account").held;
-    report.redeemed_events = events_of(&*store, account.id)
-        .await
+    let events = events_of(&*store, account.id).await;
+    report.redeemed_events = events
         .iter()
         .filter(|e| matches!(e.kind, EventKind::LinkRedeemed { link: l, .. } if l == link.id))
+        .count() as u64;
+    report.exhausted_events = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::LinkExhausted { link: l } if l == link.id))
         .count() as u64;
     report.sessions = store
         .stats(account.id, link.id)
@@ -109,6 +116,12 @@ pub async fn race<S: LinkStore + 'static>(
     assert_eq!(
         report.sessions, expected,
         "sessions == successes: {report:?}"
+    );
+    let used_up = limit.max_uses() == Some(expected);
+    assert_eq!(
+        report.exhausted_events,
+        u64::from(used_up),
+        "exactly one link.exhausted when the last use is taken, none before: {report:?}"
     );
     report
 }

@@ -5,15 +5,19 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
+use super::delivery_model::DeliveryModel;
 use crate::rules;
-use crate::store::LinkStore;
+use crate::store::{LinkStore, WebhookStore};
+use crate::webhooks::{Attempt, Claim, Delivery, Endpoint, Lease, NextStep};
 use crate::{
     AbandonReason, Account, AccountId, Error, Event, EventId, EventKind, IdempotencyKey,
     LedgerEntry, LedgerKind, Link, LinkId, Outcome, Rejection, Session, SessionId, SessionTtl,
 };
 use crate::{LinkStats, Page, Paged};
 
-/// The rules applied to plain maps: the simplest correct [`LinkStore`].
+/// The rules applied to plain maps: the simplest correct [`LinkStore`] and [`WebhookStore`]
+/// (its deliveries are the delivery model's: `Vec`s and linear scans applying the
+/// [delivery rules](crate::webhooks::rules)).
 ///
 /// All state sits behind one `Mutex`. The property tests compare every store with it, and the
 /// benches use it as the baseline a concurrent store must beat. Not meant for production.
@@ -29,6 +33,9 @@ struct Model {
     accounts: HashMap<AccountId, Account>,
     ledger: Vec<LedgerEntry>,
     outbox: Vec<Event>,
+    /// Links whose `link.expired` was written.
+    expiry_reported: std::collections::HashSet<LinkId>,
+    webhooks: DeliveryModel,
 }
 
 impl Model {
@@ -209,6 +216,30 @@ impl LinkStore for ReferenceStore {
         })
     }
 
+    async fn expire_links(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
+        self.with(|m| {
+            let mut due: Vec<_> = m
+                .links
+                .values()
+                .filter(|l| rules::expire_link(l, m.expiry_reported.contains(&l.id), now).is_some())
+                .map(|l| (l.expires_at, l.id, l.account))
+                .collect();
+            due.sort_unstable();
+            due.truncate(limit);
+            for &(_, link, account) in &due {
+                let reported = m.expiry_reported.contains(&link);
+                let effects = m
+                    .links
+                    .get(&link)
+                    .and_then(|l| rules::expire_link(l, reported, now))
+                    .ok_or(Rejection::NotFound)?;
+                m.expiry_reported.insert(link);
+                m.emit(account, now, effects.events);
+            }
+            Ok(due.len())
+        })
+    }
+
     async fn deactivate(
         &self,
         account: AccountId,
@@ -329,5 +360,100 @@ impl LinkStore for ReferenceStore {
                 .min(m.outbox.len());
             Ok(m.outbox[start..].iter().take(limit).cloned().collect())
         })
+    }
+}
+
+impl WebhookStore for ReferenceStore {
+    async fn set_endpoint(&self, endpoint: Endpoint) -> Result<Endpoint, Error> {
+        self.with(|m| {
+            if !m.accounts.contains_key(&endpoint.account) {
+                return Err(Rejection::NotFound.into());
+            }
+            Ok(m.webhooks.set_endpoint(endpoint))
+        })
+    }
+
+    async fn endpoint(&self, account: AccountId) -> Result<Option<Endpoint>, Error> {
+        self.with(|m| Ok(m.webhooks.endpoint(account).cloned()))
+    }
+
+    async fn disable_endpoint(
+        &self,
+        account: AccountId,
+        now: DateTime<Utc>,
+    ) -> Result<Endpoint, Error> {
+        self.with(|m| {
+            m.webhooks
+                .disable_endpoint(account, now)
+                .ok_or_else(|| Rejection::NotFound.into())
+        })
+    }
+
+    async fn queue_deliveries(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
+        self.with(|m| {
+            let events = m
+                .outbox
+                .iter()
+                .filter(|e| e.seq > m.webhooks.cursor())
+                .take(limit)
+                .cloned()
+                .collect();
+            Ok(m.webhooks.queue(events, now))
+        })
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<Claim>, Error> {
+        self.with(|m| Ok(m.webhooks.claim(now, lease, limit)))
+    }
+
+    async fn release(&self, lease: Lease) -> Result<bool, Error> {
+        self.with(|m| Ok(m.webhooks.release(lease)))
+    }
+
+    async fn record_attempt(
+        &self,
+        lease: Lease,
+        attempt: Attempt,
+        next: NextStep,
+    ) -> Result<bool, Error> {
+        self.with(|m| Ok(m.webhooks.record(lease, attempt, next)))
+    }
+
+    async fn delivery(&self, account: AccountId, event: EventId) -> Result<Delivery, Error> {
+        self.with(|m| {
+            m.webhooks
+                .delivery(account, event)
+                .ok_or_else(|| Rejection::NotFound.into())
+        })
+    }
+
+    async fn failed_deliveries(
+        &self,
+        account: AccountId,
+        page: Page,
+    ) -> Result<Paged<Delivery>, Error> {
+        self.with(|m| Ok(m.webhooks.failed(account, page)))
+    }
+
+    async fn requeue(
+        &self,
+        account: AccountId,
+        event: EventId,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery, Error> {
+        self.with(|m| {
+            m.webhooks
+                .requeue(account, event, now)
+                .ok_or_else(|| Rejection::NotFound.into())
+        })
+    }
+
+    async fn prune_delivered(&self, before: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
+        self.with(|m| Ok(m.webhooks.prune(before, limit)))
     }
 }

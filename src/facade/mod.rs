@@ -13,6 +13,8 @@ use crate::{
     Outcome, Page, Paged, Rejection, Session, SessionId, SessionTtl,
 };
 
+#[cfg(feature = "background")]
+mod sweeper;
 mod webhook_endpoints;
 
 /// A new link with its token and URL, as [`MagicLinks::create_link`] returns it.
@@ -429,13 +431,25 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
         self.store.abandon(account, session, self.clock.now()).await
     }
 
-    /// Abandons up to `limit` sessions whose time to live has passed; call it periodically.
+    /// Abandons up to `limit` sessions whose time to live has passed; call it periodically
+    /// (with the `background` feature, `run_session_sweeper` does).
     ///
     /// # Errors
     ///
     /// Backend failures.
     pub async fn expire_sessions(&self, limit: usize) -> Result<usize, Error> {
         self.store.expire_sessions(self.clock.now(), limit).await
+    }
+
+    /// Writes `link.expired` for up to `limit` links whose expiry has passed, once per link;
+    /// call it periodically, so the owner's backend learns that a link died and can send a new
+    /// one.
+    ///
+    /// # Errors
+    ///
+    /// Backend failures.
+    pub async fn expire_links(&self, limit: usize) -> Result<usize, Error> {
+        self.store.expire_links(self.clock.now(), limit).await
     }
 
     /// Deactivates a link for good. There is no re-activation, extension or refresh.

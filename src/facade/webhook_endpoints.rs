@@ -3,7 +3,7 @@
 use crate::clock::Clock;
 use crate::store::WebhookStore;
 use crate::webhooks::{Delivery, Endpoint, WebhookSecret};
-use crate::{AccountId, Error, EventId, MagicLinks, Page, Paged, Rejection};
+use crate::{AccountId, Error, EventId, MagicLinks, Page, Paged};
 
 /// Webhook endpoints and deliveries, for stores that keep them.
 impl<S: WebhookStore, C: Clock> MagicLinks<S, C> {
@@ -77,7 +77,7 @@ impl<S: WebhookStore, C: Clock> MagicLinks<S, C> {
         account: AccountId,
         page: Page,
     ) -> Result<Paged<Delivery>, Error> {
-        self.store().failed_deliveries(Some(account), page).await
+        self.store().failed_deliveries(account, page).await
     }
 
     /// Re-queues a failed delivery of `account` with a fresh retry schedule.
@@ -90,10 +90,8 @@ impl<S: WebhookStore, C: Clock> MagicLinks<S, C> {
         account: AccountId,
         event: EventId,
     ) -> Result<Delivery, Error> {
-        let delivery = self.store().delivery(event).await?;
-        if delivery.account != account {
-            return Err(Rejection::NotFound.into());
-        }
-        self.store().requeue(event, self.clock().now()).await
+        self.store()
+            .requeue(account, event, self.clock().now())
+            .await
     }
 }

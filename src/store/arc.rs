@@ -69,6 +69,14 @@ impl<S: LinkStore> LinkStore for Arc<S> {
         (**self).expire_sessions(now, limit)
     }
 
+    fn expire_links(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<usize, Error>> + Send {
+        (**self).expire_links(now, limit)
+    }
+
     fn deactivate(
         &self,
         account: AccountId,
@@ -203,13 +211,21 @@ impl<S: WebhookStore> WebhookStore for Arc<S> {
         (**self).record_attempt(lease, attempt, next)
     }
 
-    fn delivery(&self, event: EventId) -> impl Future<Output = Result<Delivery, Error>> + Send {
-        (**self).delivery(event)
+    fn release(&self, lease: Lease) -> impl Future<Output = Result<bool, Error>> + Send {
+        (**self).release(lease)
+    }
+
+    fn delivery(
+        &self,
+        account: AccountId,
+        event: EventId,
+    ) -> impl Future<Output = Result<Delivery, Error>> + Send {
+        (**self).delivery(account, event)
     }
 
     fn failed_deliveries(
         &self,
-        account: Option<AccountId>,
+        account: AccountId,
         page: Page,
     ) -> impl Future<Output = Result<Paged<Delivery>, Error>> + Send {
         (**self).failed_deliveries(account, page)
@@ -217,10 +233,11 @@ impl<S: WebhookStore> WebhookStore for Arc<S> {
 
     fn requeue(
         &self,
+        account: AccountId,
         event: EventId,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Delivery, Error>> + Send {
-        (**self).requeue(event, now)
+        (**self).requeue(account, event, now)
     }
 
     fn prune_delivered(

@@ -81,6 +81,9 @@ use crate::{
 ///     async fn expire_sessions(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
 ///         self.inner.expire_sessions(now, limit).await
 ///     }
+///     async fn expire_links(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
+///         self.inner.expire_links(now, limit).await
+///     }
 ///     async fn deactivate(
 ///         &self,
 ///         account: AccountId,
@@ -210,6 +213,21 @@ pub trait LinkStore: Send + Sync {
     ///
     /// Only backend failures.
     fn expire_sessions(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<usize, Error>> + Send;
+
+    /// Writes `link.expired` for up to `limit` links (of any account) that are past their
+    /// expiry at `now`, not deactivated and not reported before (see
+    /// [`rules::expire_link`](crate::rules::expire_link)), each atomically with its event, in
+    /// order of `expires_at` then link id. Returns how many it reported. A link is reported
+    /// once, however often the sweep runs.
+    ///
+    /// # Errors
+    ///
+    /// Only backend failures.
+    fn expire_links(
         &self,
         now: DateTime<Utc>,
         limit: usize,

@@ -21,8 +21,19 @@ use crate::{AccountId, Error, EventId, Page, Paged};
 /// endpoint: events from before an endpoint was first set are never sent (they stay readable
 /// in the outbox).
 ///
-/// Every method is atomic. The delivery-conformance suite (`magic_link::conformance::delivery`,
-/// feature `test-util`) checks an implementation.
+/// The owner operations ([`delivery`](Self::delivery),
+/// [`failed_deliveries`](Self::failed_deliveries), [`requeue`](Self::requeue)) take the owning
+/// [`AccountId`], like every [`LinkStore`] owner operation: another account's event is
+/// `NotFound`, exactly like an unknown one. The dispatcher's operations
+/// ([`queue_deliveries`](Self::queue_deliveries), [`claim_due`](Self::claim_due),
+/// [`record_attempt`](Self::record_attempt), [`prune_delivered`](Self::prune_delivered)) work
+/// across accounts.
+///
+/// Every method is atomic. What queueing, claiming and recording do is written once, as the pure
+/// [delivery rules](crate::webhooks::rules); an implementation applies them. The
+/// delivery-conformance suite (`magic_link::conformance::delivery`, feature `test-util`) and the
+/// delivery model test (`magic_link::conformance::compare_delivery_with_model`) check an
+/// implementation.
 pub trait WebhookStore: LinkStore {
     /// Sets `endpoint` as its account's endpoint, replacing any other (a disabled one is thus
     /// re-enabled unless `endpoint.disabled_at` is set).
@@ -104,14 +115,31 @@ pub trait WebhookStore: LinkStore {
         next: NextStep,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
-    /// Reads the delivery of an event.
+    /// Gives a lease up before it runs out, for a dispatcher that stops without recording an
+    /// attempt (as `Dispatcher::run` does at shutdown, feature `background`): the delivery stays
+    /// pending, due when it was due, with its attempt count unchanged, and any dispatcher may
+    /// claim it again at once. Returns `false`, changing nothing, when the lease is no longer
+    /// the delivery's current one (an attempt was recorded under it, it ran out and another
+    /// dispatcher claimed the delivery, or the delivery was failed or pruned meanwhile).
     ///
     /// # Errors
     ///
-    /// `NotFound` if the event was not queued (or its delivery was pruned).
-    fn delivery(&self, event: EventId) -> impl Future<Output = Result<Delivery, Error>> + Send;
+    /// Only backend failures.
+    fn release(&self, lease: Lease) -> impl Future<Output = Result<bool, Error>> + Send;
 
-    /// Lists failed deliveries, of one account or of all, in outbox order; the cursor is the
+    /// Reads `account`'s delivery of an event.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if the event was not queued (or its delivery was pruned), or is another
+    /// account's.
+    fn delivery(
+        &self,
+        account: AccountId,
+        event: EventId,
+    ) -> impl Future<Output = Result<Delivery, Error>> + Send;
+
+    /// Lists `account`'s failed deliveries in outbox order; the cursor is the
     /// [`seq`](Delivery::seq).
     ///
     /// # Errors
@@ -119,18 +147,20 @@ pub trait WebhookStore: LinkStore {
     /// Only backend failures.
     fn failed_deliveries(
         &self,
-        account: Option<AccountId>,
+        account: AccountId,
         page: Page,
     ) -> impl Future<Output = Result<Paged<Delivery>, Error>> + Send;
 
-    /// Puts a failed delivery back to pending, due at `now`, with a fresh retry schedule
-    /// (its attempt count restarts). A delivery that is not failed is returned unchanged.
+    /// Puts `account`'s failed delivery of an event back to pending, due at `now`, with a fresh
+    /// retry schedule (its attempt count restarts). A delivery that is not failed is returned
+    /// unchanged.
     ///
     /// # Errors
     ///
-    /// `NotFound` if the event has no delivery.
+    /// `NotFound` if the event has no delivery, or is another account's.
     fn requeue(
         &self,
+        account: AccountId,
         event: EventId,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Delivery, Error>> + Send;

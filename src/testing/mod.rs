@@ -26,12 +26,12 @@
 //! let kit = TestKit::new().await?;
 //! let link = kit.single_use_link().await?;
 //! let started = kit.start(&link).await?;
-//! kit.deliver().await?; // credits.added, link.created, link.redeemed
+//! kit.deliver().await?; // credits.added, link.created, link.redeemed, link.exhausted
 //!
 //! kit.complete(&started, Outcome::Approved).await?;
 //! kit.transport().push([Reply::Status(500)]);
 //! kit.deliver().await?; // session.completed gets a 500 and waits for its retry
-//! assert_eq!(kit.transport().delivered().unwrap().len(), 3);
+//! assert_eq!(kit.transport().delivered().unwrap().len(), 4);
 //! kit.advance(chrono::Duration::seconds(5)); // the first retry is due after 5 s
 //! kit.deliver().await?;
 //! let last = kit.transport().delivered().unwrap().pop().unwrap();

@@ -86,11 +86,51 @@ pub enum AttemptOutcome {
     },
     /// No response within the timeout.
     Timeout,
-    /// No response: the request failed (connection refused, DNS, TLS, ...).
+    /// No response: the request failed before one came.
     Transport {
-        /// The error, without the URL.
-        message: String,
+        /// What kind of failure, never the error's text: a raw message could hold the URL,
+        /// or tell an endpoint's owner why a port is closed.
+        failure: TransportFailure,
     },
+}
+
+/// The kind of failure of a request that got no response: what a delivery records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TransportFailure {
+    /// The connection was refused or reset.
+    Refused,
+    /// The TLS handshake failed (certificate, protocol).
+    Tls,
+    /// The transport refused the endpoint's address: not public and not allowed
+    /// ([`TransportError::Blocked`](super::TransportError::Blocked)). Nothing was sent.
+    Blocked,
+    /// Any other failure (name resolution, I/O, a transport of your own).
+    Other,
+}
+
+impl TransportFailure {
+    /// The name stored and shown: `refused`, `tls`, `blocked` or `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refused => "refused",
+            Self::Tls => "tls",
+            Self::Blocked => "blocked",
+            Self::Other => "other",
+        }
+    }
+
+    /// The failure named `name`; any other text (such as a raw message stored by an earlier
+    /// version) reads as [`Other`](Self::Other).
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "refused" => Self::Refused,
+            "tls" => Self::Tls,
+            "blocked" => Self::Blocked,
+            _ => Self::Other,
+        }
+    }
 }
 
 /// A dispatcher's exclusive hold on one due delivery, from
@@ -132,10 +172,12 @@ pub enum NextStep {
     /// of its account, this one included, fails.
     ///
     /// Only if the account's endpoint is still the one the attempt was sent to (same
-    /// `updated_at`): if its owner replaced it meanwhile, the old URL's `410` says nothing about
-    /// the new one, and the delivery is instead due again at once, for the new endpoint.
+    /// [`version`](crate::webhooks::Endpoint::version)): if its owner replaced it meanwhile,
+    /// the old URL's `410` says nothing about the new one, and the delivery is instead due
+    /// again at once, for the new endpoint.
     DisableEndpoint {
-        /// The [`updated_at`](crate::webhooks::Endpoint::updated_at) of the endpoint the attempt went to.
-        endpoint_updated_at: DateTime<Utc>,
+        /// The [`version`](crate::webhooks::Endpoint::version) of the endpoint the attempt
+        /// went to.
+        endpoint_version: u64,
     },
 }

@@ -1,6 +1,5 @@
 //! Delivery: takes due events from the store, signs them and sends them, at least once.
 
-use std::error::Error as StdError;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::Poll;
@@ -10,11 +9,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::clock::{Clock, SystemClock};
 use crate::store::WebhookStore;
-use crate::webhooks::{
-    signature_header, Transport, TransportError, WebhookPayload, WebhookRequest, WebhookResponse,
-};
-use crate::webhooks::{Attempt, AttemptOutcome, Claim, NextStep};
+use crate::webhooks::{rules, Attempt, AttemptOutcome, Claim, NextStep};
+use crate::webhooks::{signature_header, Transport, WebhookPayload, WebhookRequest};
 use crate::Error;
+
+#[cfg(feature = "background")]
+mod run;
 
 /// The default request timeout: 15 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -23,6 +23,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 const QUEUE_BATCH: usize = 500;
 /// Store calls per [`Dispatcher::run_once`] to catch up with the outbox.
 const QUEUE_ROUNDS: usize = 20;
+/// Deliveries deleted per [`Dispatcher::prune`].
+const PRUNE_BATCH: usize = 1000;
 
 /// The delays between attempts of a delivery. The first attempt is immediate; after the
 /// `n`-th failed attempt the next waits the `n`-th delay; after the last, the delivery fails.
@@ -71,7 +73,7 @@ impl Default for RetrySchedule {
     }
 }
 
-/// What one [`Dispatcher::run_once`] did.
+/// What one [`Dispatcher::run_once`] did, or a whole `Dispatcher::run` (feature `background`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct DispatchReport {
@@ -89,6 +91,24 @@ pub struct DispatchReport {
     pub endpoints_disabled: usize,
     /// Attempts whose lease ran out before they were recorded: another dispatcher took over.
     pub lost_leases: usize,
+    /// Claimed deliveries given back unattempted or unfinished at shutdown (only `run`).
+    pub released: usize,
+    /// Store failures met and gone past (only `run`, which backs off and goes on).
+    pub store_errors: usize,
+}
+
+impl DispatchReport {
+    /// Counts the result of one attempt; passes a store failure on.
+    fn count(&mut self, result: Result<(NextStep, bool), Error>) -> Result<(), Error> {
+        match result? {
+            (NextStep::Delivered, true) => self.delivered += 1,
+            (NextStep::RetryAt(_), true) => self.retrying += 1,
+            (NextStep::GiveUp, true) => self.failed += 1,
+            (NextStep::DisableEndpoint { .. }, true) => self.endpoints_disabled += 1,
+            (_, false) => self.lost_leases += 1,
+        }
+        Ok(())
+    }
 }
 
 /// Delivers outbox events to the accounts' endpoints, at least once.
@@ -102,12 +122,15 @@ pub struct DispatchReport {
 /// [`RetrySchedule`], and `429`, `502`, `503` and `504` have their `Retry-After` honoured
 /// (never sooner than the schedule, at most [`max_retry_after`](Self::max_retry_after)). When
 /// the schedule is used up the delivery is marked failed and kept, to be listed and
-/// re-queued.
+/// re-queued. These decisions are [`rules::next_step`].
 ///
 /// All state is in the store: a dispatcher can be dropped at any point and a new one resumes.
 /// A delivery whose attempt was in flight is retried once its lease runs out.
 ///
-/// The dispatcher is runtime-agnostic; drive it from a loop:
+/// With the `background` feature, `run` is the loop to run on a task of its own: it polls,
+/// backs off on store failures, and on a shutdown signal lets sends in flight finish within a
+/// grace period and gives the rest back to the store at once. Without it the dispatcher is
+/// runtime-agnostic; drive it from a loop of your own:
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -137,6 +160,8 @@ pub struct Dispatcher<S, T, C = SystemClock> {
     batch: usize,
     retention: Duration,
     max_retry_after: Duration,
+    #[cfg(feature = "background")]
+    background: run::Background,
 }
 
 impl<S: WebhookStore, T: Transport> Dispatcher<S, T> {
@@ -153,6 +178,8 @@ impl<S: WebhookStore, T: Transport> Dispatcher<S, T> {
             batch: 32,
             retention: Duration::from_secs(7 * 24 * 3600),
             max_retry_after: Duration::from_secs(24 * 3600),
+            #[cfg(feature = "background")]
+            background: run::Background::default(),
         }
     }
 }
@@ -170,6 +197,8 @@ impl<S, T, C> Dispatcher<S, T, C> {
             batch: self.batch,
             retention: self.retention,
             max_retry_after: self.max_retry_after,
+            #[cfg(feature = "background")]
+            background: self.background,
         }
     }
 
@@ -251,6 +280,23 @@ impl<S: WebhookStore, T: Transport, C: Clock> Dispatcher<S, T, C> {
     /// lease runs out.
     pub async fn run_once(&self) -> Result<DispatchReport, Error> {
         let mut report = DispatchReport::default();
+        let claims = self.take_due(&mut report).await?;
+        report.attempted = claims.len();
+        let results = join_all(claims.into_iter().map(|c| self.attempt(c)).collect()).await;
+        let mut first_error = None;
+        for result in results {
+            if let Err(err) = report.count(result) {
+                first_error.get_or_insert(err);
+            }
+        }
+        match first_error {
+            Some(err) => Err(err),
+            None => Ok(report),
+        }
+    }
+
+    /// Queues new outbox events, then claims the deliveries due now (up to the batch size).
+    async fn take_due(&self, report: &mut DispatchReport) -> Result<Vec<Claim>, Error> {
         let now = self.clock.now();
         for _ in 0..QUEUE_ROUNDS {
             let taken = self.store.queue_deliveries(now, QUEUE_BATCH).await?;
@@ -259,31 +305,9 @@ impl<S: WebhookStore, T: Transport, C: Clock> Dispatcher<S, T, C> {
                 break;
             }
         }
-        let claims = self
-            .store
+        self.store
             .claim_due(now, self.lease_duration(), self.batch)
-            .await?;
-        report.attempted = claims.len();
-        let results = join_all(claims.into_iter().map(|c| self.attempt(c)).collect()).await;
-        let mut first_error = None;
-        for result in results {
-            match result {
-                Ok((next, true)) => match next {
-                    NextStep::Delivered => report.delivered += 1,
-                    NextStep::RetryAt(_) => report.retrying += 1,
-                    NextStep::GiveUp => report.failed += 1,
-                    NextStep::DisableEndpoint { .. } => report.endpoints_disabled += 1,
-                },
-                Ok((_, false)) => report.lost_leases += 1,
-                Err(err) => {
-                    first_error.get_or_insert(err);
-                }
-            }
-        }
-        match first_error {
-            Some(err) => Err(err),
-            None => Ok(report),
-        }
+            .await
     }
 
     /// Deletes deliveries delivered longer ago than the retention (up to 1000 per call);
@@ -298,7 +322,7 @@ impl<S: WebhookStore, T: Transport, C: Clock> Dispatcher<S, T, C> {
         let before = now
             .checked_sub_signed(retention)
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        self.store.prune_delivered(before, 1000).await
+        self.store.prune_delivered(before, PRUNE_BATCH).await
     }
 
     /// Makes one attempt of a claimed delivery and records it.
@@ -316,103 +340,36 @@ impl<S: WebhookStore, T: Transport, C: Clock> Dispatcher<S, T, C> {
             self.timeout,
         );
         let result = self.transport.send(request).await;
-        let at = self.clock.now();
-        let (outcome, next) = self.decide(claim.lease.attempt, result, at);
-        let next = match next {
-            NextStep::DisableEndpoint { .. } => NextStep::DisableEndpoint {
-                endpoint_updated_at: claim.endpoint.updated_at,
+        let (outcome, retry_after) = match result {
+            Ok(response) => (
+                AttemptOutcome::Status {
+                    code: response.status,
+                },
+                response.retry_after,
+            ),
+            Err(err) => match err.failure() {
+                None => (AttemptOutcome::Timeout, None),
+                Some(failure) => (AttemptOutcome::Transport { failure }, None),
             },
-            other => other,
         };
         let attempt = Attempt {
             number: claim.lease.attempt,
-            at,
+            at: self.clock.now(),
             outcome,
         };
+        let next = rules::next_step(
+            &attempt,
+            retry_after.as_deref(),
+            claim.endpoint.version,
+            &self.schedule,
+            self.max_retry_after,
+        );
         let recorded = self
             .store
             .record_attempt(claim.lease, attempt, next)
             .await?;
         Ok((next, recorded))
     }
-
-    /// What an attempt's result means: the pure core of the retry policy.
-    fn decide(
-        &self,
-        attempt: u32,
-        result: Result<WebhookResponse, TransportError>,
-        now: DateTime<Utc>,
-    ) -> (AttemptOutcome, NextStep) {
-        let response = match result {
-            Ok(response) => response,
-            Err(err) => {
-                let outcome = match err {
-                    TransportError::Timeout => AttemptOutcome::Timeout,
-                    TransportError::Failed(source) => AttemptOutcome::Transport {
-                        message: error_chain(&*source),
-                    },
-                };
-                return (outcome, self.retry(attempt, now, None));
-            }
-        };
-        let outcome = AttemptOutcome::Status {
-            code: response.status,
-        };
-        let next = match response.status {
-            200..=299 => NextStep::Delivered,
-            // The endpoint's version is filled in by `attempt`, which has the claim.
-            410 => NextStep::DisableEndpoint {
-                endpoint_updated_at: now,
-            },
-            429 | 502 | 503 | 504 => {
-                let asked = response
-                    .retry_after
-                    .as_deref()
-                    .and_then(|v| parse_retry_after(v, now));
-                self.retry(attempt, now, asked)
-            }
-            _ => self.retry(attempt, now, None),
-        };
-        (outcome, next)
-    }
-
-    fn retry(&self, attempt: u32, now: DateTime<Utc>, asked: Option<Duration>) -> NextStep {
-        let Some(delay) = self.schedule.delay_after(attempt) else {
-            return NextStep::GiveUp;
-        };
-        let delay = asked.map_or(delay, |asked| delay.max(asked.min(self.max_retry_after)));
-        let delay = TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX);
-        NextStep::RetryAt(
-            now.checked_add_signed(delay)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
-        )
-    }
-}
-
-/// A `Retry-After` value: delay-seconds or an HTTP date, as a delay from `now`.
-pub(crate) fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
-    let value = value.trim();
-    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
-    }
-    let date = DateTime::parse_from_rfc2822(value).ok()?;
-    Some(
-        (date.with_timezone(&Utc) - now)
-            .to_std()
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
-/// An error and its sources, joined with `: `.
-fn error_chain(err: &(dyn StdError + 'static)) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(next) = source {
-        message.push_str(": ");
-        message.push_str(&next.to_string());
-        source = next.source();
-    }
-    message
 }
 
 /// Polls every future until all are done; outputs in input order. Needs no runtime.
@@ -443,10 +400,6 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
 mod tests {
     use super::*;
 
-    fn at(s: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(s, 0).unwrap()
-    }
-
     #[test]
     fn default_schedule_is_the_standard_one() {
         let s = RetrySchedule::default();
@@ -458,26 +411,5 @@ mod tests {
         assert_eq!(secs, [5, 300, 1800, 7200, 18000, 36000, 36000]);
         assert_eq!(s.delay_after(0), None);
         assert_eq!(s.delay_after(8), None);
-    }
-
-    #[test]
-    fn retry_after_takes_seconds_or_a_date() {
-        let now = at(1_445_412_480); // Wed, 21 Oct 2015 07:28:00 GMT
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:30:00 GMT", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        for junk in ["", "-5", "soon", "1.5", "Wed, 99 Oct 2015"] {
-            assert_eq!(parse_retry_after(junk, now), None, "{junk:?}");
-        }
-        assert!(parse_retry_after("99999999999999999999999", now).is_some());
     }
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use url::Url;
 
 use crate::webhooks::WebhookSecret;
 use crate::{AccountId, InvalidInput};
@@ -18,7 +19,8 @@ pub const MAX_WEBHOOK_URL_LEN: usize = 2048;
 /// secret here, switch the receiver to it, then remove the old one.
 ///
 /// Both the URL and the secrets are confidential: a URL often carries a token in its path or
-/// query. `Debug` prints only the URL's scheme and host, and no secret material.
+/// query. `Debug` prints only the URL's scheme and host (the host a request goes to), and no
+/// secret material.
 ///
 /// # Examples
 ///
@@ -47,6 +49,11 @@ pub struct Endpoint {
     secrets: Vec<WebhookSecret>,
     /// When the endpoint was last set.
     pub updated_at: DateTime<Utc>,
+    /// The endpoint's version: the store sets it to 1 when an account's endpoint is first set
+    /// and adds 1 every time it is set again, so it only ever increases (0 on an endpoint not
+    /// stored yet). A `410 Gone` disables the endpoint only if it still has the version the
+    /// attempt was sent to ([`NextStep::DisableEndpoint`](super::NextStep::DisableEndpoint)).
+    pub version: u64,
     /// When it was disabled (by its owner, or because it answered `410 Gone`); `None` while
     /// enabled. A disabled endpoint receives nothing until it is set again.
     pub disabled_at: Option<DateTime<Utc>>,
@@ -55,6 +62,18 @@ pub struct Endpoint {
 impl Endpoint {
     /// An enabled endpoint for `account`, after validating the URL and the number of secrets.
     /// Put the newest secret first.
+    ///
+    /// The URL must be an absolute `http` or `https` URL written out as `scheme://host...`,
+    /// with no user information (`user:password@`), in printable ASCII, of at most
+    /// [`MAX_WEBHOOK_URL_LEN`] bytes. It is read with the WHATWG URL parser (the `url` crate,
+    /// which the HTTP client uses too) and kept in that parser's serialisation, so what
+    /// [`url`](Self::url) returns, what `Debug` shows and where a request goes all agree:
+    /// `HTTP://Hooks.Example.com` becomes `http://hooks.example.com/`, and
+    /// `https://evil.example\@127.0.0.1/x` (a backslash ends the host, as a slash does) becomes
+    /// `https://evil.example/@127.0.0.1/x`.
+    ///
+    /// Whether the host may be reached is decided when sending, on the addresses it resolves
+    /// to (see `HttpTransport`, feature `http`).
     ///
     /// # Errors
     ///
@@ -65,7 +84,7 @@ impl Endpoint {
         secrets: Vec<WebhookSecret>,
         now: DateTime<Utc>,
     ) -> Result<Self, InvalidInput> {
-        validate_url(url)?;
+        let url = parse_url(url)?;
         if secrets.is_empty() || secrets.len() > MAX_WEBHOOK_SECRETS {
             return Err(InvalidInput::WebhookSecretCount {
                 max: MAX_WEBHOOK_SECRETS,
@@ -73,14 +92,15 @@ impl Endpoint {
         }
         Ok(Self {
             account,
-            url: url.to_owned(),
+            url: url.into(),
             secrets,
             updated_at: now,
+            version: 0,
             disabled_at: None,
         })
     }
 
-    /// The URL deliveries are sent to.
+    /// The URL deliveries are sent to, as the URL parser wrote it out.
     ///
     /// # Security
     ///
@@ -114,98 +134,69 @@ impl fmt::Debug for Endpoint {
                 &format_args!("[redacted; {}]", self.secrets.len()),
             )
             .field("updated_at", &self.updated_at)
+            .field("version", &self.version)
             .field("disabled_at", &self.disabled_at)
             .finish()
     }
 }
 
-/// Shows a URL's scheme and host only; user information, port, path and query are hidden.
+/// Shows a URL's scheme and host only; user information, port, path, query and fragment are
+/// hidden. The URL is read with the same (WHATWG) parser that the HTTP client uses, so the host
+/// shown is the host a request goes to.
 pub(crate) struct RedactedUrl<'a>(pub(crate) &'a str);
 
 impl fmt::Debug for RedactedUrl<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match split_url(self.0) {
-            Some((scheme, host, rest)) => {
-                let more = if rest.is_empty() { "" } else { "/[redacted]" };
-                write!(f, "\"{scheme}://{host}{more}\"")
-            }
-            None => f.write_str("\"[redacted]\""),
-        }
+        let parsed = Url::parse(self.0)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"));
+        let Some(url) = parsed else {
+            return f.write_str("\"[redacted]\"");
+        };
+        let host = url.host_str().unwrap_or_default();
+        let more = !url.username().is_empty()
+            || url.password().is_some()
+            || url.port().is_some()
+            || url.path() != "/"
+            || url.query().is_some()
+            || url.fragment().is_some();
+        let more = if more { "/[redacted]" } else { "" };
+        write!(f, "\"{}://{host}{more}\"", url.scheme())
     }
 }
 
-/// `(scheme, host, everything after the host)` of an `http`/`https` URL.
-fn split_url(url: &str) -> Option<(&str, &str, &str)> {
-    let (scheme, rest) = url.split_once("://")?;
-    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
-        return None;
+/// Parses an endpoint URL: an absolute `http` or `https` URL with a host and no user
+/// information, written out in full (`https://` then the host), of printable ASCII, at most
+/// [`MAX_WEBHOOK_URL_LEN`] bytes before and after parsing.
+///
+/// The WHATWG parser (the `url` crate, the one reqwest uses) decides what the URL means, and the
+/// endpoint keeps its serialisation: `https://evil.example\@127.0.0.1/x` is a request to
+/// `evil.example` for the path `/@127.0.0.1/x`, and is stored, shown and sent as
+/// `https://evil.example/@127.0.0.1/x`.
+pub(crate) fn parse_url(input: &str) -> Result<Url, InvalidInput> {
+    let invalid = || InvalidInput::InvalidWebhookUrl;
+    if input.len() > MAX_WEBHOOK_URL_LEN || !input.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid());
     }
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, after) = rest.split_at(end);
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if host_port.starts_with('[') {
-        // An IPv6 literal: up to and including the bracket.
-        &host_port[..host_port.find(']').map_or(host_port.len(), |i| i + 1)]
-    } else {
-        host_port.split(':').next().unwrap_or("")
-    };
-    let had_port = host.len() < host_port.len();
-    let rest = if had_port || host_port.len() < authority.len() {
-        // Hide user information and the port as "the rest", marked as redacted.
-        if after.is_empty() {
-            ":"
-        } else {
-            after
-        }
-    } else {
-        after
-    };
-    Some((scheme, host, rest))
-}
-
-fn validate_url(url: &str) -> Result<(), InvalidInput> {
-    let well_formed = url.len() <= MAX_WEBHOOK_URL_LEN
-        && url.bytes().all(|b| b.is_ascii_graphic())
-        && split_url(url).is_some()
-        && authority_is_well_formed(url);
-    if well_formed {
-        Ok(())
-    } else {
-        Err(InvalidInput::InvalidWebhookUrl)
+    // The WHATWG parser forgives `https:host`, `https:///host` and `https:\host`; an endpoint
+    // must spell out `scheme://host`.
+    let (scheme, rest) = input.split_once("://").ok_or_else(invalid)?;
+    let spelled_out = (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
+        && !rest.starts_with(['/', '\\']);
+    if !spelled_out {
+        return Err(invalid());
     }
-}
-
-/// Whether the authority of a URL (between `://` and the path) is `[user@]host[:port]`, with a
-/// host that is either a non-empty name without brackets or a closed IPv6 literal of hex digits,
-/// `:` and `.`, and a port (possibly empty) of digits up to 65535.
-fn authority_is_well_formed(url: &str) -> bool {
-    let Some((_, rest)) = url.split_once("://") else {
-        return false;
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let (host_ok, port) = match host_port.strip_prefix('[') {
-        Some(literal) => {
-            let Some((ip, port)) = literal.split_once(']') else {
-                return false;
-            };
-            let ip_chars = |b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.';
-            (!ip.is_empty() && ip.bytes().all(ip_chars), port)
-        }
-        None => {
-            let (name, port) = host_port.split_at(host_port.find(':').unwrap_or(host_port.len()));
-            (!name.is_empty() && !name.contains(['[', ']']), port)
-        }
-    };
-    let port_ok = match port.strip_prefix(':') {
-        None => port.is_empty(),
-        Some(digits) => {
-            digits.is_empty()
-                || (digits.bytes().all(|b| b.is_ascii_digit()) && digits.parse::<u16>().is_ok())
-        }
-    };
-    host_ok && port_ok
+    let url = Url::parse(input).map_err(|_| invalid())?;
+    let valid = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|h| !h.is_empty())
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.as_str().len() <= MAX_WEBHOOK_URL_LEN;
+    if valid {
+        Ok(url)
+    } else {
+        Err(invalid())
+    }
 }
 
 #[cfg(test)]
@@ -216,37 +207,100 @@ mod tests {
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".parse().unwrap()
     }
 
+    fn parsed(url: &str) -> Result<String, InvalidInput> {
+        parse_url(url).map(String::from)
+    }
+
     #[test]
     fn accepts_http_and_https_urls_with_a_host() {
-        for url in [
-            "https://hooks.example.com",
-            "https://hooks.example.com/a/b?token=x",
-            "HTTP://127.0.0.1:8080/hook",
-            "https://user:pw@example.com/",
-            "http://[::1]:9000/x",
+        for (url, stored) in [
+            ("https://hooks.example.com", "https://hooks.example.com/"),
+            (
+                "https://hooks.example.com/a/b?token=x",
+                "https://hooks.example.com/a/b?token=x",
+            ),
+            (
+                "HTTP://Hooks.Example.COM:80/hook",
+                "http://hooks.example.com/hook",
+            ),
+            ("HTTP://127.0.0.1:8080/hook", "http://127.0.0.1:8080/hook"),
+            ("http://127.1:9/", "http://127.0.0.1:9/"),
+            ("http://0x7f.0.0.1/", "http://127.0.0.1/"),
+            ("http://2130706433/", "http://127.0.0.1/"),
+            ("http://[::1]:9000/x", "http://[::1]:9000/x"),
+            ("http://[::ffff:127.0.0.1]/", "http://[::ffff:7f00:1]/"),
+            ("https://example.com/a/../b/./c", "https://example.com/b/c"),
+            ("https://example.com/x#frag", "https://example.com/x#frag"),
+            (
+                "https://example.com/\"<>`",
+                "https://example.com/%22%3C%3E%60",
+            ),
+            ("https://xn--exmple-cua.com/", "https://xn--exmple-cua.com/"),
+            // A backslash ends the host, as a slash does (special schemes, WHATWG).
+            (
+                "https://evil.com\\@127.0.0.1/x",
+                "https://evil.com/@127.0.0.1/x",
+            ),
         ] {
-            assert!(validate_url(url).is_ok(), "{url}");
+            assert_eq!(parsed(url).as_deref(), Ok(stored), "{url}");
+            assert_eq!(parsed(stored).as_deref(), Ok(stored), "stable: {stored}");
         }
         for url in [
             "",
             "example.com/hook",
             "ftp://example.com/",
+            "file:///etc/passwd",
+            "javascript://example.com/%0aalert(1)",
             "https://",
             "https:///path",
+            "https:////example.com/",
+            "https://\\example.com/",
+            "https:\\\\example.com/",
+            "https:example.com",
+            "https:/example.com",
             "https://:443/",
             "https://exa mple.com/",
             "https://example.com/\n",
             "https://exämple.com/",
             "http://[]/",
+            "http://[::1/",
+            "http://256.0.0.1/",
+            "http://example.com:99999/",
+            "http://exa%00mple.com/",
+            // No user information: it would hide the host from a reader.
+            "https://user:pw@example.com/",
+            "https://user@example.com/",
+            "https://:pw@example.com/",
+            "https://127.0.0.1@evil.com/",
         ] {
-            assert_eq!(
-                validate_url(url),
-                Err(InvalidInput::InvalidWebhookUrl),
-                "{url:?}"
-            );
+            assert_eq!(parsed(url), Err(InvalidInput::InvalidWebhookUrl), "{url:?}");
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_WEBHOOK_URL_LEN));
-        assert!(validate_url(&long).is_err());
+        assert!(parse_url(&long).is_err());
+        // Within the limit as written, over it as written out (`"` becomes `%22`).
+        let grows = format!("https://example.com/{}", "\"".repeat(700));
+        assert!(grows.len() <= MAX_WEBHOOK_URL_LEN);
+        assert!(parse_url(&grows).is_err());
+    }
+
+    #[test]
+    fn the_logged_host_is_the_host_connected_to() {
+        let endpoint = Endpoint::new(
+            AccountId::new(),
+            "https://evil.com\\@127.0.0.1/x",
+            vec![secret()],
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(endpoint.url(), "https://evil.com/@127.0.0.1/x");
+        let shown = format!("{endpoint:?}");
+        assert!(shown.contains("\"https://evil.com/[redacted]\""), "{shown}");
+        assert!(!shown.contains("127.0.0.1"), "{shown}");
+        // The request goes where the HTTP client's parser (the same crate) says.
+        assert_eq!(
+            Url::parse(endpoint.url()).unwrap().host_str(),
+            Some("evil.com")
+        );
     }
 
     #[test]
@@ -276,14 +330,14 @@ mod tests {
                 "\"https://example.com/[redacted]\"",
             ),
             (
-                "https://u:t0k3n@example.com",
-                "\"https://example.com/[redacted]\"",
-            ),
-            (
                 "https://example.com:8443",
                 "\"https://example.com/[redacted]\"",
             ),
             ("http://[::1]:9/t0k3n", "\"http://[::1]/[redacted]\""),
+            (
+                "HTTPS://EXAMPLE.com/#t0k3n",
+                "\"https://example.com/[redacted]\"",
+            ),
         ] {
             let endpoint =
                 Endpoint::new(AccountId::new(), url, vec![secret(), secret()], now).unwrap();
@@ -292,6 +346,48 @@ mod tests {
             assert!(!text.contains("t0k3n"), "{text}");
             assert!(!text.contains("MfKQ"), "{text}");
             assert!(text.contains("[redacted; 2]"), "{text}");
+        }
+    }
+
+    #[test]
+    fn redacts_any_text() {
+        for (text, shown) in [
+            ("not a url t0k3n", "\"[redacted]\""),
+            ("ftp://example.com/t0k3n", "\"[redacted]\""),
+            (
+                "https://u:t0k3n@example.com",
+                "\"https://example.com/[redacted]\"",
+            ),
+            (
+                "https://evil.com\\@127.0.0.1/t0k3n",
+                "\"https://evil.com/[redacted]\"",
+            ),
+        ] {
+            assert_eq!(format!("{:?}", RedactedUrl(text)), shown, "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn urls_from_any_text(text in proptest::prelude::any::<String>()) {
+            if let Ok(url) = parse_url(&text) {
+                proptest::prop_assert!(url.as_str().len() <= MAX_WEBHOOK_URL_LEN);
+                proptest::prop_assert_eq!(parsed(url.as_str()), Ok(url.to_string()));
+            }
+        }
+
+        #[test]
+        fn url_like_text_is_shown_with_the_host_it_goes_to(
+            text in "(?i:https?)://[a-z0-9.:@\\\\/\\[\\]%?#-]{0,40}"
+        ) {
+            if let Ok(url) = parse_url(&text) {
+                let host = url.host_str().unwrap_or_default();
+                let shown = format!("{:?}", RedactedUrl(url.as_str()));
+                let prefix = format!("\"{}://{host}", url.scheme());
+                proptest::prop_assert!(shown.starts_with(&prefix), "{} {}", shown, host);
+                proptest::prop_assert!(!host.is_empty());
+                proptest::prop_assert!(url.username().is_empty());
+            }
         }
     }
 }

@@ -7,24 +7,31 @@
 //!   [`Dispatcher`] that delivers the outbox at least once through a [`Transport`] (such as
 //!   `HttpTransport`, feature `http`), and the delivery state it keeps in a
 //!   [`WebhookStore`](crate::store::WebhookStore): [`Delivery`], [`Lease`], [`Attempt`], ...
+//! - The delivery [`rules`] as pure functions, for the dispatcher, stores and model tests.
+//! - Where webhooks may go: endpoint URLs are customer input, so `HttpTransport` sends only to
+//!   [global](is_global) addresses and to those an [`AllowList`] names.
 
 mod delivery;
 mod dispatcher;
 mod endpoint;
 #[cfg(feature = "http")]
 mod http;
+mod network;
 mod payload;
+pub mod rules;
 mod signing;
 mod transport;
 
 pub use delivery::{
     Attempt, AttemptOutcome, Claim, Delivery, DeliveryStatus, FailReason, Lease, NextStep,
+    TransportFailure,
 };
 pub use dispatcher::{DispatchReport, Dispatcher, RetrySchedule, DEFAULT_TIMEOUT};
 pub use endpoint::{Endpoint, MAX_WEBHOOK_SECRETS, MAX_WEBHOOK_URL_LEN};
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-pub use http::HttpTransport;
+pub use http::{HttpTransport, HttpTransportBuilder};
+pub use network::{is_global, AllowList, AllowListError, IpNetwork};
 pub use payload::{EventData, WebhookPayload};
 pub use signing::{
     signature_header, Signature, WebhookError, WebhookHeaders, WebhookSecret, WebhookVerifier,

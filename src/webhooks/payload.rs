@@ -19,6 +19,8 @@ use crate::{AbandonReason, AccountId, Event, EventKind, LinkId, Outcome, Session
 /// | `session.completed` | `account_id`, `link_id`, `session_id`, `outcome` (`approved`, `denied`, `needs_review`) |
 /// | `session.abandoned` | `account_id`, `link_id`, `session_id`, `reason` (`explicit`, `expired`) |
 /// | `link.deactivated` | `account_id`, `link_id` |
+/// | `link.exhausted` | `account_id`, `link_id` |
+/// | `link.expired` | `account_id`, `link_id` |
 /// | `credits.added` | `account_id`, `amount`, `balance` |
 ///
 /// A receiver parses it with `serde_json::from_slice::<WebhookPayload>(body)` after
@@ -89,7 +91,10 @@ impl WebhookPayload {
             balance: None,
         };
         match &event.kind {
-            EventKind::LinkCreated { link } | EventKind::LinkDeactivated { link } => {
+            EventKind::LinkCreated { link }
+            | EventKind::LinkDeactivated { link }
+            | EventKind::LinkExhausted { link }
+            | EventKind::LinkExpired { link } => {
                 data.link_id = Some(*link);
             }
             EventKind::LinkRedeemed { link, session } => {
@@ -196,6 +201,8 @@ mod tests {
                 4,
             ),
             (EventKind::LinkDeactivated { link }, "link.deactivated", 2),
+            (EventKind::LinkExhausted { link }, "link.exhausted", 2),
+            (EventKind::LinkExpired { link }, "link.expired", 2),
             (
                 EventKind::CreditsAdded {
                     amount: 5,

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::webhooks::endpoint::RedactedUrl;
-use crate::webhooks::{WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER};
+use crate::webhooks::{
+    TransportFailure, WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER,
+};
 
 /// One signed webhook request: a `POST` of [`body`](Self::body) to [`url`](Self::url) with
 /// [`headers`](Self::headers).
@@ -109,16 +111,62 @@ pub enum TransportError {
     #[error("the request timed out")]
     Timeout,
     /// The request could not be sent or its response not read (DNS, connection, TLS, ...).
-    /// The source must not contain the URL (it may hold a credential): it is stored with the
-    /// attempt.
+    /// Only its kind ([`failure`](Self::failure)) is stored with the attempt; its source should
+    /// not contain the URL (it may hold a credential) in case it is logged.
     #[error("the request failed")]
     Failed(#[source] Box<dyn StdError + Send + Sync>),
+    /// The endpoint's address is not a global address and not on the transport's allowlist
+    /// (loopback, private, link-local, ...): nothing was sent, and no connection was opened.
+    /// The message names neither the URL nor the address, so it can be shown to the endpoint's
+    /// owner.
+    #[error("blocked: the endpoint's address is not public and not on the allowlist")]
+    Blocked,
 }
 
 impl TransportError {
     /// Wraps a client error. Strip the URL from it first.
     pub fn failed(err: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         Self::Failed(err.into())
+    }
+
+    /// The kind of failure a delivery records for this error; `None` for a timeout, which is
+    /// an outcome of its own. A connection refused, reset or aborted anywhere in the source
+    /// chain is [`Refused`](TransportFailure::Refused); a chain that speaks of TLS, a
+    /// certificate or a handshake is [`Tls`](TransportFailure::Tls).
+    pub fn failure(&self) -> Option<TransportFailure> {
+        let source: &(dyn StdError + 'static) = match self {
+            Self::Timeout => return None,
+            Self::Blocked => return Some(TransportFailure::Blocked),
+            Self::Failed(source) => &**source,
+        };
+        let mut tls = false;
+        let mut next = Some(source);
+        while let Some(err) = next {
+            let text = err.to_string().to_ascii_lowercase();
+            tls |= ["tls", "certificate", "handshake"]
+                .iter()
+                .any(|word| text.contains(word));
+            next = err.source();
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+                if matches!(
+                    io.kind(),
+                    ConnectionRefused | ConnectionReset | ConnectionAborted
+                ) {
+                    return Some(TransportFailure::Refused);
+                }
+                // An `io::Error` that wraps another error reports that error's source, not
+                // the error itself: look at the wrapped one.
+                if let Some(inner) = io.get_ref() {
+                    next = Some(inner);
+                }
+            }
+        }
+        Some(if tls {
+            TransportFailure::Tls
+        } else {
+            TransportFailure::Other
+        })
     }
 }
 
@@ -173,5 +221,38 @@ impl<T: Transport> Transport for &T {
         request: WebhookRequest,
     ) -> impl Future<Output = Result<WebhookResponse, TransportError>> + Send {
         (**self).send(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_stored_as_categories() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let wrapped = TransportError::failed(std::io::Error::other(refused));
+        assert_eq!(wrapped.failure(), Some(TransportFailure::Refused));
+        let tls = TransportError::failed("invalid peer certificate: UnknownIssuer");
+        assert_eq!(tls.failure(), Some(TransportFailure::Tls));
+        let dns = TransportError::failed("dns error: no record found for name");
+        assert_eq!(dns.failure(), Some(TransportFailure::Other));
+        assert_eq!(
+            TransportError::Blocked.failure(),
+            Some(TransportFailure::Blocked)
+        );
+        assert_eq!(TransportError::Timeout.failure(), None);
+        for failure in [
+            TransportFailure::Refused,
+            TransportFailure::Tls,
+            TransportFailure::Blocked,
+            TransportFailure::Other,
+        ] {
+            assert_eq!(TransportFailure::from_name(failure.as_str()), failure);
+        }
+        assert_eq!(
+            TransportFailure::from_name("connection refused (raw text of an older version)"),
+            TransportFailure::Other
+        );
     }
 }

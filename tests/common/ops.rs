@@ -18,5 +18,6 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(account, amount, key)| Op::TopUp { account, amount, key }),
         2 => (0u16..1200).prop_map(|seconds| Op::Advance { seconds }),
         1 => Just(Op::Expire),
+        1 => Just(Op::ExpireLinks),
     ]
 }

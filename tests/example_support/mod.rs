@@ -18,6 +18,9 @@ fn features() -> Vec<&'static str> {
     if cfg!(feature = "http") {
         features.push("http");
     }
+    if cfg!(feature = "background") {
+        features.push("background");
+    }
     if cfg!(feature = "postgres") {
         features.push("postgres");
     }

@@ -1,14 +1,17 @@
-//! Endpoints and delivery state in plain memory: the [`WebhookStore`] logic that the
-//! in-memory stores share, applied under their own lock.
+//! Endpoints and delivery state in plain memory, indexed for the dispatcher's queries: the
+//! [`WebhookStore`] of `MemoryStore`, applied under its lock. The decisions are the pure
+//! [delivery rules](crate::webhooks::rules); this file only keeps the indexes in step.
 //!
 //! [`WebhookStore`]: crate::store::WebhookStore
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::store::IdSource;
+use crate::webhooks::rules;
 use crate::webhooks::Endpoint;
 use crate::webhooks::{Attempt, Claim, Delivery, DeliveryStatus, FailReason, Lease, NextStep};
 use crate::{AccountId, Event, EventId};
@@ -43,7 +46,8 @@ impl DeliveryBook {
         self.cursor
     }
 
-    pub(crate) fn set_endpoint(&mut self, endpoint: Endpoint) -> Endpoint {
+    pub(crate) fn set_endpoint(&mut self, mut endpoint: Endpoint) -> Endpoint {
+        endpoint.version = rules::endpoint_version(self.endpoints.get(&endpoint.account));
         self.endpoints.insert(endpoint.account, endpoint.clone());
         endpoint
     }
@@ -70,7 +74,13 @@ impl DeliveryBook {
             .map(|(seq, _)| *seq)
             .collect();
         for seq in pending {
-            self.fail(seq, now, FailReason::EndpointDisabled);
+            self.set_status(
+                seq,
+                DeliveryStatus::Failed {
+                    at: now,
+                    reason: FailReason::EndpointDisabled,
+                },
+            );
         }
         Some(endpoint)
     }
@@ -84,28 +94,10 @@ impl DeliveryBook {
                 continue; // another caller took it
             }
             self.cursor = event.seq;
-            let Some(endpoint) = self.endpoints.get(&event.account) else {
+            let Some(status) = rules::queued_status(self.endpoints.get(&event.account), now) else {
                 continue;
             };
-            let status = if endpoint.is_enabled() {
-                DeliveryStatus::Pending {
-                    next_attempt_at: now,
-                }
-            } else {
-                DeliveryStatus::Failed {
-                    at: now,
-                    reason: FailReason::EndpointDisabled,
-                }
-            };
             let seq = event.seq;
-            match status {
-                DeliveryStatus::Pending { .. } => {
-                    self.due.insert((now, seq));
-                }
-                _ => {
-                    self.failed.insert(seq);
-                }
-            }
             self.by_event.insert(event.id, seq);
             self.deliveries.insert(
                 seq,
@@ -125,6 +117,7 @@ impl DeliveryBook {
                     eligible_at: now,
                 },
             );
+            self.enter_status(seq);
         }
         taken
     }
@@ -134,13 +127,9 @@ impl DeliveryBook {
         now: DateTime<Utc>,
         lease: Duration,
         limit: usize,
+        ids: &IdSource,
     ) -> Vec<Claim> {
-        let lease = TimeDelta::from_std(lease.max(Duration::from_secs(1)))
-            .unwrap_or(TimeDelta::MAX)
-            .min(TimeDelta::days(365));
-        let until = now
-            .checked_add_signed(lease)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let until = rules::lease_until(now, lease);
         let mut claims = Vec::new();
         while claims.len() < limit {
             let Some(&(eligible, seq)) = self.due.first() else {
@@ -153,16 +142,15 @@ impl DeliveryBook {
                 self.due.remove(&(eligible, seq));
                 continue;
             };
-            let endpoint = self
-                .endpoints
-                .get(&entry.delivery.account)
-                .filter(|e| e.is_enabled())
-                .cloned();
-            let Some(endpoint) = endpoint else {
-                self.fail(seq, now, FailReason::EndpointDisabled);
+            let endpoint = self.endpoints.get(&entry.delivery.account);
+            if let Some(failed) = rules::fails_at_claim(endpoint, now) {
+                self.set_status(seq, failed);
+                continue;
+            }
+            let Some(endpoint) = endpoint.cloned() else {
                 continue;
             };
-            let id = Uuid::new_v4();
+            let id = ids.next();
             self.due.remove(&(eligible, seq));
             self.due.insert((until, seq));
             let Some(entry) = self.deliveries.get_mut(&seq) else {
@@ -189,81 +177,69 @@ impl DeliveryBook {
         let Some(&seq) = self.by_event.get(&lease.event) else {
             return false;
         };
-        // A `410` from an endpoint that has since been replaced disables nothing: the delivery
-        // is due again at once, for the new endpoint.
-        let next = match next {
-            NextStep::DisableEndpoint {
-                endpoint_updated_at,
-            } => {
-                let account = self.deliveries.get(&seq).map(|e| e.delivery.account);
-                let replaced = account
-                    .and_then(|a| self.endpoints.get(&a))
-                    .is_some_and(|e| e.updated_at != endpoint_updated_at);
-                if replaced {
-                    NextStep::RetryAt(attempt.at)
-                } else {
-                    next
-                }
-            }
-            other => other,
-        };
-        let Some(entry) = self.deliveries.get_mut(&seq) else {
+        let Some(entry) = self.deliveries.get(&seq) else {
             return false;
         };
-        let current = entry.lease == Some(lease.id)
-            && matches!(entry.delivery.status, DeliveryStatus::Pending { .. });
-        let accepted = match next {
-            NextStep::Delivered => {
-                !matches!(entry.delivery.status, DeliveryStatus::Delivered { .. })
-            }
-            _ => current,
-        };
-        if !accepted {
+        let account = entry.delivery.account;
+        let next = rules::step_to_apply(next, self.endpoints.get(&account), attempt.at);
+        let current = entry.lease == Some(lease.id);
+        if !rules::accepts_attempt(&entry.delivery.status, current, next) {
             return false;
         }
         let at = attempt.at;
-        entry.delivery.attempts = entry.delivery.attempts.max(attempt.number);
-        entry.delivery.last_attempt = Some(attempt);
-        match next {
-            NextStep::Delivered => {
-                self.leave_status(seq);
-                if let Some(entry) = self.deliveries.get_mut(&seq) {
-                    entry.delivery.status = DeliveryStatus::Delivered { at };
-                }
-                self.delivered.insert((at, seq));
-            }
-            NextStep::RetryAt(when) => {
-                self.leave_status(seq);
-                if let Some(entry) = self.deliveries.get_mut(&seq) {
-                    entry.delivery.status = DeliveryStatus::Pending {
-                        next_attempt_at: when,
-                    };
-                    entry.eligible_at = when;
-                }
-                self.due.insert((when, seq));
-            }
-            NextStep::GiveUp => self.fail(seq, at, FailReason::Exhausted),
-            NextStep::DisableEndpoint { .. } => {
-                let account = entry.delivery.account;
-                self.fail(seq, at, FailReason::EndpointDisabled);
-                self.disable_endpoint(account, at);
-            }
+        if let Some(entry) = self.deliveries.get_mut(&seq) {
+            entry.delivery.attempts = entry.delivery.attempts.max(attempt.number);
+            entry.delivery.last_attempt = Some(attempt);
+        }
+        self.set_status(seq, rules::status_after(next, at));
+        if let NextStep::DisableEndpoint { .. } = next {
+            self.disable_endpoint(account, at);
         }
         true
     }
 
-    pub(crate) fn delivery(&self, event: EventId) -> Option<Delivery> {
-        let seq = self.by_event.get(&event)?;
-        self.deliveries.get(seq).map(|e| e.delivery.clone())
+    /// Drops `lease` if it is still the delivery's current one; the delivery is claimable
+    /// again from when it was due.
+    pub(crate) fn release(&mut self, lease: Lease) -> bool {
+        let Some(&seq) = self.by_event.get(&lease.event) else {
+            return false;
+        };
+        let Some(entry) = self.deliveries.get_mut(&seq) else {
+            return false;
+        };
+        let DeliveryStatus::Pending { next_attempt_at } = entry.delivery.status else {
+            return false;
+        };
+        if entry.lease != Some(lease.id) {
+            return false;
+        }
+        self.due.remove(&(entry.eligible_at, seq));
+        self.due.insert((next_attempt_at, seq));
+        entry.eligible_at = next_attempt_at;
+        entry.lease = None;
+        entry.delivery.leased_until = None;
+        true
     }
 
-    pub(crate) fn failed(&self, account: Option<AccountId>, page: Page) -> Paged<Delivery> {
+    /// The delivery of `event` if it is `account`'s.
+    pub(crate) fn delivery(&self, account: AccountId, event: EventId) -> Option<Delivery> {
+        self.entry_of(account, event)
+            .map(|(_, e)| e.delivery.clone())
+    }
+
+    fn entry_of(&self, account: AccountId, event: EventId) -> Option<(u64, &Entry)> {
+        let seq = *self.by_event.get(&event)?;
+        let entry = self.deliveries.get(&seq)?;
+        (entry.delivery.account == account).then_some((seq, entry))
+    }
+
+    pub(crate) fn failed(&self, account: AccountId, page: Page) -> Paged<Delivery> {
         let limit = page.clamped_limit();
         let mut items: Vec<Delivery> = self
             .failed
             .range(page.after.saturating_add(1)..)
             .filter_map(|seq| self.deliveries.get(seq))
-            .filter(|e| account.is_none_or(|a| e.delivery.account == a))
+            .filter(|e| e.delivery.account == account)
             .take(limit + 1)
             .map(|e| e.delivery.clone())
             .collect();
@@ -272,21 +248,26 @@ impl DeliveryBook {
         Paged { items, next }
     }
 
-    pub(crate) fn requeue(&mut self, event: EventId, now: DateTime<Utc>) -> Option<Delivery> {
-        let seq = *self.by_event.get(&event)?;
-        let entry = self.deliveries.get(&seq)?;
+    /// Re-queues `account`'s delivery of `event` if it failed.
+    pub(crate) fn requeue(
+        &mut self,
+        account: AccountId,
+        event: EventId,
+        now: DateTime<Utc>,
+    ) -> Option<Delivery> {
+        let (seq, entry) = self.entry_of(account, event)?;
         if matches!(entry.delivery.status, DeliveryStatus::Failed { .. }) {
-            self.leave_status(seq);
-            self.due.insert((now, seq));
+            self.set_status(
+                seq,
+                DeliveryStatus::Pending {
+                    next_attempt_at: now,
+                },
+            );
             let entry = self.deliveries.get_mut(&seq)?;
-            entry.delivery.status = DeliveryStatus::Pending {
-                next_attempt_at: now,
-            };
             entry.delivery.attempts = 0;
             entry.delivery.queued_at = now;
-            entry.eligible_at = now;
         }
-        self.delivery(event)
+        self.delivery(account, event)
     }
 
     pub(crate) fn prune(&mut self, before: DateTime<Utc>, limit: usize) -> usize {
@@ -306,20 +287,32 @@ impl DeliveryBook {
         old.len()
     }
 
-    /// Fails a delivery if it is pending.
-    fn fail(&mut self, seq: u64, at: DateTime<Utc>, reason: FailReason) {
-        let pending = self
-            .deliveries
-            .get(&seq)
-            .is_some_and(|e| matches!(e.delivery.status, DeliveryStatus::Pending { .. }));
-        if !pending {
-            return;
-        }
+    /// Moves a delivery to `status`, in the indexes too, and drops its lease.
+    fn set_status(&mut self, seq: u64, status: DeliveryStatus) {
         self.leave_status(seq);
         if let Some(entry) = self.deliveries.get_mut(&seq) {
-            entry.delivery.status = DeliveryStatus::Failed { at, reason };
+            entry.delivery.status = status;
         }
-        self.failed.insert(seq);
+        self.enter_status(seq);
+    }
+
+    /// Adds a delivery to the index of its status.
+    fn enter_status(&mut self, seq: u64) {
+        let Some(entry) = self.deliveries.get_mut(&seq) else {
+            return;
+        };
+        match entry.delivery.status {
+            DeliveryStatus::Pending { next_attempt_at } => {
+                entry.eligible_at = next_attempt_at;
+                self.due.insert((next_attempt_at, seq));
+            }
+            DeliveryStatus::Delivered { at } => {
+                self.delivered.insert((at, seq));
+            }
+            DeliveryStatus::Failed { .. } => {
+                self.failed.insert(seq);
+            }
+        }
     }
 
     /// Removes a delivery from the index of its current status and drops its lease.

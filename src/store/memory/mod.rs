@@ -60,6 +60,8 @@ struct LinkEntry {
     link: Link,
     /// Sessions in redemption order: `sessions[n - 1]` has number `n`.
     sessions: Vec<SessionId>,
+    /// Whether the expiry sweep wrote `link.expired`.
+    expiry_reported: bool,
 }
 
 #[derive(Debug)]
@@ -213,6 +215,7 @@ impl LinkStore for MemoryStore {
             LinkEntry {
                 link: effects.value.clone(),
                 sessions: Vec::new(),
+                expiry_reported: false,
             },
         );
         self.emit(
@@ -294,6 +297,34 @@ impl LinkStore for MemoryStore {
             expired += usize::from(changed.is_ok());
         }
         Ok(expired)
+    }
+
+    async fn expire_links(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
+        let mut due = Vec::new();
+        for shard in self.links.0.iter() {
+            due.extend(lock(shard).values().filter_map(|e| {
+                let reported = e.expiry_reported;
+                rules::expire_link(&e.link, reported, now)?;
+                Some((e.link.expires_at, e.link.id))
+            }));
+        }
+        due.sort_unstable();
+        due.truncate(limit);
+        let mut reported = 0;
+        for (_, link) in due {
+            let event_id = self.event_id();
+            let mut links = self.links.lock(&link);
+            let Some(entry) = links.get_mut(&link) else {
+                continue;
+            };
+            // The rule re-checks under the lock: a concurrent sweep may have reported it.
+            if let Some(effects) = rules::expire_link(&entry.link, entry.expiry_reported, now) {
+                entry.expiry_reported = true;
+                self.emit(entry.link.account, event_id, now, effects.events);
+                reported += 1;
+            }
+        }
+        Ok(reported)
     }
 
     async fn deactivate(

@@ -49,7 +49,7 @@ impl WebhookStore for MemoryStore {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<Claim>, Error> {
-        Ok(lock(&self.webhooks).claim(now, lease, limit))
+        Ok(lock(&self.webhooks).claim(now, lease, limit, &self.ids))
     }
 
     async fn record_attempt(
@@ -61,23 +61,32 @@ impl WebhookStore for MemoryStore {
         Ok(lock(&self.webhooks).record(lease, attempt, next))
     }
 
-    async fn delivery(&self, event: EventId) -> Result<Delivery, Error> {
+    async fn release(&self, lease: Lease) -> Result<bool, Error> {
+        Ok(lock(&self.webhooks).release(lease))
+    }
+
+    async fn delivery(&self, account: AccountId, event: EventId) -> Result<Delivery, Error> {
         lock(&self.webhooks)
-            .delivery(event)
+            .delivery(account, event)
             .ok_or_else(|| Rejection::NotFound.into())
     }
 
     async fn failed_deliveries(
         &self,
-        account: Option<AccountId>,
+        account: AccountId,
         page: Page,
     ) -> Result<Paged<Delivery>, Error> {
         Ok(lock(&self.webhooks).failed(account, page))
     }
 
-    async fn requeue(&self, event: EventId, now: DateTime<Utc>) -> Result<Delivery, Error> {
+    async fn requeue(
+        &self,
+        account: AccountId,
+        event: EventId,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery, Error> {
         lock(&self.webhooks)
-            .requeue(event, now)
+            .requeue(account, event, now)
             .ok_or_else(|| Rejection::NotFound.into())
     }
 

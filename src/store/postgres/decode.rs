@@ -273,6 +273,8 @@ pub(super) fn event(row: &PgRow, at: usize) -> Result<Event, Error> {
             reason: reason(&text(at + 8, "reason")?)?,
         },
         "link_deactivated" => EventKind::LinkDeactivated { link: link()? },
+        "link_exhausted" => EventKind::LinkExhausted { link: link()? },
+        "link_expired" => EventKind::LinkExpired { link: link()? },
         "credits_added" => EventKind::CreditsAdded {
             amount: numeric(&text(at + 9, "amount")?, "amount")?,
             balance: numeric(&text(at + 10, "balance")?, "balance")?,

@@ -30,6 +30,21 @@ const MIGRATIONS: &[Migration] = &[
             "../../../migrations/0003_gone_only_disables_the_current_endpoint.sql"
         ),
     },
+    Migration {
+        version: 4,
+        name: "lifecycle_events",
+        template: include_str!("../../../migrations/0004_lifecycle_events.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "delivery_rules_cited",
+        template: include_str!("../../../migrations/0005_delivery_rules_cited.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "endpoint_versions",
+        template: include_str!("../../../migrations/0006_endpoint_versions.sql"),
+    },
 ];
 
 /// The placeholder for the schema in the templates.

@@ -417,6 +417,15 @@ impl LinkStore for PostgresStore {
         Ok(usize::try_from(expired).unwrap_or(usize::MAX))
     }
 
+    async fn expire_links(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let row = self
+            .one(|| sqlx::query(&self.sql.expire_links).bind(now).bind(limit))
+            .await?;
+        let reported: i64 = get(&row, 0)?;
+        Ok(usize::try_from(reported).unwrap_or(usize::MAX))
+    }
+
     async fn deactivate(
         &self,
         account: AccountId,

@@ -14,6 +14,7 @@ pub(super) struct Statements {
     pub(super) redeem: String,
     pub(super) finish: String,
     pub(super) expire: String,
+    pub(super) expire_links: String,
     pub(super) deactivate: String,
     pub(super) top_up: String,
     pub(super) inspect: String,
@@ -47,6 +48,7 @@ impl Statements {
                  FROM __SCHEMA__.redeem($1, $2, $3, $4)"),
             finish: s("SELECT * FROM __SCHEMA__.finish($1, $2, $3, $4)"),
             expire: s("SELECT r_expired FROM __SCHEMA__.expire_sessions($1, $2)"),
+            expire_links: s("SELECT r_reported FROM __SCHEMA__.expire_links($1, $2)"),
             deactivate: s("SELECT * FROM __SCHEMA__.deactivate($1, $2, $3)"),
             top_up: s(
                 "SELECT r_code, $1::uuid, r_balance::text, r_held::text, r_created_at \

@@ -1,19 +1,23 @@
 //! [`WebhookStore`] for [`PostgresStore`]: endpoints and delivery state in the tables of
 //! migration 2. Queueing, claiming and recording are each one function call; claims use
 //! `FOR UPDATE SKIP LOCKED`, so dispatchers on several machines never hold one delivery at once.
+//!
+//! The SQL functions mirror the pure [delivery rules](crate::webhooks::rules): each statement
+//! below names the rule it applies (and migration 5 records the same on the functions).
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 
 use super::decode::{self, get, status};
 use super::PostgresStore;
 use crate::store::WebhookStore;
+use crate::webhooks::{rules, Endpoint, WebhookSecret};
 use crate::webhooks::{
     Attempt, AttemptOutcome, Claim, Delivery, DeliveryStatus, FailReason, Lease, NextStep,
+    TransportFailure,
 };
-use crate::webhooks::{Endpoint, WebhookSecret};
 use crate::{AccountId, Error, EventId, Rejection};
 use crate::{Page, Paged};
 
@@ -29,6 +33,7 @@ pub(super) struct Statements {
     failed: String,
     requeue: String,
     prune: String,
+    release: String,
 }
 
 /// The columns [`delivery`] reads, in order, from a table aliased `d`.
@@ -43,6 +48,8 @@ impl Statements {
                 .replace("{delivery}", DELIVERY_COLUMNS)
                 .replace(super::migrate::PLACEHOLDER, schema)
         };
+        // Each function of migrations 2 and 3 applies delivery rules, named on the statement
+        // that calls it: the memory store and the delivery model call the same rules in Rust.
         Self {
             set_endpoint: s(
                 "INSERT INTO __SCHEMA__.endpoints (account_id, url, secrets, updated_at, \
@@ -50,48 +57,68 @@ impl Statements {
                  WHERE a.id = $1 \
                  ON CONFLICT (account_id) DO UPDATE SET url = EXCLUDED.url, \
                  secrets = EXCLUDED.secrets, updated_at = EXCLUDED.updated_at, \
-                 disabled_at = EXCLUDED.disabled_at",
+                 disabled_at = EXCLUDED.disabled_at, \
+                 version = __SCHEMA__.endpoints.version + 1 \
+                 RETURNING version",
             ),
-            endpoint: s("SELECT url, secrets, updated_at, disabled_at \
+            endpoint: s("SELECT url, secrets, updated_at, disabled_at, version \
                  FROM __SCHEMA__.endpoints WHERE account_id = $1"),
+            // `disable_endpoint` fails the pending deliveries (as `DeliveryStatus::Failed` with
+            // `FailReason::EndpointDisabled`), as the memory store does.
             disable_endpoint: s(
-                "SELECT r_code, r_url, r_secrets, r_updated_at, r_disabled_at \
+                "SELECT r_code, r_url, r_secrets, r_updated_at, r_disabled_at, r_version \
                  FROM __SCHEMA__.disable_endpoint($1, $2)",
             ),
+            // Mirrors `rules::queued_status`: no endpoint, not queued; a disabled one, failed
+            // (`endpoint_disabled`); an enabled one, pending and due at `p_now`.
             queue: s("SELECT r_taken FROM __SCHEMA__.queue_deliveries($1, $2)"),
+            // Mirrors `rules::fails_at_claim` (due deliveries without an enabled endpoint fail)
+            // with the lease end of `rules::lease_until`, computed here.
             claim: s(
                 "SELECT r_lease, r_event, r_attempt, r_url, r_secrets, r_updated_at, \
-                 NULL::timestamptz, r_seq, \
+                 NULL::timestamptz, r_version, r_seq, \
                  r_event, r_account, r_at, r_kind, r_link, r_session, r_outcome, r_reason, \
                  r_amount::text, r_balance::text FROM __SCHEMA__.claim_due($1, $2, $3)",
             ),
+            // Mirrors `rules::step_to_apply` (a `disable` for a replaced endpoint becomes a
+            // `retry` at `p_at`), `rules::accepts_attempt` (the lease and status check, with the
+            // exception for `delivered`) and `rules::status_after` (the new status).
             record: s(
                 "SELECT r_recorded FROM __SCHEMA__.record_attempt($1, $2, $3, $4, $5, \
                  $6, $7, $8, $9, $10)",
             ),
-            delivery: s("SELECT {delivery} FROM __SCHEMA__.deliveries d WHERE d.event_id = $1"),
+            // Owner operations: another account's delivery is not found.
+            delivery: s("SELECT {delivery} FROM __SCHEMA__.deliveries d \
+                 WHERE d.event_id = $1 AND d.account_id = $2"),
             failed: s("SELECT {delivery} FROM __SCHEMA__.deliveries d \
-                 WHERE d.status = 'failed' AND ($1::uuid IS NULL OR d.account_id = $1) \
+                 WHERE d.status = 'failed' AND d.account_id = $1 \
                  AND d.seq > $2 ORDER BY d.seq LIMIT $3"),
             requeue: s(
                 "WITH requeued AS (UPDATE __SCHEMA__.deliveries d SET status = 'pending', \
                  next_attempt_at = $2, eligible_at = $2, attempts = 0, queued_at = $2, \
                  done_at = NULL, fail_reason = NULL, lease_id = NULL, leased_until = NULL \
-                 WHERE d.event_id = $1 AND d.status = 'failed' RETURNING {delivery}) \
+                 WHERE d.event_id = $1 AND d.account_id = $3 AND d.status = 'failed' \
+                 RETURNING {delivery}) \
                  SELECT * FROM requeued UNION ALL SELECT {delivery} \
                  FROM __SCHEMA__.deliveries d \
-                 WHERE d.event_id = $1 AND NOT EXISTS (SELECT FROM requeued)",
+                 WHERE d.event_id = $1 AND d.account_id = $3 \
+                 AND NOT EXISTS (SELECT FROM requeued)",
             ),
             prune: s(
                 "DELETE FROM __SCHEMA__.deliveries WHERE seq IN (SELECT d.seq \
                  FROM __SCHEMA__.deliveries d WHERE d.status = 'delivered' AND d.done_at < $1 \
                  ORDER BY d.done_at, d.seq LIMIT $2 FOR UPDATE SKIP LOCKED)",
             ),
+            release: s(
+                "UPDATE __SCHEMA__.deliveries SET lease_id = NULL, leased_until = NULL, \
+                 eligible_at = next_attempt_at \
+                 WHERE event_id = $1 AND lease_id = $2 AND status = 'pending'",
+            ),
         }
     }
 }
 
-/// An endpoint from `url, secrets, updated_at, disabled_at` starting at column `at`.
+/// An endpoint from `url, secrets, updated_at, disabled_at, version` starting at column `at`.
 fn endpoint(row: &PgRow, at: usize, account: AccountId) -> Result<Endpoint, Error> {
     let url: String = get(row, at)?;
     let keys: Vec<Vec<u8>> = get(row, at + 1)?;
@@ -102,6 +129,8 @@ fn endpoint(row: &PgRow, at: usize, account: AccountId) -> Result<Endpoint, Erro
     let mut endpoint =
         Endpoint::new(account, &url, secrets, get(row, at + 2)?).map_err(Error::backend)?;
     endpoint.disabled_at = get(row, at + 3)?;
+    let version: i64 = get(row, at + 4)?;
+    endpoint.version = u64::try_from(version).map_err(|_| decode::corrupt("version", version))?;
     Ok(endpoint)
 }
 
@@ -148,9 +177,10 @@ fn delivery(row: &PgRow) -> Result<Delivery, Error> {
                 }
                 Some("timeout") => AttemptOutcome::Timeout,
                 Some("transport") => {
+                    // Earlier versions stored raw messages: they read as `other`.
                     let message: Option<String> = get(row, 12)?;
                     AttemptOutcome::Transport {
-                        message: message.unwrap_or_default(),
+                        failure: TransportFailure::from_name(message.as_deref().unwrap_or("")),
                     }
                 }
                 other => return Err(decode::corrupt("last_kind", other.unwrap_or("NULL"))),
@@ -180,37 +210,41 @@ fn outcome_columns(outcome: &AttemptOutcome) -> (&'static str, Option<i32>, Opti
     match outcome {
         AttemptOutcome::Status { code } => ("status", Some(i32::from(*code)), None),
         AttemptOutcome::Timeout => ("timeout", None, None),
-        AttemptOutcome::Transport { message } => ("transport", None, Some(message.as_str())),
+        AttemptOutcome::Transport { failure } => ("transport", None, Some(failure.as_str())),
     }
 }
 
 /// The `p_next`, `p_retry_at` and `p_endpoint_version` of a next step.
-fn next_columns(next: NextStep) -> (&'static str, Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+fn next_columns(next: NextStep) -> (&'static str, Option<DateTime<Utc>>, Option<i64>) {
     match next {
         NextStep::Delivered => ("delivered", None, None),
         NextStep::RetryAt(at) => ("retry", Some(at), None),
         NextStep::GiveUp => ("give_up", None, None),
-        NextStep::DisableEndpoint {
-            endpoint_updated_at,
-        } => ("disable", None, Some(endpoint_updated_at)),
+        NextStep::DisableEndpoint { endpoint_version } => (
+            "disable",
+            None,
+            Some(i64::try_from(endpoint_version).unwrap_or(i64::MAX)),
+        ),
     }
 }
 
 impl WebhookStore for PostgresStore {
     async fn set_endpoint(&self, endpoint: Endpoint) -> Result<Endpoint, Error> {
         let secrets: Vec<&[u8]> = endpoint.secrets().iter().map(|s| s.key_bytes()).collect();
-        let done = sqlx::query(&self.sql.webhooks.set_endpoint)
+        // The version: 1 when first set, one more on every set (`rules::endpoint_version`).
+        let version: Option<i64> = sqlx::query_scalar(&self.sql.webhooks.set_endpoint)
             .bind(endpoint.account.as_uuid())
             .bind(endpoint.url())
             .bind(secrets)
             .bind(endpoint.updated_at)
             .bind(endpoint.disabled_at)
-            .execute(&self.pool)
+            .fetch_optional(&self.pool)
             .await
             .map_err(Error::backend)?;
-        if done.rows_affected() == 0 {
-            return Err(Rejection::NotFound.into());
-        }
+        let version = version.ok_or(Rejection::NotFound)?;
+        let mut endpoint = endpoint;
+        endpoint.version =
+            u64::try_from(version).map_err(|_| decode::corrupt("version", version))?;
         Ok(endpoint)
     }
 
@@ -258,12 +292,7 @@ impl WebhookStore for PostgresStore {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<Claim>, Error> {
-        let lease = TimeDelta::from_std(lease.max(Duration::from_secs(1)))
-            .unwrap_or(TimeDelta::MAX)
-            .min(TimeDelta::days(365));
-        let until = now
-            .checked_add_signed(lease)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let until = rules::lease_until(now, lease);
         let rows = sqlx::query(&self.sql.webhooks.claim)
             .bind(now)
             .bind(until)
@@ -273,7 +302,7 @@ impl WebhookStore for PostgresStore {
             .map_err(Error::backend)?;
         rows.iter()
             .map(|row| {
-                let event = decode::event(row, 7)?;
+                let event = decode::event(row, 8)?;
                 let attempt: i32 = get(row, 2)?;
                 Ok(Claim {
                     lease: Lease {
@@ -313,9 +342,20 @@ impl WebhookStore for PostgresStore {
             .map_err(Error::backend)
     }
 
-    async fn delivery(&self, event: EventId) -> Result<Delivery, Error> {
+    async fn release(&self, lease: Lease) -> Result<bool, Error> {
+        let done = sqlx::query(&self.sql.webhooks.release)
+            .bind(lease.event.as_uuid())
+            .bind(lease.id)
+            .execute(&self.pool)
+            .await
+            .map_err(Error::backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delivery(&self, account: AccountId, event: EventId) -> Result<Delivery, Error> {
         let row = sqlx::query(&self.sql.webhooks.delivery)
             .bind(event.as_uuid())
+            .bind(account.as_uuid())
             .fetch_optional(&self.pool)
             .await
             .map_err(Error::backend)?
@@ -325,12 +365,12 @@ impl WebhookStore for PostgresStore {
 
     async fn failed_deliveries(
         &self,
-        account: Option<AccountId>,
+        account: AccountId,
         page: Page,
     ) -> Result<Paged<Delivery>, Error> {
         let limit = page.clamped_limit();
         let rows = sqlx::query(&self.sql.webhooks.failed)
-            .bind(account.map(|a| *a.as_uuid()))
+            .bind(account.as_uuid())
             .bind(i64::try_from(page.after).unwrap_or(i64::MAX))
             .bind(limit as i64 + 1)
             .fetch_all(&self.pool)
@@ -342,10 +382,16 @@ impl WebhookStore for PostgresStore {
         Ok(Paged { items, next })
     }
 
-    async fn requeue(&self, event: EventId, now: DateTime<Utc>) -> Result<Delivery, Error> {
+    async fn requeue(
+        &self,
+        account: AccountId,
+        event: EventId,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery, Error> {
         let row = sqlx::query(&self.sql.webhooks.requeue)
             .bind(event.as_uuid())
             .bind(now)
+            .bind(account.as_uuid())
             .fetch_optional(&self.pool)
             .await
             .map_err(Error::backend)?
