@@ -20,19 +20,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::fixtures::{account_with, epoch, events_of, rejected};
 use crate::store::WebhookStore;
 use crate::webhooks::{
     Attempt, AttemptOutcome, Claim, DeliveryStatus, FailReason, Lease, NextStep,
 };
 use crate::webhooks::{Endpoint, WebhookSecret};
 use crate::Page;
-use crate::{Account, AccountId, Error, Event, EventId, IdempotencyKey, Rejection};
+use crate::{AccountId, Error, Event, EventId, IdempotencyKey, Rejection};
 
 const LEASE: Duration = Duration::from_secs(60);
-
-fn t0() -> DateTime<Utc> {
-    DateTime::from_timestamp(1_750_000_000, 0).unwrap_or_default()
-}
 
 fn secs(s: i64) -> TimeDelta {
     TimeDelta::seconds(s)
@@ -54,26 +51,23 @@ fn status(code: u16, number: u32, at: DateTime<Utc>) -> Attempt {
     }
 }
 
+#[track_caller]
 fn assert_not_found<T: std::fmt::Debug>(result: Result<T, Error>) {
-    match result {
-        Err(Error::Rejected(Rejection::NotFound)) => {}
-        other => panic!("expected NotFound, got {other:?}"),
-    }
+    rejected(
+        result,
+        Rejection::NotFound,
+        "an unknown id, or another account's",
+    );
 }
 
 async fn account<S: WebhookStore>(store: &S) -> AccountId {
-    let id = AccountId::new();
-    store
-        .create_account(Account::new(id, t0()))
-        .await
-        .expect("create account");
-    id
+    account_with(store, 0).await.id
 }
 
 async fn account_with_endpoint<S: WebhookStore>(store: &S) -> AccountId {
     let id = account(store).await;
     store
-        .set_endpoint(endpoint(id, "https://example.com/hook", t0()))
+        .set_endpoint(endpoint(id, "https://example.com/hook", epoch()))
         .await
         .expect("set endpoint");
     id
@@ -82,20 +76,11 @@ async fn account_with_endpoint<S: WebhookStore>(store: &S) -> AccountId {
 /// Appends one event (`credits.added`) for `account` and returns it.
 async fn event<S: WebhookStore>(store: &S, account: AccountId) -> Event {
     let key = IdempotencyKey::new(EventId::new().to_string()).expect("a key");
-    store.top_up(account, 1, key, t0()).await.expect("top up");
-    let mut cursor = 0;
-    let mut last = None;
-    loop {
-        let page = store.outbox_after(cursor, 1000).await.expect("outbox");
-        let Some(tail) = page.last() else { break };
-        cursor = tail.seq;
-        last = page
-            .into_iter()
-            .rev()
-            .find(|e| e.account == account)
-            .or(last);
-    }
-    last.expect("the event")
+    store
+        .top_up(account, 1, key, epoch())
+        .await
+        .expect("top up");
+    events_of(store, account).await.pop().expect("the event")
 }
 
 /// Claims what is due at `now` and keeps the claims of `accounts`: other checks may have left
@@ -149,18 +134,18 @@ pub async fn endpoints<S: WebhookStore>(store: &S) {
     let unknown = AccountId::new();
     assert_not_found(
         store
-            .set_endpoint(endpoint(unknown, "https://a.example", t0()))
+            .set_endpoint(endpoint(unknown, "https://a.example", epoch()))
             .await,
     );
-    assert_not_found(store.disable_endpoint(unknown, t0()).await);
+    assert_not_found(store.disable_endpoint(unknown, epoch()).await);
     assert!(store.endpoint(unknown).await.expect("read").is_none());
 
     let id = account(store).await;
     assert!(store.endpoint(id).await.expect("read").is_none());
-    assert_not_found(store.disable_endpoint(id, t0()).await);
+    assert_not_found(store.disable_endpoint(id, epoch()).await);
 
     let set = store
-        .set_endpoint(endpoint(id, "https://a.example/x?token=1", t0()))
+        .set_endpoint(endpoint(id, "https://a.example/x?token=1", epoch()))
         .await
         .expect("set");
     let read = store
@@ -177,7 +162,7 @@ pub async fn endpoints<S: WebhookStore>(store: &S) {
     assert!(read.is_enabled());
 
     let replaced =
-        Endpoint::new(id, "https://b.example/", vec![secret(3)], t0() + secs(1)).expect("valid");
+        Endpoint::new(id, "https://b.example/", vec![secret(3)], epoch() + secs(1)).expect("valid");
     store.set_endpoint(replaced).await.expect("replace");
     let read = store
         .endpoint(id)
@@ -189,22 +174,22 @@ pub async fn endpoints<S: WebhookStore>(store: &S) {
     assert_eq!(read.secrets()[0].key_bytes(), secret(3).key_bytes());
 
     let disabled = store
-        .disable_endpoint(id, t0() + secs(2))
+        .disable_endpoint(id, epoch() + secs(2))
         .await
         .expect("disable");
-    assert_eq!(disabled.disabled_at, Some(t0() + secs(2)));
+    assert_eq!(disabled.disabled_at, Some(epoch() + secs(2)));
     let again = store
-        .disable_endpoint(id, t0() + secs(3))
+        .disable_endpoint(id, epoch() + secs(3))
         .await
         .expect("disable");
     assert_eq!(
         again.disabled_at,
-        Some(t0() + secs(2)),
+        Some(epoch() + secs(2)),
         "disabling is idempotent"
     );
 
     store
-        .set_endpoint(endpoint(id, "https://c.example/", t0() + secs(4)))
+        .set_endpoint(endpoint(id, "https://c.example/", epoch() + secs(4)))
         .await
         .expect("set again");
     assert!(store
@@ -221,7 +206,7 @@ pub async fn queues_events_of_accounts_with_an_endpoint<S: WebhookStore>(store: 
     let without = account(store).await;
     let a = event(store, with).await;
     let b = event(store, without).await;
-    assert!(queue_all(store, t0()).await >= 2);
+    assert!(queue_all(store, epoch()).await >= 2);
     let delivery = store.delivery(a.account, a.id).await.expect("queued");
     assert_eq!(delivery.account, with);
     assert_eq!(delivery.seq, a.seq);
@@ -230,21 +215,21 @@ pub async fn queues_events_of_accounts_with_an_endpoint<S: WebhookStore>(store: 
     assert_eq!(
         delivery.status,
         DeliveryStatus::Pending {
-            next_attempt_at: t0()
+            next_attempt_at: epoch()
         }
     );
     assert_not_found(store.delivery(b.account, b.id).await);
-    assert_eq!(queue_all(store, t0()).await, 0, "the cursor advanced");
+    assert_eq!(queue_all(store, epoch()).await, 0, "the cursor advanced");
 
     // An endpoint set later does not receive earlier events.
     store
-        .set_endpoint(endpoint(without, "https://late.example/", t0()))
+        .set_endpoint(endpoint(without, "https://late.example/", epoch()))
         .await
         .expect("set");
-    assert_eq!(queue_all(store, t0()).await, 0);
+    assert_eq!(queue_all(store, epoch()).await, 0);
     assert_not_found(store.delivery(b.account, b.id).await);
     let c = event(store, without).await;
-    assert_eq!(queue_all(store, t0()).await, 1);
+    assert_eq!(queue_all(store, epoch()).await, 1);
     assert!(store.delivery(c.account, c.id).await.is_ok());
 }
 
@@ -257,14 +242,14 @@ pub async fn concurrent_queueing_queues_each_event_once<S: WebhookStore>(store: 
         events.push(event(store, id).await);
     }
     let (a, b) = tokio_free_join(
-        store.queue_deliveries(t0(), 7),
-        store.queue_deliveries(t0(), 7),
+        store.queue_deliveries(epoch(), 7),
+        store.queue_deliveries(epoch(), 7),
     )
     .await;
     a.expect("queue");
     b.expect("queue");
-    queue_all(store, t0()).await;
-    let claims = claim_mine(store, t0(), &mine).await;
+    queue_all(store, epoch()).await;
+    let claims = claim_mine(store, epoch(), &mine).await;
     let mut claimed: Vec<EventId> = claims.iter().map(|c| c.event.id).collect();
     claimed.sort();
     let mut expected: Vec<EventId> = events.iter().map(|e| e.id).collect();
@@ -278,9 +263,9 @@ pub async fn claims_are_exclusive_until_the_lease_runs_out<S: WebhookStore>(stor
     let id = account_with_endpoint(store).await;
     let mine = [id];
     let e = event(store, id).await;
-    queue_all(store, t0()).await;
+    queue_all(store, epoch()).await;
 
-    let first = claim_mine(store, t0(), &mine).await;
+    let first = claim_mine(store, epoch(), &mine).await;
     assert_eq!(first.len(), 1);
     let first = &first[0];
     assert_eq!(first.event, e);
@@ -288,15 +273,17 @@ pub async fn claims_are_exclusive_until_the_lease_runs_out<S: WebhookStore>(stor
     assert_eq!(first.endpoint.secrets().len(), 2);
     assert_eq!(first.lease.event, e.id);
     assert_eq!(first.lease.attempt, 1);
-    assert_eq!(first.lease.until, t0() + secs(60));
+    assert_eq!(first.lease.until, epoch() + secs(60));
     let leased = store.delivery(e.account, e.id).await.expect("delivery");
-    assert_eq!(leased.leased_until, Some(t0() + secs(60)));
+    assert_eq!(leased.leased_until, Some(epoch() + secs(60)));
 
-    assert!(claim_mine(store, t0(), &mine).await.is_empty());
-    assert!(claim_mine(store, t0() + secs(59), &mine).await.is_empty());
+    assert!(claim_mine(store, epoch(), &mine).await.is_empty());
+    assert!(claim_mine(store, epoch() + secs(59), &mine)
+        .await
+        .is_empty());
 
     // The first dispatcher stalls; its lease runs out and another takes over.
-    let second = claim_mine(store, t0() + secs(60), &mine).await;
+    let second = claim_mine(store, epoch() + secs(60), &mine).await;
     assert_eq!(second.len(), 1);
     let second = &second[0];
     assert_eq!(
@@ -305,7 +292,7 @@ pub async fn claims_are_exclusive_until_the_lease_runs_out<S: WebhookStore>(stor
     );
     assert_ne!(second.lease.id, first.lease.id);
 
-    let later = t0() + secs(61);
+    let later = epoch() + secs(61);
     let stale = store
         .record_attempt(first.lease, status(500, 1, later), NextStep::RetryAt(later))
         .await
@@ -340,14 +327,14 @@ pub async fn attempts_move_deliveries_along<S: WebhookStore>(store: &S) {
     let id = account_with_endpoint(store).await;
     let mine = [id];
     let e = event(store, id).await;
-    queue_all(store, t0()).await;
+    queue_all(store, epoch()).await;
 
-    let claim = claim_mine(store, t0(), &mine).await.remove(0);
-    let retry_at = t0() + secs(5);
+    let claim = claim_mine(store, epoch(), &mine).await.remove(0);
+    let retry_at = epoch() + secs(5);
     assert!(store
         .record_attempt(
             claim.lease,
-            status(503, 1, t0()),
+            status(503, 1, epoch()),
             NextStep::RetryAt(retry_at)
         )
         .await
@@ -361,9 +348,9 @@ pub async fn attempts_move_deliveries_along<S: WebhookStore>(store: &S) {
     );
     assert_eq!(d.attempts, 1);
     assert_eq!(d.leased_until, None);
-    assert_eq!(d.last_attempt, Some(status(503, 1, t0())));
+    assert_eq!(d.last_attempt, Some(status(503, 1, epoch())));
 
-    assert!(claim_mine(store, t0() + secs(4), &mine).await.is_empty());
+    assert!(claim_mine(store, epoch() + secs(4), &mine).await.is_empty());
     let claim = claim_mine(store, retry_at, &mine).await.remove(0);
     assert_eq!(claim.lease.attempt, 2);
     assert!(store
@@ -373,7 +360,7 @@ pub async fn attempts_move_deliveries_along<S: WebhookStore>(store: &S) {
     let d = store.delivery(e.account, e.id).await.expect("delivery");
     assert_eq!(d.status, DeliveryStatus::Delivered { at: retry_at });
     assert_eq!(d.attempts, 2);
-    assert!(claim_mine(store, t0() + secs(100_000), &mine)
+    assert!(claim_mine(store, epoch() + secs(100_000), &mine)
         .await
         .is_empty());
     assert!(!store
@@ -387,13 +374,13 @@ pub async fn success_under_a_lost_lease_counts<S: WebhookStore>(store: &S) {
     let id = account_with_endpoint(store).await;
     let mine = [id];
     let e = event(store, id).await;
-    queue_all(store, t0()).await;
-    let slow = claim_mine(store, t0(), &mine).await.remove(0);
-    let fast = claim_mine(store, t0() + secs(60), &mine).await.remove(0);
+    queue_all(store, epoch()).await;
+    let slow = claim_mine(store, epoch(), &mine).await.remove(0);
+    let fast = claim_mine(store, epoch() + secs(60), &mine).await.remove(0);
     assert!(store
         .record_attempt(
             slow.lease,
-            status(200, 1, t0() + secs(61)),
+            status(200, 1, epoch() + secs(61)),
             NextStep::Delivered
         )
         .await
@@ -401,8 +388,8 @@ pub async fn success_under_a_lost_lease_counts<S: WebhookStore>(store: &S) {
     assert!(!store
         .record_attempt(
             fast.lease,
-            status(500, 1, t0() + secs(62)),
-            NextStep::RetryAt(t0() + secs(70))
+            status(500, 1, epoch() + secs(62)),
+            NextStep::RetryAt(epoch() + secs(70))
         )
         .await
         .expect("record"));
@@ -413,7 +400,7 @@ pub async fn success_under_a_lost_lease_counts<S: WebhookStore>(store: &S) {
             .expect("delivery")
             .status,
         DeliveryStatus::Delivered {
-            at: t0() + secs(61)
+            at: epoch() + secs(61)
         }
     );
 }
@@ -423,21 +410,21 @@ pub async fn exhausted_deliveries_fail_and_can_be_requeued<S: WebhookStore>(stor
     let id = account_with_endpoint(store).await;
     let mine = [id];
     let e = event(store, id).await;
-    queue_all(store, t0()).await;
-    let claim = claim_mine(store, t0(), &mine).await.remove(0);
+    queue_all(store, epoch()).await;
+    let claim = claim_mine(store, epoch(), &mine).await.remove(0);
     assert!(store
-        .record_attempt(claim.lease, status(500, 1, t0()), NextStep::GiveUp)
+        .record_attempt(claim.lease, status(500, 1, epoch()), NextStep::GiveUp)
         .await
         .expect("record"));
     let d = store.delivery(e.account, e.id).await.expect("delivery");
     assert_eq!(
         d.status,
         DeliveryStatus::Failed {
-            at: t0(),
+            at: epoch(),
             reason: FailReason::Exhausted
         }
     );
-    assert!(claim_mine(store, t0() + secs(100_000), &mine)
+    assert!(claim_mine(store, epoch() + secs(100_000), &mine)
         .await
         .is_empty());
     let failed = store
@@ -446,7 +433,7 @@ pub async fn exhausted_deliveries_fail_and_can_be_requeued<S: WebhookStore>(stor
         .expect("list");
     assert_eq!(failed.items, vec![d.clone()]);
 
-    let later = t0() + secs(10);
+    let later = epoch() + secs(10);
     let requeued = store
         .requeue(e.account, e.id, later)
         .await
@@ -490,8 +477,8 @@ pub async fn gone_endpoint_is_disabled<S: WebhookStore>(store: &S) {
     let a = event(store, id).await;
     let b = event(store, id).await;
     let c = event(store, other).await;
-    queue_all(store, t0()).await;
-    let claims = claim_mine(store, t0(), &mine).await;
+    queue_all(store, epoch()).await;
+    let claims = claim_mine(store, epoch(), &mine).await;
     assert_eq!(claims.len(), 3);
     let gone = claims
         .iter()
@@ -500,7 +487,7 @@ pub async fn gone_endpoint_is_disabled<S: WebhookStore>(store: &S) {
     assert!(store
         .record_attempt(
             gone.lease,
-            status(410, 1, t0()),
+            status(410, 1, epoch()),
             NextStep::DisableEndpoint {
                 endpoint_version: gone.endpoint.version,
             },
@@ -512,12 +499,12 @@ pub async fn gone_endpoint_is_disabled<S: WebhookStore>(store: &S) {
         .await
         .expect("read")
         .expect("an endpoint");
-    assert_eq!(endpoint.disabled_at, Some(t0()));
+    assert_eq!(endpoint.disabled_at, Some(epoch()));
     for event in [a.id, b.id] {
         assert_eq!(
             store.delivery(id, event).await.expect("delivery").status,
             DeliveryStatus::Failed {
-                at: t0(),
+                at: epoch(),
                 reason: FailReason::EndpointDisabled
             },
             "pending deliveries fail, leased ones too"
@@ -533,7 +520,7 @@ pub async fn gone_endpoint_is_disabled<S: WebhookStore>(store: &S) {
     ));
 
     let d = event(store, id).await;
-    queue_all(store, t0()).await;
+    queue_all(store, epoch()).await;
     assert!(matches!(
         store
             .delivery(d.account, d.id)
@@ -546,7 +533,7 @@ pub async fn gone_endpoint_is_disabled<S: WebhookStore>(store: &S) {
         }
     ));
     // Only the other account's delivery comes due again, when its lease runs out.
-    let at = t0() + secs(60);
+    let at = epoch() + secs(60);
     let claims = claim_mine(store, at, &mine).await;
     assert_eq!(claims.len(), 1);
     assert_eq!(claims[0].event.id, c.id);
@@ -588,9 +575,9 @@ pub async fn disabling_an_endpoint_fails_its_pending_deliveries<S: WebhookStore>
     let id = account_with_endpoint(store).await;
     let mine = [id];
     let e = event(store, id).await;
-    queue_all(store, t0()).await;
+    queue_all(store, epoch()).await;
     store
-        .disable_endpoint(id, t0() + secs(1))
+        .disable_endpoint(id, epoch() + secs(1))
         .await
         .expect("disable");
     assert_eq!(
@@ -600,11 +587,11 @@ pub async fn disabling_an_endpoint_fails_its_pending_deliveries<S: WebhookStore>
             .expect("delivery")
             .status,
         DeliveryStatus::Failed {
-            at: t0() + secs(1),
+            at: epoch() + secs(1),
             reason: FailReason::EndpointDisabled
         }
     );
-    assert!(claim_mine(store, t0() + secs(1), &mine).await.is_empty());
+    assert!(claim_mine(store, epoch() + secs(1), &mine).await.is_empty());
 }
 
 /// Failed deliveries page by `seq`, each account's own only.
@@ -622,10 +609,10 @@ pub async fn failed_deliveries_page_and_filter<S: WebhookStore>(store: &S) {
             failed_b.push(e.seq);
         }
     }
-    queue_all(store, t0()).await;
-    for due in claim_mine(store, t0(), &mine).await {
+    queue_all(store, epoch()).await;
+    for due in claim_mine(store, epoch(), &mine).await {
         assert!(store
-            .record_attempt(due.lease, status(500, 1, t0()), NextStep::GiveUp)
+            .record_attempt(due.lease, status(500, 1, epoch()), NextStep::GiveUp)
             .await
             .expect("record"));
     }
@@ -667,17 +654,17 @@ pub async fn owner_operations_answer_not_found_to_other_accounts<S: WebhookStore
     let with_endpoint = account_with_endpoint(store).await;
     let without = account(store).await;
     let e = event(store, owner).await;
-    queue_all(store, t0()).await;
+    queue_all(store, epoch()).await;
     for stranger in [with_endpoint, without] {
         assert_not_found(store.delivery(stranger, e.id).await);
     }
-    let claim = claim_mine(store, t0(), &[owner]).await.remove(0);
+    let claim = claim_mine(store, epoch(), &[owner]).await.remove(0);
     assert!(store
-        .record_attempt(claim.lease, status(500, 1, t0()), NextStep::GiveUp)
+        .record_attempt(claim.lease, status(500, 1, epoch()), NextStep::GiveUp)
         .await
         .expect("record"));
     let failed = store.delivery(owner, e.id).await.expect("the owner's");
-    let later = t0() + secs(1);
+    let later = epoch() + secs(1);
     for stranger in [with_endpoint, without, AccountId::new()] {
         assert_not_found(store.delivery(stranger, e.id).await);
         assert_not_found(store.requeue(stranger, e.id, later).await);
@@ -721,17 +708,17 @@ pub async fn prune_deletes_only_old_delivered<S: WebhookStore>(store: &S) {
     let recent = event(store, id).await;
     let failed = event(store, id).await;
     let pending = event(store, id).await;
-    queue_all(store, t0()).await;
-    let claims = claim_mine(store, t0(), &mine).await;
+    queue_all(store, epoch()).await;
+    let claims = claim_mine(store, epoch(), &mine).await;
     for claim in claims {
         let (at, next) = if claim.event.id == old.id {
-            (t0(), NextStep::Delivered)
+            (epoch(), NextStep::Delivered)
         } else if claim.event.id == recent.id {
-            (t0() + secs(100), NextStep::Delivered)
+            (epoch() + secs(100), NextStep::Delivered)
         } else if claim.event.id == failed.id {
-            (t0(), NextStep::GiveUp)
+            (epoch(), NextStep::GiveUp)
         } else {
-            (t0(), NextStep::RetryAt(t0() + secs(5)))
+            (epoch(), NextStep::RetryAt(epoch() + secs(5)))
         };
         let code = if next == NextStep::Delivered {
             200
@@ -745,7 +732,7 @@ pub async fn prune_deletes_only_old_delivered<S: WebhookStore>(store: &S) {
     }
     assert!(
         store
-            .prune_delivered(t0() + secs(50), 10_000)
+            .prune_delivered(epoch() + secs(50), 10_000)
             .await
             .expect("prune")
             >= 1
@@ -756,13 +743,13 @@ pub async fn prune_deletes_only_old_delivered<S: WebhookStore>(store: &S) {
     }
     assert_eq!(
         store
-            .prune_delivered(t0() + secs(50), 10_000)
+            .prune_delivered(epoch() + secs(50), 10_000)
             .await
             .expect("prune"),
         0
     );
     assert_eq!(
-        queue_all(store, t0()).await,
+        queue_all(store, epoch()).await,
         0,
         "a pruned event is not queued again"
     );
@@ -806,8 +793,8 @@ async fn tokio_free_join<A: std::future::Future, B: std::future::Future>(
 pub async fn gone_from_a_replaced_endpoint_disables_nothing<S: WebhookStore>(store: &S) {
     let id = account_with_endpoint(store).await;
     let a = event(store, id).await;
-    queue_all(store, t0()).await;
-    let claims = claim_mine(store, t0(), &[id]).await;
+    queue_all(store, epoch()).await;
+    let claims = claim_mine(store, epoch(), &[id]).await;
     let claim = claims
         .iter()
         .find(|claim| claim.event.id == a.id)
@@ -818,11 +805,11 @@ pub async fn gone_from_a_replaced_endpoint_disables_nothing<S: WebhookStore>(sto
     );
     // Replaced in the very microsecond it was set: only the version tells the two apart.
     let replaced = store
-        .set_endpoint(endpoint(id, "https://example.com/new-hook", t0()))
+        .set_endpoint(endpoint(id, "https://example.com/new-hook", epoch()))
         .await
         .expect("replace endpoint");
     assert_eq!(replaced.version, 2, "every set adds one to the version");
-    let done = t0() + TimeDelta::seconds(1);
+    let done = epoch() + TimeDelta::seconds(1);
     assert!(store
         .record_attempt(
             claim.lease,
@@ -856,15 +843,15 @@ pub async fn released_leases_are_claimable_at_once<S: WebhookStore>(store: &S) {
     let id = account_with_endpoint(store).await;
     let mine = [id];
     let e = event(store, id).await;
-    queue_all(store, t0()).await;
+    queue_all(store, epoch()).await;
 
-    let first = claim_mine(store, t0(), &mine).await.remove(0);
+    let first = claim_mine(store, epoch(), &mine).await.remove(0);
     assert!(store.release(first.lease).await.expect("release"));
     let d = store.delivery(e.account, e.id).await.expect("delivery");
     assert_eq!(
         d.status,
         DeliveryStatus::Pending {
-            next_attempt_at: t0()
+            next_attempt_at: epoch()
         }
     );
     assert_eq!(d.leased_until, None);
@@ -875,7 +862,7 @@ pub async fn released_leases_are_claimable_at_once<S: WebhookStore>(store: &S) {
     );
 
     // Claimable at once, long before the released lease would have run out.
-    let second = claim_mine(store, t0() + secs(1), &mine).await.remove(0);
+    let second = claim_mine(store, epoch() + secs(1), &mine).await.remove(0);
     assert_eq!(second.lease.attempt, 1);
     assert_ne!(second.lease.id, first.lease.id);
     assert!(
@@ -891,29 +878,35 @@ pub async fn released_leases_are_claimable_at_once<S: WebhookStore>(store: &S) {
         "another lease id releases nothing"
     );
     assert!(
-        claim_mine(store, t0() + secs(1), &mine).await.is_empty(),
+        claim_mine(store, epoch() + secs(1), &mine).await.is_empty(),
         "the current lease still holds"
     );
     assert!(
         !store
-            .record_attempt(first.lease, status(500, 1, t0()), NextStep::RetryAt(t0()))
+            .record_attempt(
+                first.lease,
+                status(500, 1, epoch()),
+                NextStep::RetryAt(epoch())
+            )
             .await
             .expect("record"),
         "a released lease records nothing"
     );
 
     // Recorded: the lease is spent, and releasing it does not make the retry due early.
-    let retry_at = t0() + secs(30);
+    let retry_at = epoch() + secs(30);
     assert!(store
         .record_attempt(
             second.lease,
-            status(503, 1, t0() + secs(1)),
+            status(503, 1, epoch() + secs(1)),
             NextStep::RetryAt(retry_at)
         )
         .await
         .expect("record"));
     assert!(!store.release(second.lease).await.expect("release"));
-    assert!(claim_mine(store, t0() + secs(29), &mine).await.is_empty());
+    assert!(claim_mine(store, epoch() + secs(29), &mine)
+        .await
+        .is_empty());
 
     // A released retry keeps its attempt count and its due time.
     let third = claim_mine(store, retry_at, &mine).await.remove(0);
@@ -928,7 +921,7 @@ pub async fn released_leases_are_claimable_at_once<S: WebhookStore>(store: &S) {
     );
     assert_eq!(d.attempts, 1);
     assert_eq!(d.leased_until, None);
-    assert_eq!(d.last_attempt, Some(status(503, 1, t0() + secs(1))));
+    assert_eq!(d.last_attempt, Some(status(503, 1, epoch() + secs(1))));
 
     // A lease that ran out and was taken over releases nothing.
     let stalled = claim_mine(store, retry_at, &mine).await.remove(0);
@@ -962,7 +955,7 @@ pub async fn released_leases_are_claimable_at_once<S: WebhookStore>(store: &S) {
         id: uuid::Uuid::new_v4(),
         event: EventId::new(),
         attempt: 1,
-        until: t0(),
+        until: epoch(),
     };
     assert!(!store.release(unknown).await.expect("release"));
 }
