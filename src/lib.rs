@@ -55,8 +55,10 @@
 //! # Testing your integration
 //!
 //! A service's own tests run on the in-memory store with the kit in `magic_link::testing`
-//! (feature `test-util`): the README's section *Testing your integration* and the module's
-//! docs show how, and `tests/testing_kit.rs` in the repository is a complete file to copy.
+//! (feature `test-util`): the README's section *Testing your integration*
+//! ([README.md](https://docs.rs/crate/magic-link/latest/source/README.md), included in the
+//! package) and the module's docs show how, and `tests/testing_kit.rs` in the repository is a
+//! complete file to copy.
 //!
 //! # Features
 //!
