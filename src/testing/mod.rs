@@ -283,13 +283,7 @@ impl TestKit {
         // replaced endpoint is the only step due again at once, and it cannot repeat forever.
         for _ in 0..10_000 {
             let report = self.dispatcher.run_once().await?;
-            total.taken += report.taken;
-            total.attempted += report.attempted;
-            total.delivered += report.delivered;
-            total.retrying += report.retrying;
-            total.failed += report.failed;
-            total.endpoints_disabled += report.endpoints_disabled;
-            total.lost_leases += report.lost_leases;
+            total += report;
             if report.attempted == 0 && report.taken == 0 {
                 break;
             }

@@ -97,6 +97,32 @@ pub struct DispatchReport {
     pub store_errors: usize,
 }
 
+/// Adds up reports, such as those of successive [`Dispatcher::run_once`] calls.
+impl std::ops::AddAssign for DispatchReport {
+    fn add_assign(&mut self, other: Self) {
+        let Self {
+            taken,
+            attempted,
+            delivered,
+            retrying,
+            failed,
+            endpoints_disabled,
+            lost_leases,
+            released,
+            store_errors,
+        } = other;
+        self.taken += taken;
+        self.attempted += attempted;
+        self.delivered += delivered;
+        self.retrying += retrying;
+        self.failed += failed;
+        self.endpoints_disabled += endpoints_disabled;
+        self.lost_leases += lost_leases;
+        self.released += released;
+        self.store_errors += store_errors;
+    }
+}
+
 impl DispatchReport {
     /// Counts the result of one attempt; passes a store failure on.
     fn count(&mut self, result: Result<(NextStep, bool), Error>) -> Result<(), Error> {
