@@ -409,21 +409,11 @@ impl LinkStore for PostgresStore {
     }
 
     async fn expire_sessions(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let row = self
-            .one(|| sqlx::query(&self.sql.expire).bind(now).bind(limit))
-            .await?;
-        let expired: i64 = get(&row, 0)?;
-        Ok(usize::try_from(expired).unwrap_or(usize::MAX))
+        self.sweep(&self.sql.expire, now, limit).await
     }
 
     async fn expire_links(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let row = self
-            .one(|| sqlx::query(&self.sql.expire_links).bind(now).bind(limit))
-            .await?;
-        let reported: i64 = get(&row, 0)?;
-        Ok(usize::try_from(reported).unwrap_or(usize::MAX))
+        self.sweep(&self.sql.expire_links, now, limit).await
     }
 
     async fn deactivate(
@@ -635,6 +625,14 @@ impl LinkStore for PostgresStore {
 }
 
 impl PostgresStore {
+    /// Runs a sweep function `(p_now, p_limit)` that returns how many objects it handled.
+    async fn sweep(&self, sql: &str, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let row = self.one(|| sqlx::query(sql).bind(now).bind(limit)).await?;
+        let handled: i64 = get(&row, 0)?;
+        Ok(usize::try_from(handled).unwrap_or(usize::MAX))
+    }
+
     /// Completes (`Some(outcome)`) or abandons (`None`) a session of `account`.
     async fn finish(
         &self,
