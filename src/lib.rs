@@ -82,6 +82,9 @@ mod events;
 mod facade;
 mod ids;
 mod links;
+#[cfg(feature = "background")]
+#[cfg_attr(docsrs, doc(cfg(feature = "background")))]
+pub mod live;
 mod page;
 #[cfg(feature = "qr")]
 #[cfg_attr(docsrs, doc(cfg(feature = "qr")))]

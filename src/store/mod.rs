@@ -16,6 +16,7 @@
 //! (`magic_link::conformance`, feature `test-util`).
 
 mod arc;
+mod changes;
 mod id_source;
 mod link_store;
 pub(crate) mod memory;
@@ -23,6 +24,7 @@ pub(crate) mod memory;
 pub(crate) mod postgres;
 mod webhook_store;
 
+pub use changes::{ChangeListener, ChangeSignal, Changed, Changes};
 pub use id_source::IdSource;
 pub use link_store::LinkStore;
 pub use memory::MemoryStore;
