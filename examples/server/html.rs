@@ -41,10 +41,11 @@ const TEMPLATES: [(&str, &str); 11] = [
 ];
 
 /// The stylesheet and scripts, inserted as they are (never escaped) where the templates name them.
-const ASSETS: [(&str, &str); 3] = [
+const ASSETS: [(&str, &str); 4] = [
     ("style_css", include_str!("assets/style.css")),
     ("submit_once_js", include_str!("assets/submit-once.js")),
     ("dashboard_js", include_str!("assets/dashboard.js")),
+    ("flow_live_js", include_str!("assets/flow-live.js")),
 ];
 
 /// The compiled templates. [`check`] compiles them at start-up, so a broken template stops the

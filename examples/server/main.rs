@@ -57,6 +57,7 @@
 //! | `main.rs`       | configuration, start-up, the routes                                   |
 //! | `pages.rs`      | the pages of the person verifying: landing, flow, outcome             |
 //! | `dashboard.rs`  | the owner's dashboard and its live parts                              |
+//! | `live.rs`       | Server-Sent Events: the dashboard's and the flow page's live streams  |
 //! | `api.rs`        | the owner's JSON API: credits, links, sessions, QR codes              |
 //! | `webhooks.rs`   | the owner's JSON API for the webhook endpoint                         |
 //! | `inbox.rs`      | the demo inbox, receiving and verifying webhooks as a customer would  |
@@ -79,6 +80,7 @@ mod html;
 mod i18n;
 mod inbox;
 mod limits;
+mod live;
 mod pages;
 mod webhooks;
 
@@ -91,7 +93,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::Redirect;
 use axum::routing::{get, post};
 use axum::{middleware, Router};
-use magic_link::store::{MemoryStore, WebhookStore};
+use magic_link::store::{Changes, MemoryStore, WebhookStore};
 use magic_link::tokens::{Keyring, LinkBase};
 use magic_link::webhooks::AllowList;
 use magic_link::{AccountId, Error, IdempotencyKey, MagicLinks};
@@ -122,6 +124,8 @@ pub(crate) struct App<S> {
     pub(crate) start_limit: Option<Arc<limits::RateLimit>>,
     /// The limit on owner API requests per client, if any.
     pub(crate) api_limit: Option<Arc<limits::RateLimit>>,
+    /// Becomes `true` when the server shuts down: the live streams (`live.rs`) end.
+    pub(crate) closing: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The shared state.
@@ -293,7 +297,7 @@ struct Setup {
 
 /// Runs the service on `store` until SIGINT or SIGTERM. The store is shared by the facade and
 /// the webhook dispatcher.
-async fn serve<S: WebhookStore + 'static>(
+async fn serve<S: WebhookStore + Changes + 'static>(
     store: Arc<S>,
     store_name: &'static str,
     config: &Config,
@@ -307,6 +311,7 @@ async fn serve<S: WebhookStore + 'static>(
     } = setup;
     let dispatcher = background::dispatcher(
         store.clone(),
+        store.changes().await?,
         listener.local_addr()?,
         config.webhook_allow.clone(),
     )?;
@@ -329,6 +334,7 @@ async fn serve<S: WebhookStore + 'static>(
     let limit = |per_minute, audience| {
         limits::RateLimit::per_minute(per_minute, config.trusted_proxies.clone(), audience)
     };
+    let (close, closing) = tokio::sync::watch::channel(false);
     let app = Arc::new(App {
         links,
         account,
@@ -339,6 +345,7 @@ async fn serve<S: WebhookStore + 'static>(
         sites: Arc::new(sites),
         start_limit: limit(config.start_per_minute, limits::Audience::Visitor),
         api_limit: limit(config.api_per_minute, limits::Audience::Api),
+        closing,
     });
 
     // One shutdown signal for the server and the background work.
@@ -372,7 +379,11 @@ async fn serve<S: WebhookStore + 'static>(
     // The peer's address is the client the rate limits count (see `limits.rs`).
     let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // The live streams never end by themselves: end them, or they hold the shutdown.
+            let _ = close.send(true);
+        })
         .await;
     // The dispatcher stops claiming, lets sends in flight finish, and gives back the rest.
     let _ = stop.send(true);
@@ -385,7 +396,7 @@ async fn serve<S: WebhookStore + 'static>(
 }
 
 /// The whole service.
-pub(crate) fn router<S: WebhookStore + 'static>(app: AppState<S>) -> Router {
+pub(crate) fn router<S: WebhookStore + Changes + Clone + 'static>(app: AppState<S>) -> Router {
     // The owner's JSON API: rate-limited per client.
     let mut api = Router::new()
         .route("/api/account", get(api::account::<S>))
@@ -417,6 +428,7 @@ pub(crate) fn router<S: WebhookStore + 'static>(app: AppState<S>) -> Router {
     let owner = Router::new()
         .route("/dashboard", get(dashboard::page::<S>))
         .route("/dashboard/live", get(dashboard::live_parts::<S>))
+        .route("/dashboard/events", get(live::dashboard::<S>))
         .merge(api)
         .route_layer(middleware::from_fn_with_state(
             app.sites.clone(),
@@ -439,6 +451,7 @@ pub(crate) fn router<S: WebhookStore + 'static>(app: AppState<S>) -> Router {
             get(pages::flow::<S>).post(pages::complete::<S>),
         )
         .route("/s/{token}/quit", post(pages::quit::<S>))
+        .route("/s/{token}/events", get(live::flow::<S>))
         .fallback(errors::not_found)
         .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
