@@ -17,6 +17,7 @@
 //! | [`webhooks`] | Standard Webhooks signing and verification, payloads, endpoints, the [`Dispatcher`](webhooks::Dispatcher), transports and delivery state | webhook senders and receivers |
 //! | [`rules`] | the rules as pure functions with `now` passed in | store implementers, model tests |
 //! | `qr` | QR codes of link URLs (feature `qr`) | pages that show a link |
+//! | `live` | the `Subscription` of an account's events that `MagicLinks::subscribe` returns, for live pages (feature `background`) | host services with live pages |
 //! | `testing` | a test kit for services that use the crate: a ready facade on the in-memory store, a recording webhook transport, deterministic ids (feature `test-util`; a stable API); the README's section *Testing your integration* walks through it | host services' tests |
 //! | `conformance` | the conformance suite and reference model (feature `test-util`; not a stable API) | store implementers' tests |
 //!

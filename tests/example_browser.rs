@@ -395,7 +395,9 @@ async fn the_dashboard_shows_a_completion_without_reload_or_polling() {
     b.execute("window.stillTheSamePage = true", vec![]).await;
     let loading = b.requests_sent().await;
     assert!(
-        loading.iter().any(|(_, u)| u.ends_with("/dashboard/events")),
+        loading
+            .iter()
+            .any(|(_, u)| u.ends_with("/dashboard/events")),
         "the page opened its event stream: {loading:?}"
     );
 
@@ -415,7 +417,8 @@ async fn the_dashboard_shows_a_completion_without_reload_or_polling() {
     wait_for_row(&b, &id, 1, "active", &["completed: approved"]).await;
     assert_eq!(b.text_css("#balance").await, "9", "one credit billed");
     assert_eq!(
-        b.execute("return window.stillTheSamePage === true", vec![]).await,
+        b.execute("return window.stillTheSamePage === true", vec![])
+            .await,
         true,
         "no reload"
     );

@@ -713,13 +713,17 @@ async fn dashboard_events_resume_after_the_last_event_id() {
     let url = format!("{}/dashboard/events", server.base);
     let mut events = SseStream::open(&url, None).await.unwrap();
     let parts: Value = serde_json::from_str(&events.next_of("live").await.data).unwrap();
-    assert!(parts["credits"].as_str().unwrap().contains(">10<"), "{parts}");
+    assert!(
+        parts["credits"].as_str().unwrap().contains(">10<"),
+        "{parts}"
+    );
 
     add_credit(&server, "sse-1").await;
     add_credit(&server, "sse-2").await;
     let first = events.next_of("change").await;
     let second = events.next_of("change").await;
-    let seq = |m: &example_support::SseMessage| -> u64 { m.id.as_deref().unwrap().parse().unwrap() };
+    let seq =
+        |m: &example_support::SseMessage| -> u64 { m.id.as_deref().unwrap().parse().unwrap() };
     assert!(seq(&first) < seq(&second));
     for (message, balance) in [(&first, 11), (&second, 12)] {
         let event: Value = serde_json::from_str(&message.data).unwrap();
@@ -728,7 +732,10 @@ async fn dashboard_events_resume_after_the_last_event_id() {
         assert_eq!(event["seq"], seq(message), "{event}");
     }
     let parts: Value = serde_json::from_str(&events.next_of("live").await.data).unwrap();
-    assert!(parts["credits"].as_str().unwrap().contains(">12<"), "{parts}");
+    assert!(
+        parts["credits"].as_str().unwrap().contains(">12<"),
+        "{parts}"
+    );
     drop(events);
 
     // Changes while disconnected, then a reconnection from the last id received.
@@ -741,7 +748,10 @@ async fn dashboard_events_resume_after_the_last_event_id() {
     assert!(seq(&second) < seq(&third) && seq(&third) < seq(&fourth));
     let third: Value = serde_json::from_str(&third.data).unwrap();
     let fourth: Value = serde_json::from_str(&fourth.data).unwrap();
-    assert_eq!((&third["type"], &third["balance"]), (&json!("credits.added"), &json!(13)));
+    assert_eq!(
+        (&third["type"], &third["balance"]),
+        (&json!("credits.added"), &json!(13))
+    );
     assert_eq!(fourth["type"], "link.created", "{fourth}");
     assert_eq!(fourth["link"], link["id"], "{fourth}");
 
@@ -757,13 +767,20 @@ async fn flow_events_tell_only_their_session_that_it_ended() {
     let server = Server::start(&[("INITIAL_CREDITS", "10")]);
     let http = http();
     let base = &server.base;
-    let link = create(&server, json!({"name": "Two", "flow": "selfie", "limit": {"multi": 2}})).await;
+    let link = create(
+        &server,
+        json!({"name": "Two", "flow": "selfie", "limit": {"multi": 2}}),
+    )
+    .await;
     let url = link["url"].as_str().unwrap();
     let mut flows = Vec::new();
     for _ in 0..2 {
         let res = http.post(url).send().await.unwrap();
         assert_eq!(res.status(), 303);
-        flows.push(format!("{base}{}", res.headers()["location"].to_str().unwrap()));
+        flows.push(format!(
+            "{base}{}",
+            res.headers()["location"].to_str().unwrap()
+        ));
     }
     let complete = |flow: String, outcome: &'static str| {
         let http = http.clone();

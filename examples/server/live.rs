@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use futures_util::{FutureExt, StreamExt};
 use magic_link::live::Subscription;
@@ -39,15 +39,13 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         return Ok(None);
     };
     let cursor = value.to_str().ok().and_then(|v| v.trim().parse().ok());
-    cursor
-        .map(Some)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_last_event_id",
-                "Last-Event-ID is not an event id of this stream",
-            )
-        })
+    cursor.map(Some).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_last_event_id",
+            "Last-Event-ID is not an event id of this stream",
+        )
+    })
 }
 
 /// The response: the stream, with a comment every 15 s to keep proxies from closing it.
@@ -147,9 +145,8 @@ where
         render: true,
     };
     let retry = SseEvent::default().retry(RETRY).comment("live");
-    let stream = stream::once(async move { retry }).chain(stream::unfold(
-        state,
-        |mut state| async move {
+    let stream =
+        stream::once(async move { retry }).chain(stream::unfold(state, |mut state| async move {
             loop {
                 match state.next().await {
                     Next::Event(event) => return Some((event, state)),
@@ -161,8 +158,7 @@ where
                     Next::End => return None,
                 }
             }
-        },
-    ));
+        }));
     Ok(sse(stream))
 }
 
@@ -197,7 +193,11 @@ where
                     _ = closing.wait_for(|closing| *closing) => return None,
                 };
                 match &event.kind {
-                    EventKind::SessionCompleted { session: s, outcome, .. } if *s == session => {
+                    EventKind::SessionCompleted {
+                        session: s,
+                        outcome,
+                        ..
+                    } if *s == session => {
                         let message = ended(Some(outcome.as_str())).id(event.seq.to_string());
                         return Some((message, Flow::Done));
                     }

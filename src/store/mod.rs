@@ -6,7 +6,8 @@
 //! read a link in one step and write it back in another. Each operation that changes state
 //! applies the pure functions of [`rules`](crate::rules) and appends the events they return to
 //! the outbox in the same atomic step. [`WebhookStore`] adds webhook endpoints and the delivery
-//! state that a [`Dispatcher`](crate::webhooks::Dispatcher) needs.
+//! state that a [`Dispatcher`](crate::webhooks::Dispatcher) needs. [`Changes`] wakes those who
+//! wait for committed changes (a dispatcher, a live page) with a [`ChangeSignal`].
 //!
 //! - [`MemoryStore`]: the embedded default, for tests and single-process services.
 //! - `PostgresStore` (feature `postgres`): shared by the instances of a service that runs on

@@ -103,6 +103,8 @@ impl Live {
         PgPoolOptions::new()
             .max_connections(1)
             .min_connections(0)
+            // No ping before each `NOTIFY`: a broken connection fails one, which is retried.
+            .test_before_acquire(false)
             .max_lifetime(None)
             .idle_timeout(None)
             .connect_lazy_with((*self.pool.connect_options()).clone())
