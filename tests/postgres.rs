@@ -206,13 +206,14 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     .fetch_all(db.pool())
     .await
     .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 9]);
 
     // Migration 5: each delivery function names the Rust rule it mirrors.
     for (function, rule) in [
         ("queue_deliveries", "rules::queued_status"),
         ("claim_due", "rules::fails_at_claim"),
         ("record_attempt", "rules::step_to_apply"),
+        ("review_session", "rules::review"),
     ] {
         let comment: Option<String> = sqlx::query_scalar(
             "SELECT obj_description(p.oid, 'pg_proc') FROM pg_proc p \
@@ -275,6 +276,27 @@ async fn race_of_32_tasks_stops_at_700_credits() {
         report.rejections,
         HashMap::from([(Rejection::NoCredits, 3300)])
     );
+    db.drop_schema().await;
+}
+
+/// 32 tasks over 16 connections review one `needs_review` session at once, 16 approving and
+/// 16 denying: one decision wins, with exactly one `session.reviewed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_reviews_record_one_decision() {
+    let Some(db) = TestDb::new(16).await else {
+        return;
+    };
+    let store = Arc::new(db.store.clone());
+    for _ in 0..5 {
+        let report = conformance::review_race(Arc::clone(&store), 32).await;
+        assert_eq!(report.successes, 16, "{report:?}");
+        assert_eq!(report.reviewed_events, 1, "{report:?}");
+        assert_eq!(
+            report.rejections.get(&Rejection::ReviewConflict),
+            Some(&16),
+            "{report:?}"
+        );
+    }
     db.drop_schema().await;
 }
 
