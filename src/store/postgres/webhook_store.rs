@@ -77,7 +77,9 @@ impl Statements {
             // enabled one, pending and due at `p_now` (migration 9).
             queue: s("SELECT r_taken FROM __SCHEMA__.queue_deliveries($1, $2)"),
             // Mirrors `rules::fails_at_claim` (due deliveries without an enabled endpoint fail)
-            // with the lease end of `rules::lease_until`, computed here.
+            // with the lease end of `rules::lease_until`, computed here. The endpoint's event
+            // types are read beside the function (as of the statement's start): they are
+            // informational on a claim, since queueing already chose the events.
             claim: s(
                 "SELECT r_lease, r_event, r_attempt, r_url, r_secrets, r_updated_at, \
                  NULL::timestamptz, r_version, r_seq, \
