@@ -42,8 +42,14 @@ pub struct LinkStats {
     pub remaining: Option<u64>,
     /// Sessions still started (neither completed nor abandoned).
     pub started: u64,
-    /// Completed sessions by outcome.
+    /// Completed sessions by their outcome at completion. A session that needed review stays
+    /// counted under `needs_review` after its review: see [`reviewed`](Self::reviewed).
     pub completed: OutcomeCounts,
+    /// Sessions that completed needing review and were then reviewed, by the owner's decision
+    /// (`approved` or `denied`; `needs_review` is always 0). Those still waiting number
+    /// `completed.needs_review - reviewed.total()`.
+    #[serde(default)]
+    pub reviewed: OutcomeCounts,
     /// Abandoned sessions (explicitly or expired).
     pub abandoned: u64,
 }
@@ -57,6 +63,7 @@ impl LinkStats {
             remaining: link.remaining(),
             started: 0,
             completed: OutcomeCounts::default(),
+            reviewed: OutcomeCounts::default(),
             abandoned: 0,
         };
         for session in sessions {
@@ -64,6 +71,9 @@ impl LinkStats {
                 SessionStatus::Started => stats.started += 1,
                 SessionStatus::Completed { outcome, .. } => stats.completed.add(outcome),
                 SessionStatus::Abandoned { .. } => stats.abandoned += 1,
+            }
+            if let Some(decision) = session.decision {
+                stats.reviewed.add(decision);
             }
         }
         stats

@@ -613,6 +613,15 @@ impl LinkStore for Faulty {
     ) -> Result<Session, Error> {
         self.inner.complete(account, session, outcome, now).await
     }
+    async fn review(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        decision: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.inner.review(account, session, decision, now).await
+    }
     async fn abandon(
         &self,
         account: AccountId,

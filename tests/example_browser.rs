@@ -362,3 +362,80 @@ async fn two_use_link_survives_email_scanners() {
     b.quit().await;
     drop(server);
 }
+
+/// An endpoint that receives only `session.reviewed`, chosen with the dashboard's checkboxes;
+/// a verification that needs review; the owner approves it on the dashboard's session row: the
+/// row shows the decision, nothing more is billed, and only `session.reviewed` is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn needs_review_is_decided_on_the_dashboard() {
+    let Some(bins) = binaries_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let server = Server::start(&[
+        ("INITIAL_CREDITS", "10"),
+        ("WEBHOOK_ALLOW_NETWORKS", "127.0.0.1/32"),
+    ]);
+    let base = server.base.clone();
+    let b = Browser::start(&bins).await;
+    let dir = artefact_dir("screenshots");
+    b.goto(&format!("{base}/dashboard")).await;
+    let dashboard = b.window().await;
+
+    let receiver = Receiver::start().await;
+    b.type_into("#webhook-url", &receiver.url).await;
+    for name in [
+        "link.created",
+        "link.redeemed",
+        "link.exhausted",
+        "link.expired",
+        "link.deactivated",
+        "session.completed",
+        "session.abandoned",
+        "credits.added",
+    ] {
+        b.click_css(&format!("input[name=event-type][value='{name}']"))
+            .await;
+    }
+    b.click_css("#webhook-save").await;
+    b.wait_for("#webhook-state[data-state=enabled]", WAIT).await;
+    assert_eq!(
+        b.text_css("#webhook-types").await,
+        "Event types: session.reviewed"
+    );
+
+    let (id, url) = create_link(&b, "Case 7", "selfie", Limit::Single, "en").await;
+    b.new_tab().await;
+    verify(&b, &url, "needs_review", None, None).await;
+    b.switch_to(&dashboard).await;
+    wait_for_row(&b, &id, 1, "exhausted", &["completed: needs_review"]).await;
+    b.click_css(&format!(
+        "details[data-id=\"{id}\"] [data-review][data-decision=approved]"
+    ))
+    .await;
+    wait_for_row(
+        &b,
+        &id,
+        1,
+        "exhausted",
+        &["completed: needs_review, reviewed: approved"],
+    )
+    .await;
+    assert!(
+        b.find_all(&format!("details[data-id=\"{id}\"] [data-review]"))
+            .await
+            .is_empty(),
+        "a reviewed session offers no decision"
+    );
+    assert_eq!(b.text_css("#balance").await, "9", "one credit, billed once");
+    b.screenshot(&dir, "review-1-dashboard.png").await;
+
+    receiver
+        .wait_for("session.reviewed", "decision", "approved")
+        .await;
+    let types = receiver.received_types();
+    assert_eq!(types, ["session.reviewed"], "only the chosen type is sent");
+
+    b.quit().await;
+    drop(server);
+}

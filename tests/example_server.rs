@@ -692,3 +692,113 @@ async fn completion_fires_a_signed_webhook() {
     let (_, got) = get_json(&http, &hook).await;
     assert_eq!(got["endpoint"]["enabled"], false);
 }
+
+/// An endpoint that chose `session.completed` and `session.reviewed` over the API, a session
+/// completed with `needs_review`, and its review over the API: `session.reviewed` arrives with
+/// the decision, types the endpoint did not choose are not sent, nothing more is billed, and
+/// the API refuses bad event types, bad decisions and a second, different decision.
+#[tokio::test]
+async fn review_sends_session_reviewed_to_an_endpoint_that_chose_it() {
+    let server = Server::start(&[("WEBHOOK_ALLOW_NETWORKS", "127.0.0.1/32")]);
+    let receiver = Receiver::start().await;
+    let http = http();
+    let base = &server.base;
+    let hook = format!("{base}/api/webhook");
+    for (types, code) in [
+        (
+            json!(["session.reviewed", "session.teleported"]),
+            "unknown_event_type",
+        ),
+        (json!([]), "no_event_types"),
+        (json!("session.reviewed"), "invalid_body"),
+    ] {
+        let body = json!({"url": receiver.url, "event_types": types});
+        assert_error(&put_json(&http, &hook, &body).await, 422, code);
+    }
+    let body =
+        json!({"url": receiver.url, "event_types": ["session.reviewed", "session.completed"]});
+    let (status, set) = put_json(&http, &hook, &body).await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(
+        set["endpoint"]["event_types"],
+        json!(["session.completed", "session.reviewed"])
+    );
+
+    let link = create(&server, json!({"name": "Reviewed", "flow": "selfie"})).await;
+    let res = http
+        .post(link["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let flow = format!("{base}{}", res.headers()["location"].to_str().unwrap());
+    let res = http
+        .post(&flow)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("outcome=needs_review")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    receiver
+        .wait_for("session.completed", "outcome", "needs_review")
+        .await;
+    let (_, sessions) = get_json(
+        &http,
+        &format!("{base}/api/links/{}/sessions", link["id"].as_str().unwrap()),
+    )
+    .await;
+    let session = sessions["items"][0]["id"].as_str().unwrap().to_owned();
+    let (_, before) = get_json(&http, &format!("{base}/api/account")).await;
+
+    let review = format!("{base}/api/sessions/{session}/review");
+    assert_error(
+        &post_json(&http, &review, &json!({"decision": "needs_review"})).await,
+        422,
+        "invalid_decision",
+    );
+    assert_error(
+        &post_json(&http, &review, &json!({"decision": "maybe"})).await,
+        422,
+        "invalid_body",
+    );
+    let unknown = format!("{base}/api/sessions/{}/review", uuid::Uuid::new_v4());
+    assert_error(
+        &post_json(&http, &unknown, &json!({"decision": "approved"})).await,
+        404,
+        "not_found",
+    );
+    let (status, reviewed) = post_json(&http, &review, &json!({"decision": "approved"})).await;
+    assert_eq!(status, 200, "{reviewed}");
+    assert_eq!(reviewed["decision"], "approved");
+    assert_eq!(reviewed["status"]["outcome"], "needs_review");
+    let (status, again) = post_json(&http, &review, &json!({"decision": "approved"})).await;
+    assert_eq!(
+        (status, &again),
+        (200, &reviewed),
+        "the same decision again"
+    );
+    assert_error(
+        &post_json(&http, &review, &json!({"decision": "denied"})).await,
+        409,
+        "review_conflict",
+    );
+    let (_, after) = get_json(&http, &format!("{base}/api/account")).await;
+    assert_eq!(after, before, "a review bills nothing");
+
+    receiver
+        .wait_for("session.reviewed", "decision", "approved")
+        .await;
+    let types = receiver.received_types();
+    assert!(
+        types
+            .iter()
+            .all(|t| t == "session.completed" || t == "session.reviewed"),
+        "only the chosen types are sent: {types:?}"
+    );
+    assert_eq!(
+        types.iter().filter(|t| *t == "session.reviewed").count(),
+        1,
+        "{types:?}"
+    );
+}

@@ -57,6 +57,15 @@ impl LinkStore for Watched {
     ) -> Result<Session, Error> {
         self.touch().complete(account, session, outcome, now).await
     }
+    async fn review(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        decision: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.touch().review(account, session, decision, now).await
+    }
     async fn abandon(
         &self,
         account: AccountId,

@@ -13,7 +13,7 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use magic_link::clock::Clock;
 use magic_link::store::WebhookStore;
-use magic_link::webhooks::DeliveryStatus;
+use magic_link::webhooks::{DeliveryStatus, EventType};
 use magic_link::{
     AbandonReason, AccountId, Flow, Link, LinkStatus, Outcome, Page, Session, SessionStatus,
     UsageLimit,
@@ -43,6 +43,8 @@ struct Live {
     credits: Credits,
     links: Vec<LinkRow>,
     endpoint: Option<EndpointState>,
+    /// The checkboxes of the endpoint form.
+    event_types: Vec<EventTypeBox>,
     failed: Vec<FailedDelivery>,
     inbox_url: String,
     received: Vec<ReceivedWebhook>,
@@ -84,12 +86,24 @@ struct SessionRow {
     label: String,
     started: String,
     finished: String,
+    /// Completed needing review and not reviewed yet: the row offers the decision.
+    can_review: bool,
 }
 
 #[derive(Debug, Serialize)]
 struct EndpointState {
     url: String,
     enabled: bool,
+    /// The event types it receives, by name.
+    event_types: Vec<&'static str>,
+}
+
+/// A checkbox of the endpoint form: an event type, checked if the endpoint receives it (all
+/// of them while there is no endpoint).
+#[derive(Debug, Serialize)]
+struct EventTypeBox {
+    name: &'static str,
+    checked: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -183,9 +197,17 @@ async fn live<S: WebhookStore>(app: &AppState<S>, account: AccountId) -> Result<
             available: credits.available(),
         },
         links: rows,
+        event_types: EventType::ALL
+            .iter()
+            .map(|&t| EventTypeBox {
+                name: t.name(),
+                checked: endpoint.as_ref().is_none_or(|e| e.receives(t)),
+            })
+            .collect(),
         endpoint: endpoint.map(|e| EndpointState {
             url: e.url().to_owned(),
             enabled: e.is_enabled(),
+            event_types: e.event_types().iter().map(|t| t.name()).collect(),
         }),
         failed: failed
             .into_iter()
@@ -258,7 +280,15 @@ fn session_row(session: &Session) -> SessionRow {
                 Outcome::Denied => "denied",
                 _ => "needs_review",
             };
-            (class, format!("completed: {}", outcome.as_str()), time(at))
+            let label = match session.decision {
+                Some(decision) => format!(
+                    "completed: {}, reviewed: {}",
+                    outcome.as_str(),
+                    decision.as_str()
+                ),
+                None => format!("completed: {}", outcome.as_str()),
+            };
+            (class, label, time(at))
         }
         SessionStatus::Abandoned { reason, at } => {
             let label = match reason {
@@ -275,6 +305,7 @@ fn session_row(session: &Session) -> SessionRow {
         label,
         started: time(session.started_at),
         finished,
+        can_review: session.awaits_review(),
     }
 }
 
@@ -328,6 +359,7 @@ mod tests {
             },
             links: Vec::new(),
             endpoint: None,
+            event_types: Vec::new(),
             failed: Vec::new(),
             inbox_url: "http://127.0.0.1:3000/demo/webhook-inbox".to_owned(),
             received: Vec::new(),
@@ -381,12 +413,14 @@ mod tests {
                     label: "completed: denied".to_owned(),
                     started: "2030-01-01 10:00:00 UTC".to_owned(),
                     finished: "2030-01-01 10:01:00 UTC".to_owned(),
+                    can_review: true,
                 }],
             ),
         ];
         live.endpoint = Some(EndpointState {
             url: "https://hooks.example.com/idv?a=1&b=\"2\"".to_owned(),
             enabled: true,
+            event_types: vec!["session.completed", "session.reviewed"],
         });
         live.failed = vec![FailedDelivery {
             event: "44444444-4444-4444-8444-444444444444".to_owned(),
@@ -432,6 +466,13 @@ mod tests {
         assert!(links.contains("No sessions yet"), "{links}");
         assert!(links.contains("data-session-id=\"33333333-3333-4333-8333-333333333333\""));
         assert!(links.contains("1 started, 0 open, 1 completed"), "{links}");
+        assert_eq!(
+            links
+                .matches("data-review=\"33333333-3333-4333-8333-333333333333\"")
+                .count(),
+            2,
+            "a session waiting for review offers both decisions: {links}"
+        );
 
         let webhooks = render("dashboard-webhooks.html", &live);
         assert!(webhooks.contains("data-state=\"enabled\""), "{webhooks}");
@@ -440,6 +481,10 @@ mod tests {
             "{webhooks}"
         );
         assert!(webhooks.contains("id=\"webhook-disable\""), "{webhooks}");
+        assert!(
+            webhooks.contains("<code>session.completed</code>, <code>session.reviewed</code>"),
+            "the endpoint's event types: {webhooks}"
+        );
         assert!(
             webhooks.contains("data-retry=\"44444444-4444-4444-8444-444444444444\""),
             "{webhooks}"
@@ -460,6 +505,7 @@ mod tests {
         live.endpoint = Some(EndpointState {
             url: "https://hooks.example.com/idv".to_owned(),
             enabled: false,
+            event_types: vec!["link.created"],
         });
         let webhooks = render("dashboard-webhooks.html", &live);
         assert!(webhooks.contains("data-state=\"disabled\""), "{webhooks}");

@@ -397,6 +397,7 @@ pub(crate) fn router<S: WebhookStore + 'static>(app: AppState<S>) -> Router {
         .route("/api/links/{id}", get(api::get_link::<S>))
         .route("/api/links/{id}/deactivate", post(api::deactivate::<S>))
         .route("/api/links/{id}/sessions", get(api::sessions::<S>))
+        .route("/api/sessions/{id}/review", post(api::review::<S>))
         .route("/api/links/{id}/qr.svg", get(api::qr_svg::<S>))
         .route("/api/links/{id}/qr.png", get(api::qr_png::<S>))
         // The owner's webhook endpoint.

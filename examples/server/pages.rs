@@ -205,6 +205,7 @@ pub(crate) async fn complete<S: LinkStore>(
     let outcome = match form.as_ref().map(|f| f.outcome.as_str()) {
         Ok("approved") => Outcome::Approved,
         Ok("denied") => Outcome::Denied,
+        Ok("needs_review") => Outcome::NeedsReview,
         _ => return Problem::BadRequest.page(&nonce, i18n::for_request(&headers)),
     };
     let done = app.links.complete_session_with_token(&token, outcome).await;

@@ -25,6 +25,7 @@ pub async fn run_all<S: LinkStore>(store: &S) {
     outbox_order(store).await;
     inconsistent_inserts_and_precision(store).await;
     lifecycle_events(store).await;
+    super::review_decides_once(store).await;
 }
 
 /// Atomic create: ids are never overwritten; links need an existing account.

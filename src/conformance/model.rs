@@ -39,6 +39,16 @@ pub enum Op {
         /// Which outcome (`% 3`).
         outcome: u8,
     },
+    /// Review a session as account `account % 2` with a decision (`% 3` over
+    /// [`Outcome::ALL`]: `needs_review` is invalid input).
+    Review {
+        /// Which session.
+        session: u8,
+        /// Acting account.
+        account: u8,
+        /// Which decision (`% 3`).
+        decision: u8,
+    },
     /// Abandon a session as account `account % 2`.
     Abandon {
         /// Which session.
@@ -198,6 +208,39 @@ async fn snapshot<S: LinkStore>(store: &S, world: &World) -> Snapshot {
 }
 
 fn check_invariants(snap: &Snapshot, step: usize) {
+    for session in &snap.sessions {
+        let reviewed = session.decision.is_some();
+        assert_eq!(
+            reviewed,
+            session.reviewed_at.is_some(),
+            "step {step}: a decision has its time: {session:?}"
+        );
+        if reviewed {
+            assert!(
+                matches!(
+                    session.status,
+                    SessionStatus::Completed {
+                        outcome: Outcome::NeedsReview,
+                        ..
+                    }
+                ) && session.decision != Some(Outcome::NeedsReview),
+                "step {step}: only needs_review sessions are reviewed, approved or denied: \
+                 {session:?}"
+            );
+        }
+        let reviews = snap
+            .events
+            .iter()
+            .filter(|(_, _, e)| {
+                matches!(e, EventKind::SessionReviewed { session: s, .. } if *s == session.id)
+            })
+            .count();
+        assert_eq!(
+            reviews,
+            usize::from(reviewed),
+            "step {step}: one session.reviewed per reviewed session"
+        );
+    }
     for link in &snap.links {
         if let Some(max) = link.limit.max_uses() {
             assert!(link.uses <= max, "step {step}: uses > limit: {link:?}");
@@ -308,6 +351,21 @@ pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
                     (
                         store.complete(a, s, o, now).await.into(),
                         model.complete(a, s, o, now).await.into(),
+                    )
+                }
+            },
+            Op::Review {
+                session,
+                account,
+                decision,
+            } => match world.session(session) {
+                None => (Returned::None, Returned::None),
+                Some(s) => {
+                    let a = world.account(account);
+                    let d = Outcome::ALL[usize::from(decision) % 3];
+                    (
+                        store.review(a, s, d, now).await.into(),
+                        model.review(a, s, d, now).await.into(),
                     )
                 }
             },

@@ -184,6 +184,26 @@ impl LinkStore for ReferenceStore {
         })
     }
 
+    async fn review(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        decision: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        rules::check_decision(decision)?;
+        self.with(|m| {
+            let stored = m
+                .sessions
+                .get_mut(&session)
+                .filter(|s| s.account == account)
+                .ok_or(Rejection::NotFound)?;
+            let effects = rules::review(stored, decision, now)?;
+            m.emit(account, now, effects.events);
+            Ok(effects.value)
+        })
+    }
+
     async fn abandon(
         &self,
         account: AccountId,

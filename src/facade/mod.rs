@@ -387,6 +387,55 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
             .await
     }
 
+    /// Records the owner's final decision, [`Outcome::Approved`] or [`Outcome::Denied`], on a
+    /// session that completed with [`Outcome::NeedsReview`], and writes `session.reviewed`.
+    /// Bills nothing more: the credit was captured when the session completed. The session
+    /// keeps its outcome at completion and gains [`decision`](Session::decision) and
+    /// [`reviewed_at`](Session::reviewed_at). Idempotent with the same decision; a decision is
+    /// final.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput::InvalidDecision`](crate::InvalidInput::InvalidDecision) for
+    /// `NeedsReview`; `NotFound` (also for another account's session); `NotUnderReview` for a
+    /// session that did not complete needing review; `ReviewConflict` after a review with the
+    /// other decision; backend failures.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use magic_link::store::MemoryStore;
+    /// use magic_link::tokens::Keyring;
+    /// use magic_link::{AccountId, Flow, IdempotencyKey, MagicLinks, NewLink, Outcome, Rejection};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let base = "https://verify.example.com/l/".parse()?;
+    /// let links = MagicLinks::new(MemoryStore::new(), Keyring::generate()?, base);
+    /// let account = links.create_account(AccountId::new()).await?;
+    /// links.top_up(account.id, 1, IdempotencyKey::new("first")?).await?;
+    /// let created = links.create_link(account.id, NewLink::new("Case", Flow::Document)).await?;
+    /// let started = links.redeem(&created.token).await?;
+    /// let id = started.session.id;
+    /// links.complete_session(account.id, id, Outcome::NeedsReview).await?;
+    /// // A person looked at the case.
+    /// let reviewed = links.review_session(account.id, id, Outcome::Approved).await?;
+    /// assert_eq!(reviewed.decision, Some(Outcome::Approved));
+    /// let again = links.review_session(account.id, id, Outcome::Denied).await.unwrap_err();
+    /// assert_eq!(again.rejection(), Some(Rejection::ReviewConflict));
+    /// assert_eq!(links.account(account.id).await?.balance, 0, "one credit, billed once");
+    /// # Ok(()) }
+    /// ```
+    pub async fn review_session(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        decision: Outcome,
+    ) -> Result<Session, Error> {
+        self.store
+            .review(account, session, decision, self.clock.now())
+            .await
+    }
+
     /// Completes the session a session token names, as
     /// [`complete_session`](Self::complete_session) does.
     ///

@@ -52,6 +52,16 @@ impl<S: LinkStore> LinkStore for Arc<S> {
         (**self).complete(account, session, outcome, now)
     }
 
+    fn review(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        decision: Outcome,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Session, Error>> + Send {
+        (**self).review(account, session, decision, now)
+    }
+
     fn abandon(
         &self,
         account: AccountId,

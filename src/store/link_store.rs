@@ -70,6 +70,15 @@ use crate::{
 ///     ) -> Result<Session, Error> {
 ///         self.inner.complete(account, session, outcome, now).await
 ///     }
+///     async fn review(
+///         &self,
+///         account: AccountId,
+///         session: SessionId,
+///         decision: Outcome,
+///         now: DateTime<Utc>,
+///     ) -> Result<Session, Error> {
+///         self.inner.review(account, session, decision, now).await
+///     }
 ///     async fn abandon(
 ///         &self,
 ///         account: AccountId,
@@ -190,6 +199,24 @@ pub trait LinkStore: Send + Sync {
         account: AccountId,
         session: SessionId,
         outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Session, Error>> + Send;
+
+    /// Records the owner's final decision on a session of `account` that completed with
+    /// [`Outcome::NeedsReview`] and appends `session.reviewed`, atomically (see
+    /// [`rules::review`](crate::rules::review)). No credit moves and no ledger entry is
+    /// written. A repeat with the same decision returns the session and appends nothing; under
+    /// concurrent reviews exactly one decision wins.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput::InvalidDecision`](crate::InvalidInput::InvalidDecision) for
+    /// `NeedsReview` (before any lookup); `NotFound`, `NotUnderReview` or `ReviewConflict`.
+    fn review(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        decision: Outcome,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Session, Error>> + Send;
 

@@ -245,6 +245,19 @@ impl Receiver {
         }
     }
 
+    /// The JSON `type` of every webhook received so far, in order of arrival.
+    pub fn received_types(&self) -> Vec<String> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(_, body)| {
+                let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+                json["type"].as_str().map(str::to_owned)
+            })
+            .collect()
+    }
+
     /// Waits up to 20 s for a webhook whose JSON `type` is `kind` and whose `data` field
     /// `field` is `value`; returns its headers and raw body.
     pub async fn wait_for(

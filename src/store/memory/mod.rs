@@ -264,6 +264,26 @@ impl LinkStore for MemoryStore {
         })
     }
 
+    async fn review(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        decision: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        rules::check_decision(decision)?;
+        // Only the session changes: its lock alone makes the review and its event atomic.
+        let event_id = self.event_id();
+        let mut sessions = self.sessions.lock(&session);
+        let stored = sessions
+            .get_mut(&session)
+            .filter(|s| s.account == account)
+            .ok_or(Rejection::NotFound)?;
+        let effects = rules::review(stored, decision, now)?;
+        self.emit(account, event_id, now, effects.events);
+        Ok(effects.value)
+    }
+
     async fn abandon(
         &self,
         account: AccountId,

@@ -45,6 +45,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "endpoint_versions",
         template: include_str!("../../../migrations/0006_endpoint_versions.sql"),
     },
+    Migration {
+        version: 9,
+        name: "endpoint_event_types_and_review",
+        template: include_str!("../../../migrations/0009_endpoint_event_types_and_review.sql"),
+    },
 ];
 
 /// The placeholder for the schema in the templates.

@@ -386,6 +386,8 @@ impl LinkStore for PostgresStore {
             status: SessionStatus::Started,
             started_at: now,
             expires_at,
+            decision: None,
+            reviewed_at: None,
         })
     }
 
@@ -397,6 +399,29 @@ impl LinkStore for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
         self.finish(account, session, Some(outcome), now).await
+    }
+
+    async fn review(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        decision: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        rules::check_decision(decision)?;
+        // One call of `review_session` (migration 9): the session's row lock, the check of
+        // `rules::review`, the change and its event.
+        let row = self
+            .one(|| {
+                sqlx::query(&self.sql.review)
+                    .bind(account.as_uuid())
+                    .bind(session.as_uuid())
+                    .bind(decision.as_str())
+                    .bind(now)
+            })
+            .await?;
+        status(get(&row, 0)?)?;
+        decode::session(&row, 1)
     }
 
     async fn abandon(
@@ -564,6 +589,11 @@ impl LinkStore for PostgresStore {
                 needs_review: n(14)?,
             },
             abandoned: n(15)?,
+            reviewed: OutcomeCounts {
+                approved: n(16)?,
+                denied: n(17)?,
+                needs_review: 0,
+            },
         })
     }
 

@@ -13,6 +13,7 @@ pub(super) struct Statements {
     pub(super) insert_link: String,
     pub(super) redeem: String,
     pub(super) finish: String,
+    pub(super) review: String,
     pub(super) expire: String,
     pub(super) expire_links: String,
     pub(super) deactivate: String,
@@ -47,6 +48,7 @@ impl Statements {
             redeem: s("SELECT r_code, r_account, r_number, r_flow, r_language \
                  FROM __SCHEMA__.redeem($1, $2, $3, $4)"),
             finish: s("SELECT * FROM __SCHEMA__.finish($1, $2, $3, $4)"),
+            review: s("SELECT * FROM __SCHEMA__.review_session($1, $2, $3, $4)"),
             expire: s("SELECT r_expired FROM __SCHEMA__.expire_sessions($1, $2)"),
             expire_links: s("SELECT r_reported FROM __SCHEMA__.expire_links($1, $2)"),
             deactivate: s("SELECT * FROM __SCHEMA__.deactivate($1, $2, $3)"),
@@ -72,13 +74,16 @@ impl Statements {
                      ORDER BY x.number LIMIT $4) s ON true \
                  WHERE l.id = $1 AND l.account_id = $2 ORDER BY s.number"),
             stats: s(
-                "SELECT {link}, c.started, c.approved, c.denied, c.needs_review, c.abandoned \
+                "SELECT {link}, c.started, c.approved, c.denied, c.needs_review, c.abandoned, \
+                 c.reviewed_approved, c.reviewed_denied \
                  FROM __SCHEMA__.links l CROSS JOIN LATERAL (SELECT \
                      count(*) FILTER (WHERE s.status = 'started') AS started, \
                      count(*) FILTER (WHERE s.outcome = 'approved') AS approved, \
                      count(*) FILTER (WHERE s.outcome = 'denied') AS denied, \
                      count(*) FILTER (WHERE s.outcome = 'needs_review') AS needs_review, \
-                     count(*) FILTER (WHERE s.status = 'abandoned') AS abandoned \
+                     count(*) FILTER (WHERE s.status = 'abandoned') AS abandoned, \
+                     count(*) FILTER (WHERE s.decision = 'approved') AS reviewed_approved, \
+                     count(*) FILTER (WHERE s.decision = 'denied') AS reviewed_denied \
                      FROM __SCHEMA__.sessions s WHERE s.link_id = l.id) c \
                  WHERE l.id = $1 AND l.account_id = $2",
             ),
