@@ -206,7 +206,7 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     .fetch_all(db.pool())
     .await
     .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 9]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 8]);
 
     // Migration 5: each delivery function names the Rust rule it mirrors.
     for (function, rule) in [
@@ -793,7 +793,7 @@ async fn endpoints_stored_with_short_secrets_still_load_and_sign() {
     db.drop_schema().await;
 }
 
-/// Migration 9 gives an endpoint set before it the event types that existed then, so the new
+/// Migration 8 gives an endpoint set before it the event types that existed then, so the new
 /// `session.reviewed` is not sent to it until its owner chooses it; an endpoint set afterwards
 /// without a choice takes every type.
 #[tokio::test]

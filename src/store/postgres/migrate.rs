@@ -46,9 +46,9 @@ const MIGRATIONS: &[Migration] = &[
         template: include_str!("../../../migrations/0006_endpoint_versions.sql"),
     },
     Migration {
-        version: 9,
+        version: 8,
         name: "endpoint_event_types_and_review",
-        template: include_str!("../../../migrations/0009_endpoint_event_types_and_review.sql"),
+        template: include_str!("../../../migrations/0008_endpoint_event_types_and_review.sql"),
     },
 ];
 

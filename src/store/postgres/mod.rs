@@ -409,7 +409,7 @@ impl LinkStore for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
         rules::check_decision(decision)?;
-        // One call of `review_session` (migration 9): the session's row lock, the check of
+        // One call of `review_session` (migration 8): the session's row lock, the check of
         // `rules::review`, the change and its event.
         let row = self
             .one(|| {

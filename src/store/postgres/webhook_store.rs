@@ -74,7 +74,7 @@ impl Statements {
             ),
             // Mirrors `rules::queued_status`: no endpoint, or one that does not take the
             // event's type, not queued; a disabled one, failed (`endpoint_disabled`); an
-            // enabled one, pending and due at `p_now` (migration 9).
+            // enabled one, pending and due at `p_now` (migration 8).
             queue: s("SELECT r_taken FROM __SCHEMA__.queue_deliveries($1, $2)"),
             // Mirrors `rules::fails_at_claim` (due deliveries without an enabled endpoint fail)
             // with the lease end of `rules::lease_until`, computed here. The endpoint's event
