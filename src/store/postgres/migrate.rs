@@ -45,6 +45,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "endpoint_versions",
         template: include_str!("../../../migrations/0006_endpoint_versions.sql"),
     },
+    Migration {
+        version: 7,
+        name: "funnel",
+        template: include_str!("../../../migrations/0007_funnel.sql"),
+    },
 ];
 
 /// The placeholder for the schema in the templates.

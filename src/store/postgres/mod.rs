@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
+use crate::funnel::{ViewChange, ViewCounts, ViewKind};
 use crate::rules;
 use crate::store::LinkStore;
 use crate::{
@@ -466,6 +467,31 @@ impl LinkStore for PostgresStore {
         Ok((decode::link(&row, 0)?, get(&row, 11)?))
     }
 
+    async fn record_view(&self, link: LinkId, change: ViewChange) -> Result<ViewCounts, Error> {
+        let new = |kind| i64::from(change == ViewChange::View(kind));
+        let row = retry(|| {
+            sqlx::query(&self.sql.record_view)
+                .bind(link.as_uuid())
+                .bind(new(ViewKind::Human))
+                .bind(new(ViewKind::Scanner))
+                .bind(new(ViewKind::Unconfirmed))
+                .bind(change == ViewChange::Confirm)
+                .fetch_optional(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?
+        .ok_or(Rejection::NotFound)?;
+        let n = |i: usize| -> Result<u64, Error> {
+            let count: i64 = get(&row, i)?;
+            Ok(count.max(0) as u64)
+        };
+        Ok(ViewCounts {
+            human: n(0)?,
+            scanner: n(1)?,
+            unconfirmed: n(2)?,
+        })
+    }
+
     async fn link(&self, account: AccountId, link: LinkId) -> Result<Link, Error> {
         let row = retry(|| {
             sqlx::query(&self.sql.link)
@@ -564,6 +590,14 @@ impl LinkStore for PostgresStore {
                 needs_review: n(14)?,
             },
             abandoned: n(15)?,
+            expired: n(16)?,
+            median_time_to_complete: get::<Option<i64>>(&row, 17)?
+                .map(|micros| std::time::Duration::from_micros(micros.max(0) as u64)),
+            views: ViewCounts {
+                human: n(18)?,
+                scanner: n(19)?,
+                unconfirmed: n(20)?,
+            },
         })
     }
 
