@@ -15,6 +15,7 @@
 //! | [`clock`] | the [`Clock`](clock::Clock) trait, the system clock and a manual clock for tests | host services and tests |
 //! | [`store`] | the [`LinkStore`](store::LinkStore) and [`WebhookStore`](store::WebhookStore) traits, [`MemoryStore`](store::MemoryStore) and `PostgresStore` | choosing a store; implementing one |
 //! | [`webhooks`] | Standard Webhooks signing and verification, payloads, endpoints, the [`Dispatcher`](webhooks::Dispatcher), transports and delivery state | webhook senders and receivers |
+//! | [`funnel`] | landing-page views by kind ([`ViewKind`](funnel::ViewKind)), the top of a link's funnel in [`LinkStats`] | landing pages, dashboards |
 //! | [`rules`] | the rules as pure functions with `now` passed in | store implementers, model tests |
 //! | `qr` | QR codes of link URLs (feature `qr`) | pages that show a link |
 //! | `testing` | a test kit for services that use the crate: a ready facade on the in-memory store, a recording webhook transport, deterministic ids (feature `test-util`; a stable API); the README's section *Testing your integration* walks through it | host services' tests |
@@ -80,6 +81,7 @@ mod credits;
 mod error;
 mod events;
 mod facade;
+pub mod funnel;
 mod ids;
 mod links;
 mod page;

@@ -662,6 +662,13 @@ impl LinkStore for Faulty {
     async fn inspect(&self, link: LinkId) -> Result<(Link, bool), Error> {
         self.inner.inspect(link).await
     }
+    async fn record_view(
+        &self,
+        link: LinkId,
+        change: magic_link::funnel::ViewChange,
+    ) -> Result<magic_link::funnel::ViewCounts, Error> {
+        self.inner.record_view(link, change).await
+    }
     async fn link(&self, account: AccountId, link: LinkId) -> Result<Link, Error> {
         self.inner.link(account, link).await
     }

@@ -206,7 +206,7 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     .fetch_all(db.pool())
     .await
     .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 8]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
 
     // Migration 5: each delivery function names the Rust rule it mirrors.
     for (function, rule) in [
@@ -921,4 +921,104 @@ async fn endpoints_set_before_event_types_keep_the_types_of_their_time() {
         .execute(&pool)
         .await
         .expect("drop");
+}
+
+/// A view is one statement that locks only its link's counters row: it never waits on what a
+/// redemption holds (the link's row, the account's row), and redemptions, of that link or
+/// another, never wait on a view in flight. The second instance's lock waits fail after 5 s,
+/// so a wait fails the test instead of hanging it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_wait_on_no_redemption_and_block_none() {
+    use magic_link::funnel::{ViewChange, ViewCounts, ViewKind};
+
+    let Some(db) = TestDb::new(4).await else {
+        return;
+    };
+    let pool = PostgresStore::pool_options()
+        .max_connections(2)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                sqlx::Executor::execute(conn, "SET lock_timeout = '5s'")
+                    .await
+                    .map(drop)
+            })
+        })
+        .connect(&database_url().expect("DATABASE_URL"))
+        .await
+        .expect("connect");
+    let impatient = PostgresStore::builder(pool)
+        .schema(db.store.schema())
+        .build()
+        .expect("valid schema name");
+    let account = conformance::account_with(&db.store, 10).await;
+    let viewed = conformance::link_with(&db.store, account.id, UsageLimit::Unlimited, None).await;
+    let other = conformance::link_with(&db.store, account.id, UsageLimit::Unlimited, None).await;
+    let schema = db.store.schema().to_owned();
+
+    // What a redemption of `viewed` holds while it runs: its link's row and its account's.
+    let mut redeeming = db.pool().begin().await.expect("begin");
+    sqlx::query(&format!(
+        "SELECT 1 FROM \"{schema}\".links WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(viewed.id.as_uuid())
+    .execute(&mut *redeeming)
+    .await
+    .expect("lock the link");
+    sqlx::query(&format!(
+        "SELECT 1 FROM \"{schema}\".accounts WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(account.id.as_uuid())
+    .execute(&mut *redeeming)
+    .await
+    .expect("lock the account");
+    impatient
+        .record_view(viewed.id, ViewKind::Unconfirmed.into())
+        .await
+        .expect("a view does not wait on the link's redemption");
+    let counts = impatient
+        .record_view(viewed.id, ViewChange::Confirm)
+        .await
+        .expect("a confirmation does not wait either");
+    assert_eq!(
+        counts,
+        ViewCounts {
+            human: 1,
+            scanner: 0,
+            unconfirmed: 0
+        }
+    );
+    redeeming.rollback().await.expect("rollback");
+
+    // A view of `viewed` in flight, holding its counters row.
+    let mut viewing = db.pool().begin().await.expect("begin");
+    db.store
+        .record_view(viewed.id, ViewKind::Scanner.into())
+        .await
+        .expect("first view");
+    sqlx::query(&format!(
+        "UPDATE \"{schema}\".link_views SET scanner = scanner + 1 WHERE link_id = $1"
+    ))
+    .bind(viewed.id.as_uuid())
+    .execute(&mut *viewing)
+    .await
+    .expect("hold the counters row");
+    for link in [viewed.id, other.id] {
+        impatient
+            .redeem(link, SessionId::new(), ttl(), epoch())
+            .await
+            .expect("a redemption does not wait on a view");
+    }
+    impatient
+        .record_view(other.id, ViewKind::Human.into())
+        .await
+        .expect("another link's view does not wait either");
+    viewing.commit().await.expect("commit");
+
+    let stats = db.store.stats(account.id, viewed.id).await.expect("stats");
+    assert_eq!(
+        (stats.uses, stats.views.human, stats.views.scanner),
+        (1, 1, 2)
+    );
+    impatient.pool().close().await;
+    db.drop_schema().await;
 }

@@ -181,7 +181,17 @@ pub(crate) async fn create_link<S: LinkStore>(
 pub(crate) struct LinkDetail {
     #[serde(flatten)]
     view: LinkView,
+    stats: Stats,
+}
+
+/// A link's statistics (its funnel: `views` by kind, `uses` as starts, `completed` by outcome,
+/// `abandoned`, `expired`, `median_time_to_complete`), with the conversion, completed per
+/// human view (`null` while there is none).
+#[derive(Debug, Serialize)]
+pub(crate) struct Stats {
+    #[serde(flatten)]
     stats: LinkStats,
+    conversion: Option<f64>,
 }
 
 pub(crate) async fn get_link<S: LinkStore>(
@@ -193,7 +203,10 @@ pub(crate) async fn get_link<S: LinkStore>(
     let stats = app.links.stats(account, id).await?;
     Ok(Json(LinkDetail {
         view: LinkView::new(&app, link)?,
-        stats,
+        stats: Stats {
+            conversion: stats.conversion(),
+            stats,
+        },
     }))
 }
 

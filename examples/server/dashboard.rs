@@ -4,7 +4,8 @@
 //! The page is `assets/dashboard.html`; its script (`assets/dashboard.js`) calls the JSON API
 //! for every change and polls `/dashboard/live` every two seconds for the live parts (credits,
 //! links with their sessions, webhooks), rendered here from the same templates as the page, so
-//! all escaping stays on the server.
+//! all escaping stays on the server. Each link's funnel (views, starts, outcomes) is a small
+//! SVG bar chart drawn here too ([`Funnel`]), with text labels and `<title>`s.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,8 +16,8 @@ use magic_link::clock::Clock;
 use magic_link::store::WebhookStore;
 use magic_link::webhooks::{DeliveryStatus, EventType};
 use magic_link::{
-    AbandonReason, AccountId, Flow, Link, LinkStatus, Outcome, Page, Session, SessionStatus,
-    UsageLimit,
+    AbandonReason, AccountId, Flow, Link, LinkStats, LinkStatus, Outcome, Page, Session,
+    SessionStatus, UsageLimit,
 };
 use minijinja::context;
 use minijinja::value::{Serde, Value};
@@ -75,6 +76,96 @@ struct LinkRow {
     sessions: Vec<SessionRow>,
     open: usize,
     completed: usize,
+    funnel: Funnel,
+}
+
+/// A link's funnel as a horizontal bar chart: one bar per stage, its length in proportion to
+/// the largest, its label and count as text beside it (so the chart reads without colour).
+#[derive(Debug, Serialize)]
+struct Funnel {
+    /// The chart's accessible name, its `<title>`.
+    summary: String,
+    /// Completed per human view, as text ("" while there is no human view).
+    conversion: String,
+    /// The median time to complete, as text ("" while none completed).
+    median: String,
+    /// The SVG's height in pixels.
+    height: u32,
+    bars: Vec<FunnelBar>,
+}
+
+#[derive(Debug, Serialize)]
+struct FunnelBar {
+    label: &'static str,
+    /// The bar's CSS class (its colour).
+    class: &'static str,
+    value: u64,
+    /// The row's top, in pixels.
+    y: u32,
+    /// The bar's length, in pixels.
+    width: u32,
+}
+
+impl Funnel {
+    /// The longest bar. (The template puts the bars at x = 130, after the labels, in an SVG
+    /// 360 pixels wide.)
+    const BAR_MAX: u32 = 180;
+    const ROW: u32 = 18;
+
+    fn of(stats: &LinkStats) -> Self {
+        let stages = [
+            ("Views: people", "human", stats.views.human),
+            ("Views: scanners", "scanner", stats.views.scanner),
+            ("Views: unconfirmed", "unconfirmed", stats.views.unconfirmed),
+            ("Starts", "starts", stats.uses),
+            ("Approved", "approved", stats.completed.approved),
+            ("Denied", "denied", stats.completed.denied),
+            ("Needs review", "needs_review", stats.completed.needs_review),
+            ("Abandoned", "abandoned", stats.abandoned),
+            ("Expired", "expired", stats.expired),
+        ];
+        let max = stages.iter().map(|s| s.2).max().unwrap_or(0).max(1);
+        let bars = stages
+            .iter()
+            .zip(0..)
+            .map(|(&(label, class, value), row)| FunnelBar {
+                label,
+                class,
+                value,
+                y: row * Self::ROW,
+                // In proportion; a count above zero shows at least a sliver.
+                width: (u128::from(value) * u128::from(Self::BAR_MAX) / u128::from(max))
+                    .try_into()
+                    .unwrap_or(Self::BAR_MAX)
+                    .max(u32::from(value > 0)),
+            })
+            .collect::<Vec<_>>();
+        let summary = format!(
+            "Funnel: {} views ({} people, {} scanners, {} unconfirmed), {} starts, {} completed              ({} approved, {} denied, {} needing review), {} abandoned, {} expired",
+            stats.views.total(),
+            stats.views.human,
+            stats.views.scanner,
+            stats.views.unconfirmed,
+            stats.uses,
+            stats.completed.total(),
+            stats.completed.approved,
+            stats.completed.denied,
+            stats.completed.needs_review,
+            stats.abandoned,
+            stats.expired,
+        );
+        Self {
+            summary,
+            conversion: stats
+                .conversion()
+                .map_or_else(String::new, |c| format!("{:.0}%", c * 100.0)),
+            median: stats
+                .median_time_to_complete
+                .map_or_else(String::new, |d| format!("{} s", d.as_secs())),
+            height: bars.len() as u32 * Self::ROW,
+            bars,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -180,7 +271,8 @@ async fn live<S: WebhookStore>(app: &AppState<S>, account: AccountId) -> Result<
         } else {
             Vec::new()
         };
-        rows.push(link_row(app, link, &sessions, now)?);
+        let stats = app.links.stats(account, link.id).await?;
+        rows.push(link_row(app, link, &sessions, &stats, now)?);
     }
 
     let endpoint = app.links.webhook_endpoint(account).await?;
@@ -244,6 +336,7 @@ fn link_row<S: WebhookStore>(
     app: &AppState<S>,
     link: &Link,
     sessions: &[Session],
+    stats: &LinkStats,
     now: DateTime<Utc>,
 ) -> Result<LinkRow, ApiError> {
     let url = app.links.url_of(link);
@@ -268,6 +361,7 @@ fn link_row<S: WebhookStore>(
             .iter()
             .filter(|s| matches!(s.status, SessionStatus::Completed { .. }))
             .count(),
+        funnel: Funnel::of(stats),
     })
 }
 
@@ -383,6 +477,26 @@ mod tests {
             open: 0,
             completed: sessions.len(),
             sessions,
+            funnel: Funnel::of(&LinkStats {
+                link: magic_link::LinkId::new(),
+                views: magic_link::funnel::ViewCounts {
+                    human: 4,
+                    scanner: 2,
+                    unconfirmed: 1,
+                },
+                uses: 3,
+                remaining: None,
+                started: 0,
+                completed: magic_link::OutcomeCounts {
+                    approved: 1,
+                    denied: 1,
+                    needs_review: 0,
+                },
+                reviewed: magic_link::OutcomeCounts::default(),
+                abandoned: 1,
+                expired: 0,
+                median_time_to_complete: Some(std::time::Duration::from_secs(75)),
+            }),
         }
     }
 
@@ -473,6 +587,23 @@ mod tests {
             2,
             "a session waiting for review offers both decisions: {links}"
         );
+        // The funnel: a server-drawn SVG with a title and a labelled bar per stage.
+        assert_eq!(links.matches("<svg class=\"funnel\"").count(), 2, "{links}");
+        assert!(
+            links.contains("<title id=\"funnel-title-11111111-1111-4111-8111-111111111111\">Funnel: 7 views (4 people, 2 scanners, 1 unconfirmed), 3 starts, 2 completed"),
+            "{links}"
+        );
+        assert!(links.contains("<title>Views: people: 4</title>"), "{links}");
+        assert!(
+            links.contains("<rect class=\"bar human\" x=\"130\" y=\"0\" width=\"180\""),
+            "the largest count has the longest bar: {links}"
+        );
+        assert!(
+            links.contains("<rect class=\"bar expired\" x=\"130\" y=\"144\" width=\"0\""),
+            "{links}"
+        );
+        assert!(links.contains("Conversion 50%"), "{links}");
+        assert!(links.contains("median time to complete 75 s"), "{links}");
 
         let webhooks = render("dashboard-webhooks.html", &live);
         assert!(webhooks.contains("data-state=\"enabled\""), "{webhooks}");

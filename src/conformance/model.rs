@@ -5,10 +5,11 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::fixtures::{epoch, key, ttl};
 use super::ReferenceStore;
+use crate::funnel::{ViewChange, ViewCounts, ViewKind};
 use crate::store::LinkStore;
 use crate::{
-    Account, AccountId, Error, EventKind, InvalidInput, LedgerKind, Link, LinkId, NewLink, Outcome,
-    Page, Rejection, Session, SessionId, SessionStatus, UsageLimit,
+    Account, AccountId, Error, EventKind, InvalidInput, LedgerKind, Link, LinkId, LinkStats,
+    NewLink, Outcome, Page, Rejection, Session, SessionId, SessionStatus, UsageLimit,
 };
 
 /// One step of a random operation sequence for [`compare_with_model`]. Indices pick among the
@@ -81,12 +82,21 @@ pub enum Op {
     Expire,
     /// Sweep expired links (`link.expired`).
     ExpireLinks,
+    /// Count a landing-page view of a link (an index past the end means an unknown id):
+    /// `change % 4` picks human, scanner, unconfirmed, or confirm.
+    View {
+        /// Which link.
+        link: u8,
+        /// Which change.
+        change: u8,
+    },
 }
 
 /// What an operation returned, comparable across stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Returned {
     Link(Link),
+    Views(ViewCounts),
     Session(Session),
     Account(Account),
     Count(usize),
@@ -114,6 +124,12 @@ macro_rules! returned {
     })*};
 }
 returned!(Link, Session, Account);
+
+impl From<ViewCounts> for Returned {
+    fn from(v: ViewCounts) -> Self {
+        Self::Views(v)
+    }
+}
 
 impl From<usize> for Returned {
     fn from(n: usize) -> Self {
@@ -154,6 +170,8 @@ struct Snapshot {
     sessions: Vec<Session>,
     ledger: Vec<(AccountId, LedgerKind, u64)>,
     events: Vec<(AccountId, DateTime<Utc>, EventKind)>,
+    /// Every link's statistics, views included.
+    stats: Vec<LinkStats>,
 }
 
 async fn snapshot<S: LinkStore>(store: &S, world: &World) -> Snapshot {
@@ -163,6 +181,7 @@ async fn snapshot<S: LinkStore>(store: &S, world: &World) -> Snapshot {
         sessions: Vec::new(),
         ledger: Vec::new(),
         events: Vec::new(),
+        stats: Vec::new(),
     };
     for &a in &world.accounts {
         snap.accounts.push(store.account(a).await.expect("account"));
@@ -186,6 +205,7 @@ async fn snapshot<S: LinkStore>(store: &S, world: &World) -> Snapshot {
                 .sessions(a, l.id, Page::first(crate::Page::MAX_LIMIT))
                 .await;
             snap.sessions.extend(sessions.expect("sessions").items);
+            snap.stats.push(store.stats(a, l.id).await.expect("stats"));
             snap.links.push(l);
         }
     }
@@ -283,7 +303,9 @@ fn check_invariants(snap: &Snapshot, step: usize) {
 /// After every step, checks that both returned the same thing, that both hold the same state,
 /// that the invariants hold (uses <= limit, held <= balance, holds == open sessions, captured
 /// credits == completed sessions), and that a step emitted exactly one event if it changed
-/// state and none otherwise.
+/// state and none otherwise. The compared state includes every link's [`LinkStats`], view
+/// counters too, and a view ([`Op::View`]) must change nothing else: no use, hold, session,
+/// ledger entry or event.
 ///
 /// `store` should be empty of other activity while this runs (it reads the whole outbox).
 ///
@@ -411,6 +433,17 @@ pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
                 store.expire_sessions(now, 1000).await.into(),
                 model.expire_sessions(now, 1000).await.into(),
             ),
+            Op::View { link, change } => {
+                let link = world.link(link);
+                let change = match change % 4 {
+                    3 => ViewChange::Confirm,
+                    k => ViewKind::ALL[usize::from(k)].into(),
+                };
+                (
+                    store.record_view(link, change).await.into(),
+                    model.record_view(link, change).await.into(),
+                )
+            }
         };
         assert_eq!(
             got, want,
@@ -454,6 +487,16 @@ pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
             changed,
             "step {step} ({op:?}): no state change without an event, no event without a change"
         );
+        if let Op::View { .. } = op {
+            assert!(
+                after.accounts == before.accounts
+                    && after.links == before.links
+                    && after.sessions == before.sessions
+                    && after.ledger == before.ledger
+                    && emitted == 0,
+                "step {step} ({op:?}): views never change uses, holds or the outbox"
+            );
+        }
         if let Returned::Count(n) = got {
             assert_eq!(
                 emitted, n,

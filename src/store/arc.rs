@@ -143,6 +143,14 @@ impl<S: LinkStore> LinkStore for Arc<S> {
         (**self).sessions(account, link, page)
     }
 
+    fn record_view(
+        &self,
+        link: LinkId,
+        change: crate::funnel::ViewChange,
+    ) -> impl Future<Output = Result<crate::funnel::ViewCounts, Error>> + Send {
+        (**self).record_view(link, change)
+    }
+
     fn stats(
         &self,
         account: AccountId,

@@ -4,6 +4,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+use crate::funnel::{ViewChange, ViewCounts};
 use crate::{
     Account, AccountId, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId, LinkStats,
     Outcome, Page, Paged, Session, SessionId, SessionTtl,
@@ -112,6 +113,13 @@ use crate::{
 ///     }
 ///     async fn inspect(&self, link: LinkId) -> Result<(Link, bool), Error> {
 ///         self.inner.inspect(link).await
+///     }
+///     async fn record_view(
+///         &self,
+///         link: LinkId,
+///         change: magic_link::funnel::ViewChange,
+///     ) -> Result<magic_link::funnel::ViewCounts, Error> {
+///         self.inner.record_view(link, change).await
 ///     }
 ///     async fn link(&self, account: AccountId, link: LinkId) -> Result<Link, Error> {
 ///         self.inner.link(account, link).await
@@ -292,6 +300,21 @@ pub trait LinkStore: Send + Sync {
     ///
     /// `NotFound`.
     fn inspect(&self, link: LinkId) -> impl Future<Output = Result<(Link, bool), Error>> + Send;
+
+    /// Counts a landing-page view of a link, or confirms one as human (see
+    /// [`ViewCounts::apply`], the rule), and returns the link's view counts after it. Like
+    /// [`inspect`](Self::inspect) it takes only a link id: a verified link token is the
+    /// capability. A view changes no link, session, account, ledger entry or outbox event;
+    /// it is atomic per link and never waits on redemptions of other links.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`.
+    fn record_view(
+        &self,
+        link: LinkId,
+        change: ViewChange,
+    ) -> impl Future<Output = Result<ViewCounts, Error>> + Send;
 
     /// Reads a link of `account`.
     ///

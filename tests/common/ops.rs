@@ -21,5 +21,6 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         2 => (0u16..1200).prop_map(|seconds| Op::Advance { seconds }),
         1 => Just(Op::Expire),
         1 => Just(Op::ExpireLinks),
+        2 => (0u8..8, any::<u8>()).prop_map(|(link, change)| Op::View { link, change }),
     ]
 }

@@ -107,6 +107,7 @@ impl Server {
             .env_remove("TRUSTED_PROXIES")
             .env("RATE_LIMIT_START_PER_MINUTE", "0")
             .env("RATE_LIMIT_API_PER_MINUTE", "0")
+            .env("RATE_LIMIT_VIEW_PER_MINUTE", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
+use crate::funnel::{ViewChange, ViewCounts};
 use crate::rules::{self, Effects};
 use crate::store::{IdSource, LinkStore};
 use crate::{
@@ -62,6 +63,8 @@ struct LinkEntry {
     sessions: Vec<SessionId>,
     /// Whether the expiry sweep wrote `link.expired`.
     expiry_reported: bool,
+    /// Landing-page views, by kind.
+    views: ViewCounts,
 }
 
 #[derive(Debug)]
@@ -216,6 +219,7 @@ impl LinkStore for MemoryStore {
                 link: effects.value.clone(),
                 sessions: Vec::new(),
                 expiry_reported: false,
+                views: ViewCounts::default(),
             },
         );
         self.emit(
@@ -396,6 +400,14 @@ impl LinkStore for MemoryStore {
         Ok((link, credit))
     }
 
+    async fn record_view(&self, link: LinkId, change: ViewChange) -> Result<ViewCounts, Error> {
+        // Under the link's shard lock only: no account, session or outbox lock.
+        let mut links = self.links.lock(&link);
+        let entry = links.get_mut(&link).ok_or(Rejection::NotFound)?;
+        entry.views.apply(change);
+        Ok(entry.views)
+    }
+
     async fn link(&self, account: AccountId, link: LinkId) -> Result<Link, Error> {
         self.owned_link(account, link, |e| e.link.clone())
     }
@@ -438,9 +450,13 @@ impl LinkStore for MemoryStore {
     }
 
     async fn stats(&self, account: AccountId, link: LinkId) -> Result<LinkStats, Error> {
-        let (link, ids) =
-            self.owned_link(account, link, |e| (e.link.clone(), e.sessions.clone()))?;
-        Ok(LinkStats::tally(&link, &self.read_sessions(&ids)))
+        let (link, ids, views) = self.owned_link(account, link, |e| {
+            (e.link.clone(), e.sessions.clone(), e.views)
+        })?;
+        Ok(LinkStats {
+            views,
+            ..LinkStats::tally(&link, &self.read_sessions(&ids))
+        })
     }
 
     async fn account(&self, account: AccountId) -> Result<Account, Error> {

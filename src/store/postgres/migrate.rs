@@ -46,6 +46,11 @@ const MIGRATIONS: &[Migration] = &[
         template: include_str!("../../../migrations/0006_endpoint_versions.sql"),
     },
     Migration {
+        version: 7,
+        name: "funnel",
+        template: include_str!("../../../migrations/0007_funnel.sql"),
+    },
+    Migration {
         version: 8,
         name: "endpoint_event_types_and_review",
         template: include_str!("../../../migrations/0008_endpoint_event_types_and_review.sql"),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
+use crate::funnel::{ViewChange, ViewCounts, ViewKind};
 use crate::rules;
 use crate::store::LinkStore;
 use crate::{
@@ -491,6 +492,31 @@ impl LinkStore for PostgresStore {
         Ok((decode::link(&row, 0)?, get(&row, 11)?))
     }
 
+    async fn record_view(&self, link: LinkId, change: ViewChange) -> Result<ViewCounts, Error> {
+        let new = |kind| i64::from(change == ViewChange::View(kind));
+        let row = retry(|| {
+            sqlx::query(&self.sql.record_view)
+                .bind(link.as_uuid())
+                .bind(new(ViewKind::Human))
+                .bind(new(ViewKind::Scanner))
+                .bind(new(ViewKind::Unconfirmed))
+                .bind(change == ViewChange::Confirm)
+                .fetch_optional(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?
+        .ok_or(Rejection::NotFound)?;
+        let n = |i: usize| -> Result<u64, Error> {
+            let count: i64 = get(&row, i)?;
+            Ok(count.max(0) as u64)
+        };
+        Ok(ViewCounts {
+            human: n(0)?,
+            scanner: n(1)?,
+            unconfirmed: n(2)?,
+        })
+    }
+
     async fn link(&self, account: AccountId, link: LinkId) -> Result<Link, Error> {
         let row = retry(|| {
             sqlx::query(&self.sql.link)
@@ -593,6 +619,14 @@ impl LinkStore for PostgresStore {
                 approved: n(16)?,
                 denied: n(17)?,
                 needs_review: 0,
+            },
+            expired: n(18)?,
+            median_time_to_complete: get::<Option<i64>>(&row, 19)?
+                .map(|micros| std::time::Duration::from_micros(micros.max(0) as u64)),
+            views: ViewCounts {
+                human: n(20)?,
+                scanner: n(21)?,
+                unconfirmed: n(22)?,
             },
         })
     }
