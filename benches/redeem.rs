@@ -5,6 +5,14 @@
 //! Run: `cargo bench --bench redeem --features test-util`. It also prints the heap bytes per
 //! stored link and per session, counted by a global allocator. Each sample spawns its threads
 //! once (tens of microseconds) and then runs thousands of redemptions in them.
+//!
+//! The machine's own scaling is the floor for the store's: `private_stores` runs the spread
+//! case with every thread on a store of its own, so that the threads share nothing of the
+//! store's (no lock, no cache line), only the machine (cores, allocator, kernel).
+//!
+//! `REDEEM_PROFILE=<threads>[,private][,accounts=<n>]` skips criterion and runs only the spread case, 20
+//! samples of 200,000 redemptions, printing each sample's rate: a steady process for
+//! `perf stat -e page-faults,context-switches,cpu-migrations` or `strace -c -f`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::future::Future;
@@ -16,7 +24,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use magic_link::conformance::ReferenceStore;
 use magic_link::store::{LinkStore, MemoryStore};
 use magic_link::{
@@ -111,11 +119,19 @@ impl XorShift {
 
 /// Time `iters` redemptions split over `threads` threads, each picking among `links`.
 fn run<S: LinkStore>(store: &S, links: &[LinkId], threads: usize, iters: u64) -> Duration {
+    let stores = vec![(store, links); threads];
+    run_on(&stores, iters)
+}
+
+/// Time `iters` redemptions split over one thread per entry of `stores`, each on its own store
+/// and links (the same store in every entry, or a store per thread).
+fn run_on<S: LinkStore>(stores: &[(&S, &[LinkId])], iters: u64) -> Duration {
+    let threads = stores.len();
     let ttl = SessionTtl::default();
     let per_thread = iters.div_ceil(threads as u64);
     let barrier = Barrier::new(threads + 1);
     std::thread::scope(|scope| {
-        for t in 0..threads {
+        for (t, &(store, links)) in stores.iter().enumerate() {
             let barrier = &barrier;
             scope.spawn(move || {
                 let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1));
@@ -161,9 +177,77 @@ fn bench_store<S: LinkStore + Default>(c: &mut Criterion, name: &str) {
     group.finish();
 }
 
+/// The scaling floor: the spread case with a store of its own per thread (each with the same
+/// accounts and links as the shared case), populated outside the timing.
+fn bench_private_stores(c: &mut Criterion) {
+    let mut group = c.benchmark_group("redeem/private_stores");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(15);
+    group.warm_up_time(Duration::from_secs(2));
+    group.measurement_time(Duration::from_secs(3));
+    for threads in [1, 2] {
+        group.bench_function(
+            BenchmarkId::new("spread_100k_links", format!("{threads}_threads")),
+            |b| b.iter_custom(|iters| private_sample(threads, ACCOUNTS, iters)),
+        );
+    }
+    group.finish();
+}
+
+/// One sample of `iters` redemptions (at least `MIN_BATCH`, scaled back) on `threads` private
+/// stores.
+fn private_sample(threads: usize, accounts: usize, iters: u64) -> Duration {
+    let stores: Vec<(MemoryStore, Vec<LinkId>)> = (0..threads)
+        .map(|_| {
+            let store = MemoryStore::new();
+            let ids = populate(&store, accounts, LINKS);
+            (store, ids)
+        })
+        .collect();
+    let refs: Vec<(&MemoryStore, &[LinkId])> =
+        stores.iter().map(|(s, ids)| (s, ids.as_slice())).collect();
+    let n = iters.max(MIN_BATCH);
+    run_on(&refs, n).mul_f64(iters as f64 / n as f64)
+}
+
+/// `REDEEM_PROFILE`: see the module docs.
+fn profile(spec: &str) {
+    let mut parts = spec.split(',');
+    let threads: usize = parts
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let mut private = false;
+    let mut accounts = ACCOUNTS;
+    for part in parts {
+        match part.split_once('=') {
+            None if part == "private" => private = true,
+            Some(("accounts", n)) => accounts = n.parse().unwrap_or(ACCOUNTS).max(1),
+            _ => panic!("REDEEM_PROFILE: unknown part {part:?}"),
+        }
+    }
+    const N: u64 = 200_000;
+    for sample in 0..20 {
+        let elapsed = if private {
+            private_sample(threads, accounts, N)
+        } else {
+            let store = MemoryStore::new();
+            let ids = populate(&store, accounts, LINKS);
+            run(&store, &ids, threads, N)
+        };
+        println!(
+            "sample {sample}: {threads} thread(s), {accounts} accounts{}: {:.0} ns per redemption",
+            if private { ", private stores" } else { "" },
+            elapsed.as_nanos() as f64 / N as f64
+        );
+    }
+}
+
 fn redeem(c: &mut Criterion) {
     bench_store::<MemoryStore>(c, "memory_store");
     bench_store::<ReferenceStore>(c, "baseline_one_mutex");
+    bench_private_stores(c);
     memory_per_object();
 }
 
@@ -194,4 +278,12 @@ fn memory_per_object() {
 }
 
 criterion_group!(benches, redeem);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("REDEEM_PROFILE") {
+        profile(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

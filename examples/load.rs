@@ -94,10 +94,12 @@ impl Server {
             .env_remove("TRUSTED_PROXIES")
             .env_remove("RATE_LIMIT_START_PER_MINUTE")
             .env_remove("RATE_LIMIT_API_PER_MINUTE")
+            .env_remove("RATE_LIMIT_VIEW_PER_MINUTE")
             .env("INITIAL_CREDITS", "0");
         if !with_limits {
             cmd.env("RATE_LIMIT_START_PER_MINUTE", "0")
-                .env("RATE_LIMIT_API_PER_MINUTE", "0");
+                .env("RATE_LIMIT_API_PER_MINUTE", "0")
+                .env("RATE_LIMIT_VIEW_PER_MINUTE", "0");
         }
         let mut child = cmd
             .stdin(Stdio::null())

@@ -42,6 +42,14 @@ pub enum Rejection {
     /// A top-up reused an idempotency key with a different amount.
     #[error("the idempotency key was already used for a different top-up")]
     IdempotencyConflict,
+    /// A review of a session that did not complete with
+    /// [`Outcome::NeedsReview`](crate::Outcome::NeedsReview) (it is open, abandoned, or
+    /// completed with another outcome).
+    #[error("the session is not waiting for a review")]
+    NotUnderReview,
+    /// The session was already reviewed with the other decision; a decision is final.
+    #[error("the session was already reviewed with another decision")]
+    ReviewConflict,
 }
 
 /// Input that fails validation. Returned before anything is stored.
@@ -107,6 +115,17 @@ pub enum InvalidInput {
         /// The limit.
         max: usize,
     },
+    /// An event type name that this version of the crate does not know (see
+    /// [`EventType`](crate::webhooks::EventType)). The name itself is not repeated.
+    #[error("unknown webhook event type")]
+    UnknownEventType,
+    /// A webhook endpoint that would receive no event type: disable it instead.
+    #[error("a webhook endpoint must receive at least one event type")]
+    NoEventTypes,
+    /// A review decision other than [`Outcome::Approved`](crate::Outcome::Approved) or
+    /// [`Outcome::Denied`](crate::Outcome::Denied).
+    #[error("a review decision must be approved or denied")]
+    InvalidDecision,
 }
 
 /// The crate's error: what every store operation and every facade call returns.

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::webhooks::EventType;
 use crate::{AbandonReason, AccountId, EventId, LinkId, Outcome, SessionId};
 
 /// What happened. Each state-changing operation emits exactly one.
@@ -33,6 +34,19 @@ pub enum EventKind {
         session: SessionId,
         /// The verification's result.
         outcome: Outcome,
+    },
+    /// The owner recorded the final decision on a session that completed with
+    /// [`Outcome::NeedsReview`] ([`MagicLinks::review_session`](crate::MagicLinks::review_session)).
+    /// Bills nothing: the credit was captured when the session completed. Written once per
+    /// session.
+    #[serde(rename = "session.reviewed")]
+    SessionReviewed {
+        /// The link.
+        link: LinkId,
+        /// The session.
+        session: SessionId,
+        /// The decision: [`Outcome::Approved`] or [`Outcome::Denied`].
+        decision: Outcome,
     },
     /// A session was abandoned; its credit was released.
     #[serde(rename = "session.abandoned")]
@@ -78,16 +92,12 @@ pub enum EventKind {
 impl EventKind {
     /// The event type's name, as webhooks send it (`link.redeemed`, `session.completed`, ...).
     pub fn name(&self) -> &'static str {
-        match self {
-            Self::LinkCreated { .. } => "link.created",
-            Self::LinkRedeemed { .. } => "link.redeemed",
-            Self::SessionCompleted { .. } => "session.completed",
-            Self::SessionAbandoned { .. } => "session.abandoned",
-            Self::LinkDeactivated { .. } => "link.deactivated",
-            Self::LinkExhausted { .. } => "link.exhausted",
-            Self::LinkExpired { .. } => "link.expired",
-            Self::CreditsAdded { .. } => "credits.added",
-        }
+        self.event_type().name()
+    }
+
+    /// The event's type, which an endpoint chooses to receive or not.
+    pub fn event_type(&self) -> EventType {
+        EventType::of(self)
     }
 }
 

@@ -15,6 +15,7 @@
 //! | [`clock`] | the [`Clock`](clock::Clock) trait, the system clock and a manual clock for tests | host services and tests |
 //! | [`store`] | the [`LinkStore`](store::LinkStore) and [`WebhookStore`](store::WebhookStore) traits, [`MemoryStore`](store::MemoryStore) and `PostgresStore` | choosing a store; implementing one |
 //! | [`webhooks`] | Standard Webhooks signing and verification, payloads, endpoints, the [`Dispatcher`](webhooks::Dispatcher), transports and delivery state | webhook senders and receivers |
+//! | [`funnel`] | landing-page views by kind ([`ViewKind`](funnel::ViewKind)), the top of a link's funnel in [`LinkStats`] | landing pages, dashboards |
 //! | [`rules`] | the rules as pure functions with `now` passed in | store implementers, model tests |
 //! | `qr` | QR codes of link URLs (feature `qr`) | pages that show a link |
 //! | `live` | the `Subscription` of an account's events that `MagicLinks::subscribe` returns, for live pages (feature `background`) | host services with live pages |
@@ -81,6 +82,7 @@ mod credits;
 mod error;
 mod events;
 mod facade;
+pub mod funnel;
 mod ids;
 mod links;
 #[cfg(feature = "background")]

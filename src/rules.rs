@@ -102,6 +102,8 @@ pub fn redeem(
         expires_at: now
             .checked_add_signed(ttl.duration())
             .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        decision: None,
+        reviewed_at: None,
     };
     let mut events = vec![EventKind::LinkRedeemed {
         link: link.id,
@@ -159,6 +161,64 @@ pub fn complete(
                     1,
                     now,
                 )),
+                value: session.clone(),
+            })
+        }
+    }
+}
+
+/// Whether `decision` can be a review's decision: [`Outcome::Approved`] or
+/// [`Outcome::Denied`]. Stores check it before any lookup.
+///
+/// # Errors
+///
+/// [`InvalidInput::InvalidDecision`] for [`Outcome::NeedsReview`].
+pub fn check_decision(decision: Outcome) -> Result<(), InvalidInput> {
+    match decision {
+        Outcome::Approved | Outcome::Denied => Ok(()),
+        Outcome::NeedsReview => Err(InvalidInput::InvalidDecision),
+    }
+}
+
+/// Records the owner's final `decision` on a session that completed with
+/// [`Outcome::NeedsReview`], and `session.reviewed`. Bills nothing and moves no credit: the
+/// credit was captured at completion. The outcome at completion stays as it was.
+///
+/// Idempotent: reviewing again with the same decision returns the session unchanged, with no
+/// event.
+///
+/// # Errors
+///
+/// [`InvalidInput::InvalidDecision`] for a decision of `NeedsReview`;
+/// [`Rejection::NotUnderReview`] if the session is open, abandoned, or completed with another
+/// outcome; [`Rejection::ReviewConflict`] if it was reviewed with the other decision.
+pub fn review(
+    session: &mut Session,
+    decision: Outcome,
+    now: DateTime<Utc>,
+) -> Result<Effects<Session>, Error> {
+    check_decision(decision)?;
+    let needs_review = matches!(
+        session.status,
+        SessionStatus::Completed {
+            outcome: Outcome::NeedsReview,
+            ..
+        }
+    );
+    match session.decision {
+        _ if !needs_review => Err(Rejection::NotUnderReview.into()),
+        Some(done) if done == decision => Ok(Effects::unchanged(session.clone())),
+        Some(_) => Err(Rejection::ReviewConflict.into()),
+        None => {
+            session.decision = Some(decision);
+            session.reviewed_at = Some(now);
+            Ok(Effects {
+                events: vec![EventKind::SessionReviewed {
+                    link: session.link,
+                    session: session.id,
+                    decision,
+                }],
+                ledger: None,
                 value: session.clone(),
             })
         }

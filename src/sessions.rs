@@ -85,12 +85,33 @@ pub struct Session {
     pub started_at: DateTime<Utc>,
     /// When a session still started is abandoned as expired.
     pub expires_at: DateTime<Utc>,
+    /// The owner's final decision on a session that completed with [`Outcome::NeedsReview`]
+    /// ([`Outcome::Approved`] or [`Outcome::Denied`]), once recorded by
+    /// [`MagicLinks::review_session`](crate::MagicLinks::review_session); `None` before. The
+    /// outcome at completion stays in [`status`](Self::status). Absent from JSON while `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Outcome>,
+    /// When the decision was recorded; set together with [`decision`](Self::decision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_at: Option<DateTime<Utc>>,
 }
 
 impl Session {
     /// Whether the session is still started (neither completed nor abandoned).
     pub fn is_open(&self) -> bool {
         matches!(self.status, SessionStatus::Started)
+    }
+
+    /// Whether it completed with [`Outcome::NeedsReview`] and waits for the owner's decision.
+    pub fn awaits_review(&self) -> bool {
+        self.decision.is_none()
+            && matches!(
+                self.status,
+                SessionStatus::Completed {
+                    outcome: Outcome::NeedsReview,
+                    ..
+                }
+            )
     }
 
     /// Whether an open session is past its time to live at `now`.

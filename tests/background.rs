@@ -613,6 +613,15 @@ impl LinkStore for Faulty {
     ) -> Result<Session, Error> {
         self.inner.complete(account, session, outcome, now).await
     }
+    async fn review(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        decision: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.inner.review(account, session, decision, now).await
+    }
     async fn abandon(
         &self,
         account: AccountId,
@@ -652,6 +661,13 @@ impl LinkStore for Faulty {
     }
     async fn inspect(&self, link: LinkId) -> Result<(Link, bool), Error> {
         self.inner.inspect(link).await
+    }
+    async fn record_view(
+        &self,
+        link: LinkId,
+        change: magic_link::funnel::ViewChange,
+    ) -> Result<magic_link::funnel::ViewCounts, Error> {
+        self.inner.record_view(link, change).await
     }
     async fn link(&self, account: AccountId, link: LinkId) -> Result<Link, Error> {
         self.inner.link(account, link).await

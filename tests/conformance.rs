@@ -53,3 +53,21 @@ async fn race_stops_at_the_limit() {
     assert_eq!(report.successes, 300);
     assert_eq!(report.rejections.get(&Rejection::Exhausted), Some(&500));
 }
+
+/// 32 tasks review one `needs_review` session at once, 16 approving and 16 denying: one
+/// decision wins, with exactly one `session.reviewed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_reviews_record_one_decision() {
+    for _ in 0..20 {
+        let report = conformance::review_race(Arc::new(MemoryStore::new()), 32).await;
+        assert_eq!(report.successes, 16, "{report:?}");
+        assert_eq!(report.reviewed_events, 1, "{report:?}");
+        assert_eq!(
+            report.rejections.get(&Rejection::ReviewConflict),
+            Some(&16),
+            "{report:?}"
+        );
+    }
+    let report = conformance::review_race(Arc::new(ReferenceStore::new()), 32).await;
+    assert_eq!(report.reviewed_events, 1, "{report:?}");
+}

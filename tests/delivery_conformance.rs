@@ -39,6 +39,7 @@ macro_rules! all_checks {
                 owner_operations_answer_not_found_to_other_accounts,
                 prune_deletes_only_old_delivered,
                 released_leases_are_claimable_at_once,
+                endpoints_receive_only_their_event_types,
             ]
         );
     };

@@ -113,6 +113,31 @@ async fn uses(base: &str, id: &str) -> u64 {
     link["uses"].as_u64().unwrap()
 }
 
+/// The link's landing-page views (people, scanners, unconfirmed), from the JSON API.
+async fn views(base: &str, id: &str) -> (u64, u64, u64) {
+    let (status, link) = get_json(&http(), &format!("{base}/api/links/{id}")).await;
+    assert_eq!(status, 200, "{link}");
+    let views = &link["stats"]["views"];
+    let n = |kind: &str| views[kind].as_u64().unwrap();
+    (n("human"), n("scanner"), n("unconfirmed"))
+}
+
+/// Waits until the JSON API reports these views (a page's beacon arrives on its own time).
+async fn wait_for_views(base: &str, id: &str, expected: (u64, u64, u64), what: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let got = views(base, id).await;
+        if got == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: views (people, scanners, unconfirmed) are {got:?}, not {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Opens the link, checks the landing page, starts, goes through the flow with `outcome`, and
 /// checks the done page. Saves screenshots with `shots` as prefix, if given.
 async fn verify(
@@ -292,27 +317,39 @@ async fn two_use_link_survives_email_scanners() {
         assert_eq!(head.status(), 200);
     }
     assert_eq!(uses(&base, &id).await, 0, "GET and HEAD consumed nothing");
+    assert_eq!(
+        views(&base, &id).await,
+        (0, 6, 0),
+        "the scanner's GETs and HEADs count as a scanner's views"
+    );
     wait_for_row(&b, &id, 0, "active", &[]).await;
 
     // The first person: the landing page is in Lithuanian; they are denied.
     b.new_tab().await;
     b.goto(&url).await;
     b.wait_for("main[data-page=landing]", WAIT).await;
+    // Before any start: the page's script ran (allowed by the page's CSP nonce) and its
+    // beacon confirmed the view as a person's.
+    wait_for_views(&base, &id, (1, 6, 0), "the beacon of a real browser").await;
     assert_eq!(b.text_css("#start").await, "Pradėti patvirtinimą");
     assert!(b.text_css("#language").await.contains("Lietuvių"));
     b.screenshot(&dir, "multi-1-landing-lt.png").await;
     verify(&b, &url, "denied", None, None).await;
     assert!(b.text_css("#result").await.contains("Atmesta"));
     assert_eq!(uses(&base, &id).await, 1);
+    wait_for_views(&base, &id, (2, 6, 0), "the person's second view").await;
 
-    // The scanner again: still nothing consumed.
+    // The scanner again: still nothing consumed. A client that names no user agent and runs
+    // no script leaves its view unconfirmed.
     assert_eq!(scanner.get(&url).send().await.unwrap().status(), 200);
     assert_eq!(scanner.head(&url).send().await.unwrap().status(), 200);
     assert_eq!(uses(&base, &id).await, 1);
+    assert_eq!(views(&base, &id).await, (2, 7, 1));
 
     // The second person is approved.
     verify(&b, &url, "approved", None, Some("multi")).await;
     assert_eq!(uses(&base, &id).await, 2);
+    wait_for_views(&base, &id, (3, 7, 1), "the second person's view").await;
 
     // The dashboard shows both sessions, live.
     b.switch_to(&dashboard).await;
@@ -325,6 +362,21 @@ async fn two_use_link_survives_email_scanners() {
     )
     .await;
     assert_eq!(b.text_css("#balance").await, "8");
+    // The link's funnel, drawn by the server as an SVG bar chart with text labels.
+    b.wait_until(
+        "the dashboard's funnel chart",
+        &format!(
+            "const svg = document.querySelector('details[data-id=\"{id}\"] svg.funnel');
+             if (!svg) return false;
+             const stage = s => svg.querySelector('g[data-stage=' + s + '] title').textContent;
+             return svg.querySelector('title').textContent.startsWith('Funnel: 11 views')
+               && stage('human') === 'Views: people: 3' && stage('scanner') === 'Views: scanners: 7'
+               && stage('starts') === 'Starts: 2' && stage('approved') === 'Approved: 1'
+               && stage('denied') === 'Denied: 1' && stage('expired') === 'Expired: 0';"
+        ),
+        WAIT,
+    )
+    .await;
     b.execute("window.scrollTo(0, 0)", vec![]).await;
     b.screenshot(&dir, "multi-5-dashboard.png").await;
     b.wait_until(
@@ -358,6 +410,83 @@ async fn two_use_link_survives_email_scanners() {
     b.screenshot(&dir, "multi-6-forged.png").await;
     assert_eq!(scanner.get(&forged).send().await.unwrap().status(), 404);
     assert_eq!(uses(&base, &id).await, 2);
+
+    b.quit().await;
+    drop(server);
+}
+
+/// An endpoint that receives only `session.reviewed`, chosen with the dashboard's checkboxes;
+/// a verification that needs review; the owner approves it on the dashboard's session row: the
+/// row shows the decision, nothing more is billed, and only `session.reviewed` is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn needs_review_is_decided_on_the_dashboard() {
+    let Some(bins) = binaries_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let server = Server::start(&[
+        ("INITIAL_CREDITS", "10"),
+        ("WEBHOOK_ALLOW_NETWORKS", "127.0.0.1/32"),
+    ]);
+    let base = server.base.clone();
+    let b = Browser::start(&bins).await;
+    let dir = artefact_dir("screenshots");
+    b.goto(&format!("{base}/dashboard")).await;
+    let dashboard = b.window().await;
+
+    let receiver = Receiver::start().await;
+    b.type_into("#webhook-url", &receiver.url).await;
+    for name in [
+        "link.created",
+        "link.redeemed",
+        "link.exhausted",
+        "link.expired",
+        "link.deactivated",
+        "session.completed",
+        "session.abandoned",
+        "credits.added",
+    ] {
+        b.click_css(&format!("input[name=event-type][value='{name}']"))
+            .await;
+    }
+    b.click_css("#webhook-save").await;
+    b.wait_for("#webhook-state[data-state=enabled]", WAIT).await;
+    assert_eq!(
+        b.text_css("#webhook-types").await,
+        "Event types: session.reviewed"
+    );
+
+    let (id, url) = create_link(&b, "Case 7", "selfie", Limit::Single, "en").await;
+    b.new_tab().await;
+    verify(&b, &url, "needs_review", None, None).await;
+    b.switch_to(&dashboard).await;
+    wait_for_row(&b, &id, 1, "exhausted", &["completed: needs_review"]).await;
+    b.click_css(&format!(
+        "details[data-id=\"{id}\"] [data-review][data-decision=approved]"
+    ))
+    .await;
+    wait_for_row(
+        &b,
+        &id,
+        1,
+        "exhausted",
+        &["completed: needs_review, reviewed: approved"],
+    )
+    .await;
+    assert!(
+        b.find_all(&format!("details[data-id=\"{id}\"] [data-review]"))
+            .await
+            .is_empty(),
+        "a reviewed session offers no decision"
+    );
+    assert_eq!(b.text_css("#balance").await, "9", "one credit, billed once");
+    b.screenshot(&dir, "review-1-dashboard.png").await;
+
+    receiver
+        .wait_for("session.reviewed", "decision", "approved")
+        .await;
+    let types = receiver.received_types();
+    assert_eq!(types, ["session.reviewed"], "only the chosen type is sent");
 
     b.quit().await;
     drop(server);

@@ -230,6 +230,7 @@ async fn rate_limits_answer_429_with_retry_after() {
     let server = Server::start(&[
         ("RATE_LIMIT_START_PER_MINUTE", "1"),
         ("RATE_LIMIT_API_PER_MINUTE", "3"),
+        ("RATE_LIMIT_VIEW_PER_MINUTE", "1"),
     ]);
     let base = &server.base;
     // API request 1 of 3.
@@ -256,6 +257,22 @@ async fn rate_limits_answer_429_with_retry_after() {
         let (status, _, _) = send(Method::GET, url, &[], None).await;
         assert_eq!(status, 200);
     }
+    // The landing page's beacon is: one a minute here.
+    let beacon = || async {
+        let res = http()
+            .post(format!("{url}/seen"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("view=00000000000040008000000000000000")
+            .send()
+            .await
+            .expect("a response");
+        let retry_after = res.headers().get("retry-after").cloned();
+        (res.status().as_u16(), retry_after)
+    };
+    assert_eq!(beacon().await.0, 204);
+    let (status, retry_after) = beacon().await;
+    assert_eq!(status, 429);
+    assert!(retry_after.is_some(), "429 with Retry-After");
     // API request 2 of 3: the refused start consumed nothing.
     let (status, got) = get_json(&http(), &format!("{base}/api/links/{id}")).await;
     assert_eq!(status, 200);

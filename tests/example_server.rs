@@ -693,6 +693,256 @@ async fn completion_fires_a_signed_webhook() {
     assert_eq!(got["endpoint"]["enabled"], false);
 }
 
+/// An endpoint that chose `session.completed` and `session.reviewed` over the API, a session
+/// completed with `needs_review`, and its review over the API: `session.reviewed` arrives with
+/// the decision, types the endpoint did not choose are not sent, nothing more is billed, and
+/// the API refuses bad event types, bad decisions and a second, different decision.
+#[tokio::test]
+async fn review_sends_session_reviewed_to_an_endpoint_that_chose_it() {
+    let server = Server::start(&[("WEBHOOK_ALLOW_NETWORKS", "127.0.0.1/32")]);
+    let receiver = Receiver::start().await;
+    let http = http();
+    let base = &server.base;
+    let hook = format!("{base}/api/webhook");
+    for (types, code) in [
+        (
+            json!(["session.reviewed", "session.teleported"]),
+            "unknown_event_type",
+        ),
+        (json!([]), "no_event_types"),
+        (json!("session.reviewed"), "invalid_body"),
+    ] {
+        let body = json!({"url": receiver.url, "event_types": types});
+        assert_error(&put_json(&http, &hook, &body).await, 422, code);
+    }
+    let body =
+        json!({"url": receiver.url, "event_types": ["session.reviewed", "session.completed"]});
+    let (status, set) = put_json(&http, &hook, &body).await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(
+        set["endpoint"]["event_types"],
+        json!(["session.completed", "session.reviewed"])
+    );
+
+    let link = create(&server, json!({"name": "Reviewed", "flow": "selfie"})).await;
+    let res = http
+        .post(link["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let flow = format!("{base}{}", res.headers()["location"].to_str().unwrap());
+    let res = http
+        .post(&flow)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("outcome=needs_review")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    receiver
+        .wait_for("session.completed", "outcome", "needs_review")
+        .await;
+    let (_, sessions) = get_json(
+        &http,
+        &format!("{base}/api/links/{}/sessions", link["id"].as_str().unwrap()),
+    )
+    .await;
+    let session = sessions["items"][0]["id"].as_str().unwrap().to_owned();
+    let (_, before) = get_json(&http, &format!("{base}/api/account")).await;
+
+    let review = format!("{base}/api/sessions/{session}/review");
+    assert_error(
+        &post_json(&http, &review, &json!({"decision": "needs_review"})).await,
+        422,
+        "invalid_decision",
+    );
+    assert_error(
+        &post_json(&http, &review, &json!({"decision": "maybe"})).await,
+        422,
+        "invalid_body",
+    );
+    let unknown = format!("{base}/api/sessions/{}/review", uuid::Uuid::new_v4());
+    assert_error(
+        &post_json(&http, &unknown, &json!({"decision": "approved"})).await,
+        404,
+        "not_found",
+    );
+    let (status, reviewed) = post_json(&http, &review, &json!({"decision": "approved"})).await;
+    assert_eq!(status, 200, "{reviewed}");
+    assert_eq!(reviewed["decision"], "approved");
+    assert_eq!(reviewed["status"]["outcome"], "needs_review");
+    let (status, again) = post_json(&http, &review, &json!({"decision": "approved"})).await;
+    assert_eq!(
+        (status, &again),
+        (200, &reviewed),
+        "the same decision again"
+    );
+    assert_error(
+        &post_json(&http, &review, &json!({"decision": "denied"})).await,
+        409,
+        "review_conflict",
+    );
+    let (_, after) = get_json(&http, &format!("{base}/api/account")).await;
+    assert_eq!(after, before, "a review bills nothing");
+
+    receiver
+        .wait_for("session.reviewed", "decision", "approved")
+        .await;
+    let types = receiver.received_types();
+    assert!(
+        types
+            .iter()
+            .all(|t| t == "session.completed" || t == "session.reviewed"),
+        "only the chosen types are sent: {types:?}"
+    );
+    assert_eq!(
+        types.iter().filter(|t| *t == "session.reviewed").count(),
+        1,
+        "{types:?}"
+    );
+}
+
+/// The `data-view` id of a landing page, if it has one.
+fn view_id(page: &str) -> Option<String> {
+    let start = page.find("data-view=\"")? + "data-view=\"".len();
+    Some(page[start..].split('"').next()?.to_owned())
+}
+
+/// The funnel over HTTP: a GET of the landing page counts an unconfirmed view and hands out a
+/// view id (in the page, and in a cookie scoped to the link); the page's beacon confirms it as
+/// a person's, once; `HEAD` and scanner user agents count as scanners and get no id; a start
+/// with the cookie confirms its view. The API reports it all, and views consume nothing.
+#[tokio::test]
+async fn landing_views_are_counted_by_kind_and_confirmed_once() {
+    let server = Server::start(&[]);
+    let http = http();
+    let base = &server.base;
+    let link = create(
+        &server,
+        json!({"name": "Funnel", "flow": "selfie", "limit": "unlimited"}),
+    )
+    .await;
+    let url = link["url"].as_str().unwrap();
+    let token = url.rsplit('/').next().unwrap();
+    let id = link["id"].as_str().unwrap();
+    let stats = || {
+        let http = http.clone();
+        let api = format!("{base}/api/links/{id}");
+        async move { get_json(&http, &api).await.1["stats"].clone() }
+    };
+    let views = |stats: &Value| {
+        (
+            stats["views"]["human"].as_u64().unwrap(),
+            stats["views"]["scanner"].as_u64().unwrap(),
+            stats["views"]["unconfirmed"].as_u64().unwrap(),
+        )
+    };
+    let beacon = |view: String| {
+        let http = http.clone();
+        let seen = format!("{url}/seen");
+        async move {
+            http.post(seen)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("view={view}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let fresh = stats().await;
+    assert_eq!(views(&fresh), (0, 0, 0));
+    assert_eq!(
+        fresh["conversion"],
+        Value::Null,
+        "no human views: no conversion"
+    );
+
+    // A GET: unconfirmed, with a view id in the page and in the cookie.
+    let res = http.get(url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let page = res.text().await.unwrap();
+    let view = view_id(&page).expect("an unconfirmed view carries its id");
+    assert_eq!(view.len(), 32, "{view}");
+    assert!(
+        cookie.starts_with(&format!("ml_view={view}; Path=/l/{token};")),
+        "{cookie}"
+    );
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert_eq!(views(&stats().await), (0, 0, 1));
+
+    // The beacon confirms it, once; an unknown id or another link's token confirms nothing.
+    assert_eq!(beacon(view.clone()).await, 204);
+    assert_eq!(beacon(view.clone()).await, 204);
+    assert_eq!(beacon("f".repeat(32)).await, 204);
+    assert_eq!(beacon("not an id".into()).await, 204);
+    assert_eq!(
+        views(&stats().await),
+        (1, 0, 0),
+        "a repeated beacon counts once"
+    );
+    let forged = http
+        .post(format!("{base}/l/AAAA/seen"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("view={view}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 404);
+
+    // HEAD and known scanners: scanners, with no view id to confirm.
+    let head = http.head(url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert!(head.headers().get("set-cookie").is_none());
+    for agent in [
+        "Mozilla/5.0 (compatible; BingPreview/1.0b)",
+        "facebookexternalhit/1.1",
+        "curl/8.5.0",
+    ] {
+        let res = http
+            .get(url)
+            .header("user-agent", agent)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(res.headers().get("set-cookie").is_none(), "{agent}");
+        assert_eq!(view_id(&res.text().await.unwrap()), None, "{agent}");
+    }
+    assert_eq!(views(&stats().await), (1, 4, 0));
+
+    // A start from the browser that was shown the page confirms its view.
+    let res = http.get(url).send().await.unwrap();
+    let view = view_id(&res.text().await.unwrap()).unwrap();
+    let page = http.get(url).send().await.unwrap().text().await.unwrap();
+    view_id(&page).expect("another page load, another view");
+    assert_eq!(views(&stats().await), (1, 4, 2));
+    let start = http
+        .post(url)
+        .header("cookie", format!("ml_view={view}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 303);
+    assert_eq!(beacon(view).await, 204, "already confirmed by the start");
+    let got = stats().await;
+    assert_eq!(
+        views(&got),
+        (2, 4, 1),
+        "the other page load stays unconfirmed"
+    );
+    assert_eq!(got["uses"], 1, "views consume nothing; the start one use");
+    assert_eq!(got["conversion"], 0.0, "nothing completed yet");
+    let (_, account) = get_json(&http, &format!("{base}/api/account")).await;
+    assert_eq!(account["held"], 1, "only the start holds a credit");
+}
+
 /// Adds one credit with a fresh idempotency key.
 async fn add_credit(server: &Server, key: &str) {
     let (status, account) = post_json(

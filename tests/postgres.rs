@@ -19,7 +19,7 @@ use magic_link::store::sqlx::{self, postgres::PgPool};
 use magic_link::store::{LinkStore, PostgresStore, WebhookStore};
 use magic_link::tokens::Keyring;
 use magic_link::webhooks::{
-    DeliveryStatus, Dispatcher, Endpoint, Transport, TransportError, WebhookHeaders,
+    DeliveryStatus, Dispatcher, Endpoint, EventType, Transport, TransportError, WebhookHeaders,
     WebhookRequest, WebhookResponse, WebhookSecret, WebhookVerifier,
 };
 use magic_link::{
@@ -206,13 +206,14 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     .fetch_all(db.pool())
     .await
     .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
 
     // Migration 5: each delivery function names the Rust rule it mirrors.
     for (function, rule) in [
         ("queue_deliveries", "rules::queued_status"),
         ("claim_due", "rules::fails_at_claim"),
         ("record_attempt", "rules::step_to_apply"),
+        ("review_session", "rules::review"),
     ] {
         let comment: Option<String> = sqlx::query_scalar(
             "SELECT obj_description(p.oid, 'pg_proc') FROM pg_proc p \
@@ -275,6 +276,27 @@ async fn race_of_32_tasks_stops_at_700_credits() {
         report.rejections,
         HashMap::from([(Rejection::NoCredits, 3300)])
     );
+    db.drop_schema().await;
+}
+
+/// 32 tasks over 16 connections review one `needs_review` session at once, 16 approving and
+/// 16 denying: one decision wins, with exactly one `session.reviewed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_reviews_record_one_decision() {
+    let Some(db) = TestDb::new(16).await else {
+        return;
+    };
+    let store = Arc::new(db.store.clone());
+    for _ in 0..5 {
+        let report = conformance::review_race(Arc::clone(&store), 32).await;
+        assert_eq!(report.successes, 16, "{report:?}");
+        assert_eq!(report.reviewed_events, 1, "{report:?}");
+        assert_eq!(
+            report.rejections.get(&Rejection::ReviewConflict),
+            Some(&16),
+            "{report:?}"
+        );
+    }
     db.drop_schema().await;
 }
 
@@ -768,5 +790,235 @@ async fn endpoints_stored_with_short_secrets_still_load_and_sign() {
         .find(|c| c.event.account == account.id)
         .expect("the delivery");
     assert_eq!(claim.endpoint.secrets()[0].key_bytes(), short.as_slice());
+    db.drop_schema().await;
+}
+
+/// Migration 8 gives an endpoint set before it the event types that existed then, so the new
+/// `session.reviewed` is not sent to it until its owner chooses it; an endpoint set afterwards
+/// without a choice takes every type.
+#[tokio::test]
+async fn endpoints_set_before_event_types_keep_the_types_of_their_time() {
+    let Some(url) = database_url() else {
+        return;
+    };
+    let pool = PostgresStore::pool_options()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .expect("connect");
+    let schema = format!("ml_test_{}", uuid::Uuid::new_v4().simple());
+    let quoted = format!("\"{schema}\"");
+    // Migrations 1 to 6, applied and recorded as the runner of that version did.
+    sqlx::raw_sql(&format!(
+        "CREATE SCHEMA {quoted}; CREATE TABLE {quoted}.schema_migrations (
+             version bigint PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now());"
+    ))
+    .execute(&pool)
+    .await
+    .expect("schema");
+    for (version, name, template) in [
+        (
+            1i64,
+            "initial",
+            include_str!("../migrations/0001_initial.sql"),
+        ),
+        (
+            2,
+            "webhooks",
+            include_str!("../migrations/0002_webhooks.sql"),
+        ),
+        (
+            3,
+            "gone_only_disables_the_current_endpoint",
+            include_str!("../migrations/0003_gone_only_disables_the_current_endpoint.sql"),
+        ),
+        (
+            4,
+            "lifecycle_events",
+            include_str!("../migrations/0004_lifecycle_events.sql"),
+        ),
+        (
+            5,
+            "delivery_rules_cited",
+            include_str!("../migrations/0005_delivery_rules_cited.sql"),
+        ),
+        (
+            6,
+            "endpoint_versions",
+            include_str!("../migrations/0006_endpoint_versions.sql"),
+        ),
+    ] {
+        sqlx::raw_sql(&template.replace("__SCHEMA__", &quoted))
+            .execute(&pool)
+            .await
+            .expect("an old migration");
+        sqlx::query(&format!(
+            "INSERT INTO {quoted}.schema_migrations (version, name, checksum) \
+             VALUES ($1, $2, md5($3))"
+        ))
+        .bind(version)
+        .bind(name)
+        .bind(template)
+        .execute(&pool)
+        .await
+        .expect("record");
+    }
+    let old = magic_link::AccountId::new();
+    sqlx::query(&format!(
+        "INSERT INTO {quoted}.accounts (id, balance, held, created_at) VALUES ($1, 0, 0, $2); \
+         "
+    ))
+    .bind(old.as_uuid())
+    .bind(epoch())
+    .execute(&pool)
+    .await
+    .expect("account");
+    sqlx::query(&format!(
+        "INSERT INTO {quoted}.endpoints (account_id, url, secrets, updated_at) \
+         VALUES ($1, 'https://old.example/', ARRAY[$2::bytea], $3)"
+    ))
+    .bind(old.as_uuid())
+    .bind([7u8; 24].as_slice())
+    .bind(epoch())
+    .execute(&pool)
+    .await
+    .expect("an endpoint set by the previous version");
+
+    let store = PostgresStore::builder(pool.clone())
+        .schema(schema)
+        .build()
+        .expect("valid");
+    store.migrate().await.expect("migrate to this version");
+    let endpoint = store
+        .endpoint(old)
+        .await
+        .expect("read")
+        .expect("an endpoint");
+    let expected: Vec<EventType> = EventType::ALL
+        .iter()
+        .copied()
+        .filter(|&t| t != EventType::SessionReviewed)
+        .collect();
+    assert_eq!(endpoint.event_types(), expected);
+
+    let fresh = conformance::account_with(&store, 0).await;
+    let set = Endpoint::new(
+        fresh.id,
+        "https://new.example/",
+        vec![WebhookSecret::from_bytes(&[8; 24]).expect("secret")],
+        epoch(),
+    )
+    .expect("endpoint");
+    store.set_endpoint(set).await.expect("set");
+    let read = store
+        .endpoint(fresh.id)
+        .await
+        .expect("read")
+        .expect("an endpoint");
+    assert_eq!(read.event_types(), EventType::ALL);
+    sqlx::raw_sql(&format!("DROP SCHEMA {quoted} CASCADE"))
+        .execute(&pool)
+        .await
+        .expect("drop");
+}
+
+/// A view is one statement that locks only its link's counters row: it never waits on what a
+/// redemption holds (the link's row, the account's row), and redemptions, of that link or
+/// another, never wait on a view in flight. The second instance's lock waits fail after 5 s,
+/// so a wait fails the test instead of hanging it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_wait_on_no_redemption_and_block_none() {
+    use magic_link::funnel::{ViewChange, ViewCounts, ViewKind};
+
+    let Some(db) = TestDb::new(4).await else {
+        return;
+    };
+    let pool = PostgresStore::pool_options()
+        .max_connections(2)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                sqlx::Executor::execute(conn, "SET lock_timeout = '5s'")
+                    .await
+                    .map(drop)
+            })
+        })
+        .connect(&database_url().expect("DATABASE_URL"))
+        .await
+        .expect("connect");
+    let impatient = PostgresStore::builder(pool)
+        .schema(db.store.schema())
+        .build()
+        .expect("valid schema name");
+    let account = conformance::account_with(&db.store, 10).await;
+    let viewed = conformance::link_with(&db.store, account.id, UsageLimit::Unlimited, None).await;
+    let other = conformance::link_with(&db.store, account.id, UsageLimit::Unlimited, None).await;
+    let schema = db.store.schema().to_owned();
+
+    // What a redemption of `viewed` holds while it runs: its link's row and its account's.
+    let mut redeeming = db.pool().begin().await.expect("begin");
+    sqlx::query(&format!(
+        "SELECT 1 FROM \"{schema}\".links WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(viewed.id.as_uuid())
+    .execute(&mut *redeeming)
+    .await
+    .expect("lock the link");
+    sqlx::query(&format!(
+        "SELECT 1 FROM \"{schema}\".accounts WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(account.id.as_uuid())
+    .execute(&mut *redeeming)
+    .await
+    .expect("lock the account");
+    impatient
+        .record_view(viewed.id, ViewKind::Unconfirmed.into())
+        .await
+        .expect("a view does not wait on the link's redemption");
+    let counts = impatient
+        .record_view(viewed.id, ViewChange::Confirm)
+        .await
+        .expect("a confirmation does not wait either");
+    assert_eq!(
+        counts,
+        ViewCounts {
+            human: 1,
+            scanner: 0,
+            unconfirmed: 0
+        }
+    );
+    redeeming.rollback().await.expect("rollback");
+
+    // A view of `viewed` in flight, holding its counters row.
+    let mut viewing = db.pool().begin().await.expect("begin");
+    db.store
+        .record_view(viewed.id, ViewKind::Scanner.into())
+        .await
+        .expect("first view");
+    sqlx::query(&format!(
+        "UPDATE \"{schema}\".link_views SET scanner = scanner + 1 WHERE link_id = $1"
+    ))
+    .bind(viewed.id.as_uuid())
+    .execute(&mut *viewing)
+    .await
+    .expect("hold the counters row");
+    for link in [viewed.id, other.id] {
+        impatient
+            .redeem(link, SessionId::new(), ttl(), epoch())
+            .await
+            .expect("a redemption does not wait on a view");
+    }
+    impatient
+        .record_view(other.id, ViewKind::Human.into())
+        .await
+        .expect("another link's view does not wait either");
+    viewing.commit().await.expect("commit");
+
+    let stats = db.store.stats(account.id, viewed.id).await.expect("stats");
+    assert_eq!(
+        (stats.uses, stats.views.human, stats.views.scanner),
+        (1, 1, 2)
+    );
+    impatient.pool().close().await;
     db.drop_schema().await;
 }

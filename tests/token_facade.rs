@@ -57,6 +57,15 @@ impl LinkStore for Watched {
     ) -> Result<Session, Error> {
         self.touch().complete(account, session, outcome, now).await
     }
+    async fn review(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        decision: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.touch().review(account, session, decision, now).await
+    }
     async fn abandon(
         &self,
         account: AccountId,
@@ -90,6 +99,13 @@ impl LinkStore for Watched {
     }
     async fn inspect(&self, link: LinkId) -> Result<(Link, bool), Error> {
         self.touch().inspect(link).await
+    }
+    async fn record_view(
+        &self,
+        link: LinkId,
+        change: magic_link::funnel::ViewChange,
+    ) -> Result<magic_link::funnel::ViewCounts, Error> {
+        self.touch().record_view(link, change).await
     }
     async fn link(&self, account: AccountId, link: LinkId) -> Result<Link, Error> {
         self.touch().link(account, link).await
@@ -315,6 +331,15 @@ async fn invalid_tokens_never_reach_the_store() {
             "{token}"
         );
         assert_eq!(token_error(links.redeem(token).await), *expected, "{token}");
+        assert_eq!(
+            token_error(
+                links
+                    .record_view(token, magic_link::funnel::ViewKind::Human)
+                    .await
+            ),
+            *expected,
+            "{token}"
+        );
     }
     assert_eq!(
         token_error(foreign.inspect(&created.token).await),
@@ -340,6 +365,15 @@ async fn invalid_tokens_never_reach_the_store() {
     assert_eq!(
         token_error(links.redeem(&created.token).await),
         TokenError::Expired
+    );
+    assert_eq!(
+        token_error(
+            links
+                .record_view(&created.token, magic_link::funnel::ViewChange::Confirm)
+                .await
+        ),
+        TokenError::Expired,
+        "a view of an expired link is not counted"
     );
     assert_eq!(store.calls(), before, "no invalid token reached the store");
 }

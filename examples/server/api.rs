@@ -9,11 +9,17 @@
 //! | `GET /api/links/{id}`             |                                      | link and stats  |
 //! | `POST /api/links/{id}/deactivate` |                                      | the link        |
 //! | `GET /api/links/{id}/sessions`    | `?after=&limit=`                     | page of sessions|
+//! | `POST /api/sessions/{id}/review`  | `{"decision": "approved" \| "denied"}` | the session  |
 //! | `GET /api/links/{id}/qr.svg`, `.png` |                                   | the QR code     |
 //!
 //! A new link: `{"name": "Onboarding", "flow": "document" | "selfie" | "document_and_selfie",
 //! "limit": "single" | "unlimited" | {"multi": 5}, "expires_at": "2030-01-01T00:00:00Z",
 //! "language": "lt"}`; only `name` and `flow` are required. Unknown fields are refused.
+//!
+//! A review records the final decision on a session that completed with `needs_review`
+//! (`session.reviewed`; nothing more is billed): another session is `409 not_under_review`, a
+//! second review with the other decision `409 review_conflict`, `needs_review` as the decision
+//! `422 invalid_decision`.
 //!
 //! Errors are JSON, `{"error": "what went wrong", "code": "machine_readable"}`, with a 4xx
 //! status for anything the request did wrong and 503 when the store is unavailable.
@@ -26,7 +32,7 @@ use magic_link::clock::Clock;
 use magic_link::store::LinkStore;
 use magic_link::{
     qr, Account, AccountId, Error, IdempotencyKey, Link, LinkId, LinkStats, LinkStatus, NewLink,
-    Page, Paged, Session,
+    Outcome, Page, Paged, Session, SessionId,
 };
 use minijinja::context;
 use serde::{Deserialize, Serialize};
@@ -175,7 +181,17 @@ pub(crate) async fn create_link<S: LinkStore>(
 pub(crate) struct LinkDetail {
     #[serde(flatten)]
     view: LinkView,
+    stats: Stats,
+}
+
+/// A link's statistics (its funnel: `views` by kind, `uses` as starts, `completed` by outcome,
+/// `abandoned`, `expired`, `median_time_to_complete`), with the conversion, completed per
+/// human view (`null` while there is none).
+#[derive(Debug, Serialize)]
+pub(crate) struct Stats {
+    #[serde(flatten)]
     stats: LinkStats,
+    conversion: Option<f64>,
 }
 
 pub(crate) async fn get_link<S: LinkStore>(
@@ -187,7 +203,10 @@ pub(crate) async fn get_link<S: LinkStore>(
     let stats = app.links.stats(account, id).await?;
     Ok(Json(LinkDetail {
         view: LinkView::new(&app, link)?,
-        stats,
+        stats: Stats {
+            conversion: stats.conversion(),
+            stats,
+        },
     }))
 }
 
@@ -207,6 +226,25 @@ pub(crate) async fn sessions<S: LinkStore>(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<Paged<Session>>, ApiError> {
     Ok(Json(app.links.sessions(account, id, query.page()).await?))
+}
+
+/// A review decision.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReviewRequest {
+    decision: Outcome,
+}
+
+/// `POST /api/sessions/{id}/review`: the owner's final decision after `needs_review`.
+pub(crate) async fn review<S: LinkStore>(
+    State(app): State<AppState<S>>,
+    Owner(account): Owner,
+    ApiId(id): ApiId<SessionId>,
+    ApiJson(req): ApiJson<ReviewRequest>,
+) -> Result<Json<Session>, ApiError> {
+    Ok(Json(
+        app.links.review_session(account, id, req.decision).await?,
+    ))
 }
 
 fn qr_error(err: qr::QrError) -> ApiError {

@@ -4,7 +4,8 @@
 //! The page is `assets/dashboard.html`; its script (`assets/dashboard.js`) calls the JSON API
 //! for every change and polls `/dashboard/live` every two seconds for the live parts (credits,
 //! links with their sessions, webhooks), rendered here from the same templates as the page, so
-//! all escaping stays on the server.
+//! all escaping stays on the server. Each link's funnel (views, starts, outcomes) is a small
+//! SVG bar chart drawn here too ([`Funnel`]), with text labels and `<title>`s.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,10 +14,10 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use magic_link::clock::Clock;
 use magic_link::store::WebhookStore;
-use magic_link::webhooks::DeliveryStatus;
+use magic_link::webhooks::{DeliveryStatus, EventType};
 use magic_link::{
-    AbandonReason, AccountId, Flow, Link, LinkStatus, Outcome, Page, Session, SessionStatus,
-    UsageLimit,
+    AbandonReason, AccountId, Flow, Link, LinkStats, LinkStatus, Outcome, Page, Session,
+    SessionStatus, UsageLimit,
 };
 use minijinja::context;
 use minijinja::value::{Serde, Value};
@@ -43,6 +44,8 @@ struct Live {
     credits: Credits,
     links: Vec<LinkRow>,
     endpoint: Option<EndpointState>,
+    /// The checkboxes of the endpoint form.
+    event_types: Vec<EventTypeBox>,
     failed: Vec<FailedDelivery>,
     inbox_url: String,
     received: Vec<ReceivedWebhook>,
@@ -73,6 +76,96 @@ struct LinkRow {
     sessions: Vec<SessionRow>,
     open: usize,
     completed: usize,
+    funnel: Funnel,
+}
+
+/// A link's funnel as a horizontal bar chart: one bar per stage, its length in proportion to
+/// the largest, its label and count as text beside it (so the chart reads without colour).
+#[derive(Debug, Serialize)]
+struct Funnel {
+    /// The chart's accessible name, its `<title>`.
+    summary: String,
+    /// Completed per human view, as text ("" while there is no human view).
+    conversion: String,
+    /// The median time to complete, as text ("" while none completed).
+    median: String,
+    /// The SVG's height in pixels.
+    height: u32,
+    bars: Vec<FunnelBar>,
+}
+
+#[derive(Debug, Serialize)]
+struct FunnelBar {
+    label: &'static str,
+    /// The bar's CSS class (its colour).
+    class: &'static str,
+    value: u64,
+    /// The row's top, in pixels.
+    y: u32,
+    /// The bar's length, in pixels.
+    width: u32,
+}
+
+impl Funnel {
+    /// The longest bar. (The template puts the bars at x = 130, after the labels, in an SVG
+    /// 360 pixels wide.)
+    const BAR_MAX: u32 = 180;
+    const ROW: u32 = 18;
+
+    fn of(stats: &LinkStats) -> Self {
+        let stages = [
+            ("Views: people", "human", stats.views.human),
+            ("Views: scanners", "scanner", stats.views.scanner),
+            ("Views: unconfirmed", "unconfirmed", stats.views.unconfirmed),
+            ("Starts", "starts", stats.uses),
+            ("Approved", "approved", stats.completed.approved),
+            ("Denied", "denied", stats.completed.denied),
+            ("Needs review", "needs_review", stats.completed.needs_review),
+            ("Abandoned", "abandoned", stats.abandoned),
+            ("Expired", "expired", stats.expired),
+        ];
+        let max = stages.iter().map(|s| s.2).max().unwrap_or(0).max(1);
+        let bars = stages
+            .iter()
+            .zip(0..)
+            .map(|(&(label, class, value), row)| FunnelBar {
+                label,
+                class,
+                value,
+                y: row * Self::ROW,
+                // In proportion; a count above zero shows at least a sliver.
+                width: (u128::from(value) * u128::from(Self::BAR_MAX) / u128::from(max))
+                    .try_into()
+                    .unwrap_or(Self::BAR_MAX)
+                    .max(u32::from(value > 0)),
+            })
+            .collect::<Vec<_>>();
+        let summary = format!(
+            "Funnel: {} views ({} people, {} scanners, {} unconfirmed), {} starts, {} completed              ({} approved, {} denied, {} needing review), {} abandoned, {} expired",
+            stats.views.total(),
+            stats.views.human,
+            stats.views.scanner,
+            stats.views.unconfirmed,
+            stats.uses,
+            stats.completed.total(),
+            stats.completed.approved,
+            stats.completed.denied,
+            stats.completed.needs_review,
+            stats.abandoned,
+            stats.expired,
+        );
+        Self {
+            summary,
+            conversion: stats
+                .conversion()
+                .map_or_else(String::new, |c| format!("{:.0}%", c * 100.0)),
+            median: stats
+                .median_time_to_complete
+                .map_or_else(String::new, |d| format!("{} s", d.as_secs())),
+            height: bars.len() as u32 * Self::ROW,
+            bars,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -84,12 +177,24 @@ struct SessionRow {
     label: String,
     started: String,
     finished: String,
+    /// Completed needing review and not reviewed yet: the row offers the decision.
+    can_review: bool,
 }
 
 #[derive(Debug, Serialize)]
 struct EndpointState {
     url: String,
     enabled: bool,
+    /// The event types it receives, by name.
+    event_types: Vec<&'static str>,
+}
+
+/// A checkbox of the endpoint form: an event type, checked if the endpoint receives it (all
+/// of them while there is no endpoint).
+#[derive(Debug, Serialize)]
+struct EventTypeBox {
+    name: &'static str,
+    checked: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -166,7 +271,8 @@ async fn live<S: WebhookStore>(app: &AppState<S>, account: AccountId) -> Result<
         } else {
             Vec::new()
         };
-        rows.push(link_row(app, link, &sessions, now)?);
+        let stats = app.links.stats(account, link.id).await?;
+        rows.push(link_row(app, link, &sessions, &stats, now)?);
     }
 
     let endpoint = app.links.webhook_endpoint(account).await?;
@@ -183,9 +289,17 @@ async fn live<S: WebhookStore>(app: &AppState<S>, account: AccountId) -> Result<
             available: credits.available(),
         },
         links: rows,
+        event_types: EventType::ALL
+            .iter()
+            .map(|&t| EventTypeBox {
+                name: t.name(),
+                checked: endpoint.as_ref().is_none_or(|e| e.receives(t)),
+            })
+            .collect(),
         endpoint: endpoint.map(|e| EndpointState {
             url: e.url().to_owned(),
             enabled: e.is_enabled(),
+            event_types: e.event_types().iter().map(|t| t.name()).collect(),
         }),
         failed: failed
             .into_iter()
@@ -222,6 +336,7 @@ fn link_row<S: WebhookStore>(
     app: &AppState<S>,
     link: &Link,
     sessions: &[Session],
+    stats: &LinkStats,
     now: DateTime<Utc>,
 ) -> Result<LinkRow, ApiError> {
     let url = app.links.url_of(link);
@@ -246,6 +361,7 @@ fn link_row<S: WebhookStore>(
             .iter()
             .filter(|s| matches!(s.status, SessionStatus::Completed { .. }))
             .count(),
+        funnel: Funnel::of(stats),
     })
 }
 
@@ -258,7 +374,15 @@ fn session_row(session: &Session) -> SessionRow {
                 Outcome::Denied => "denied",
                 _ => "needs_review",
             };
-            (class, format!("completed: {}", outcome.as_str()), time(at))
+            let label = match session.decision {
+                Some(decision) => format!(
+                    "completed: {}, reviewed: {}",
+                    outcome.as_str(),
+                    decision.as_str()
+                ),
+                None => format!("completed: {}", outcome.as_str()),
+            };
+            (class, label, time(at))
         }
         SessionStatus::Abandoned { reason, at } => {
             let label = match reason {
@@ -275,6 +399,7 @@ fn session_row(session: &Session) -> SessionRow {
         label,
         started: time(session.started_at),
         finished,
+        can_review: session.awaits_review(),
     }
 }
 
@@ -336,6 +461,7 @@ mod tests {
             },
             links: Vec::new(),
             endpoint: None,
+            event_types: Vec::new(),
             failed: Vec::new(),
             inbox_url: "http://127.0.0.1:3000/demo/webhook-inbox".to_owned(),
             received: Vec::new(),
@@ -359,6 +485,26 @@ mod tests {
             open: 0,
             completed: sessions.len(),
             sessions,
+            funnel: Funnel::of(&LinkStats {
+                link: magic_link::LinkId::new(),
+                views: magic_link::funnel::ViewCounts {
+                    human: 4,
+                    scanner: 2,
+                    unconfirmed: 1,
+                },
+                uses: 3,
+                remaining: None,
+                started: 0,
+                completed: magic_link::OutcomeCounts {
+                    approved: 1,
+                    denied: 1,
+                    needs_review: 0,
+                },
+                reviewed: magic_link::OutcomeCounts::default(),
+                abandoned: 1,
+                expired: 0,
+                median_time_to_complete: Some(std::time::Duration::from_secs(75)),
+            }),
         }
     }
 
@@ -389,12 +535,14 @@ mod tests {
                     label: "completed: denied".to_owned(),
                     started: "2030-01-01 10:00:00 UTC".to_owned(),
                     finished: "2030-01-01 10:01:00 UTC".to_owned(),
+                    can_review: true,
                 }],
             ),
         ];
         live.endpoint = Some(EndpointState {
             url: "https://hooks.example.com/idv?a=1&b=\"2\"".to_owned(),
             enabled: true,
+            event_types: vec!["session.completed", "session.reviewed"],
         });
         live.failed = vec![FailedDelivery {
             event: "44444444-4444-4444-8444-444444444444".to_owned(),
@@ -440,6 +588,30 @@ mod tests {
         assert!(links.contains("No sessions yet"), "{links}");
         assert!(links.contains("data-session-id=\"33333333-3333-4333-8333-333333333333\""));
         assert!(links.contains("1 started, 0 open, 1 completed"), "{links}");
+        assert_eq!(
+            links
+                .matches("data-review=\"33333333-3333-4333-8333-333333333333\"")
+                .count(),
+            2,
+            "a session waiting for review offers both decisions: {links}"
+        );
+        // The funnel: a server-drawn SVG with a title and a labelled bar per stage.
+        assert_eq!(links.matches("<svg class=\"funnel\"").count(), 2, "{links}");
+        assert!(
+            links.contains("<title id=\"funnel-title-11111111-1111-4111-8111-111111111111\">Funnel: 7 views (4 people, 2 scanners, 1 unconfirmed), 3 starts, 2 completed"),
+            "{links}"
+        );
+        assert!(links.contains("<title>Views: people: 4</title>"), "{links}");
+        assert!(
+            links.contains("<rect class=\"bar human\" x=\"130\" y=\"0\" width=\"180\""),
+            "the largest count has the longest bar: {links}"
+        );
+        assert!(
+            links.contains("<rect class=\"bar expired\" x=\"130\" y=\"144\" width=\"0\""),
+            "{links}"
+        );
+        assert!(links.contains("Conversion 50%"), "{links}");
+        assert!(links.contains("median time to complete 75 s"), "{links}");
 
         let webhooks = render("dashboard-webhooks.html", &live);
         assert!(webhooks.contains("data-state=\"enabled\""), "{webhooks}");
@@ -448,6 +620,10 @@ mod tests {
             "{webhooks}"
         );
         assert!(webhooks.contains("id=\"webhook-disable\""), "{webhooks}");
+        assert!(
+            webhooks.contains("<code>session.completed</code>, <code>session.reviewed</code>"),
+            "the endpoint's event types: {webhooks}"
+        );
         assert!(
             webhooks.contains("data-retry=\"44444444-4444-4444-8444-444444444444\""),
             "{webhooks}"
@@ -468,6 +644,7 @@ mod tests {
         live.endpoint = Some(EndpointState {
             url: "https://hooks.example.com/idv".to_owned(),
             enabled: false,
+            event_types: vec!["link.created"],
         });
         let webhooks = render("dashboard-webhooks.html", &live);
         assert!(webhooks.contains("data-state=\"disabled\""), "{webhooks}");

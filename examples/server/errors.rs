@@ -72,6 +72,8 @@ impl From<Error> for ApiError {
                     Rejection::IdempotencyConflict => {
                         (StatusCode::CONFLICT, "idempotency_conflict")
                     }
+                    Rejection::NotUnderReview => (StatusCode::CONFLICT, "not_under_review"),
+                    Rejection::ReviewConflict => (StatusCode::CONFLICT, "review_conflict"),
                     _ => (StatusCode::CONFLICT, "rejected"),
                 };
                 Self::new(status, code, message)
@@ -116,6 +118,9 @@ fn invalid_code(invalid: &InvalidInput) -> &'static str {
         InvalidInput::InvalidIdempotencyKey { .. } => "invalid_idempotency_key",
         InvalidInput::InvalidWebhookUrl => "invalid_webhook_url",
         InvalidInput::WebhookSecretCount { .. } => "invalid_secret_count",
+        InvalidInput::UnknownEventType => "unknown_event_type",
+        InvalidInput::NoEventTypes => "no_event_types",
+        InvalidInput::InvalidDecision => "invalid_decision",
         _ => "invalid_input",
     }
 }

@@ -38,7 +38,7 @@ pub(crate) struct Received {
     pub(crate) id: String,
     /// The event type, from the payload.
     pub(crate) kind: String,
-    /// The outcome, for `session.completed`.
+    /// The outcome, for `session.completed`; the decision, for `session.reviewed`.
     pub(crate) outcome: Option<String>,
     /// Whether the signature verified, or why not.
     pub(crate) verified: Result<(), String>,
@@ -110,7 +110,7 @@ pub(crate) async fn receive<S: WebhookStore>(
             .map_or_else(|| "(unreadable)".to_owned(), |p| p.kind.clone()),
         outcome: payload
             .as_ref()
-            .and_then(|p| p.data.outcome)
+            .and_then(|p| p.data.outcome.or(p.data.decision))
             .map(|o| o.as_str().to_owned()),
         verified,
     });

@@ -1,5 +1,5 @@
 //! Per-client rate limits: one for starting sessions (`POST /l/{token}`), one for the owner's
-//! API (`/api/...`). Over its limit, a client gets 429 Too Many Requests with `Retry-After`
+//! API (`/api/...`), one for the landing page's beacon (`POST /l/{token}/seen`). Over its limit, a client gets 429 Too Many Requests with `Retry-After`
 //! (whole seconds, at least 1) and the request does nothing.
 //!
 //! A limit of `n` per minute is a bucket of `n` requests refilled evenly over the minute

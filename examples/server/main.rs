@@ -14,6 +14,9 @@
 //! - `/l/{token}`: the landing page a link opens. `GET` and `HEAD` only *inspect* the link (email
 //!   scanners open links before people do); `POST` (the "Start verification" button) redeems it
 //!   and redirects (303) to the flow page.
+//! - `/l/{token}/seen`: the landing page's beacon. Each view of a landing page is counted for
+//!   the link's funnel as a person's, a scanner's or unconfirmed (see `views.rs`); the
+//!   dashboard draws each link's funnel.
 //! - `/s/{session token}`: the verification flow in the link's language (English or
 //!   Lithuanian). Submitting completes the session, which bills one credit.
 //!
@@ -37,6 +40,7 @@
 //! |                | `ALLOWED_HOSTS`   | the base URL's `host:port`: the `Host`s served (comma-separated `host[:port]`; no port: the base URL's) |
 //! |                | `RATE_LIMIT_START_PER_MINUTE` | 30: session starts (`POST /l/...`) per client and minute; 0: no limit |
 //! |                | `RATE_LIMIT_API_PER_MINUTE` | 600: owner API requests (`/api/...`) per client and minute; 0: no limit |
+//! |                | `RATE_LIMIT_VIEW_PER_MINUTE` | 60: landing-page beacons (`POST /l/.../seen`) per client and minute; 0: no limit |
 //! |                | `TRUSTED_PROXIES` | none: comma-separated IPs and CIDRs whose `X-Forwarded-For` names the client |
 //!
 //! With `DATABASE_URL` set (and the `postgres` feature), the service runs on
@@ -56,6 +60,7 @@
 //! |-----------------|-----------------------------------------------------------------------|
 //! | `main.rs`       | configuration, start-up, the routes                                   |
 //! | `pages.rs`      | the pages of the person verifying: landing, flow, outcome             |
+//! | `views.rs`      | which landing-page views were people and which scanners (the funnel)  |
 //! | `dashboard.rs`  | the owner's dashboard and its live parts                              |
 //! | `live.rs`       | Server-Sent Events: the dashboard's and the flow page's live streams  |
 //! | `api.rs`        | the owner's JSON API: credits, links, sessions, QR codes              |
@@ -82,6 +87,7 @@ mod inbox;
 mod limits;
 mod live;
 mod pages;
+mod views;
 mod webhooks;
 
 use std::error::Error as StdError;
@@ -126,6 +132,10 @@ pub(crate) struct App<S> {
     pub(crate) api_limit: Option<Arc<limits::RateLimit>>,
     /// Becomes `true` when the server shuts down: the live streams (`live.rs`) end.
     pub(crate) closing: tokio::sync::watch::Receiver<bool>,
+    /// The limit on landing-page beacons per client, if any.
+    pub(crate) view_limit: Option<Arc<limits::RateLimit>>,
+    /// Landing-page views waiting for their beacon (see `views.rs`).
+    pub(crate) views: views::PendingViews,
 }
 
 /// The shared state.
@@ -149,6 +159,8 @@ struct Config {
     start_per_minute: u32,
     /// Owner API requests per client and minute (0: no limit).
     api_per_minute: u32,
+    /// Landing-page beacons per client and minute (0: no limit).
+    view_per_minute: u32,
     /// Whose `X-Forwarded-For` names the client.
     trusted_proxies: limits::TrustedProxies,
 }
@@ -181,6 +193,10 @@ impl Config {
                 .as_deref()
                 .unwrap_or("600")
                 .parse()?,
+            view_per_minute: env("RATE_LIMIT_VIEW_PER_MINUTE")
+                .as_deref()
+                .unwrap_or("60")
+                .parse()?,
             trusted_proxies: env("TRUSTED_PROXIES").as_deref().unwrap_or("").parse()?,
         };
         let mut args = std::env::args().skip(1);
@@ -196,7 +212,7 @@ impl Config {
                          environment: PORT, BIND, BASE_URL, MAGIC_LINK_KEYS, ACCOUNT_ID, \
                          INITIAL_CREDITS, DATABASE_URL, DATABASE_SCHEMA, WEBHOOK_ALLOW_NETWORKS, \
                          ALLOWED_HOSTS, RATE_LIMIT_START_PER_MINUTE, RATE_LIMIT_API_PER_MINUTE, \
-                         TRUSTED_PROXIES"
+                         RATE_LIMIT_VIEW_PER_MINUTE, TRUSTED_PROXIES"
                     );
                     std::process::exit(0);
                 }
@@ -346,6 +362,8 @@ async fn serve<S: WebhookStore + Changes + 'static>(
         start_limit: limit(config.start_per_minute, limits::Audience::Visitor),
         api_limit: limit(config.api_per_minute, limits::Audience::Api),
         closing,
+        view_limit: limit(config.view_per_minute, limits::Audience::Visitor),
+        views: views::PendingViews::default(),
     });
 
     // One shutdown signal for the server and the background work.
@@ -365,7 +383,7 @@ async fn serve<S: WebhookStore + Changes + 'static>(
         async move { dispatcher.run(stop_signal).await }
     });
     // The rate limits forget clients idle for a minute.
-    let limit_sweepers: Vec<_> = [&app.start_limit, &app.api_limit]
+    let limit_sweepers: Vec<_> = [&app.start_limit, &app.api_limit, &app.view_limit]
         .into_iter()
         .flatten()
         .map(|limit| tokio::spawn(limit.clone().sweep(stop_signal())))
@@ -408,6 +426,7 @@ pub(crate) fn router<S: WebhookStore + Changes + Clone + 'static>(app: AppState<
         .route("/api/links/{id}", get(api::get_link::<S>))
         .route("/api/links/{id}/deactivate", post(api::deactivate::<S>))
         .route("/api/links/{id}/sessions", get(api::sessions::<S>))
+        .route("/api/sessions/{id}/review", post(api::review::<S>))
         .route("/api/links/{id}/qr.svg", get(api::qr_svg::<S>))
         .route("/api/links/{id}/qr.png", get(api::qr_png::<S>))
         // The owner's webhook endpoint.
@@ -439,6 +458,11 @@ pub(crate) fn router<S: WebhookStore + Changes + Clone + 'static>(app: AppState<
     if let Some(limit) = &app.start_limit {
         start = start.route_layer(middleware::from_fn_with_state(limit.clone(), limits::limit));
     }
+    // The landing page's beacon (the funnel): rate-limited per client.
+    let mut seen = post(views::seen::<S>);
+    if let Some(limit) = &app.view_limit {
+        seen = seen.route_layer(middleware::from_fn_with_state(limit.clone(), limits::limit));
+    }
     Router::new()
         .route("/", get(|| async { Redirect::to("/dashboard") }))
         .merge(owner)
@@ -446,6 +470,7 @@ pub(crate) fn router<S: WebhookStore + Changes + Clone + 'static>(app: AppState<
         .route("/demo/webhook-inbox", post(inbox::receive::<S>))
         // The person verifying.
         .route("/l/{token}", get(pages::landing::<S>).merge(start))
+        .route("/l/{token}/seen", seen)
         .route(
             "/s/{token}",
             get(pages::flow::<S>).post(pages::complete::<S>),

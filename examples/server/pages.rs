@@ -9,7 +9,7 @@
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use magic_link::clock::Clock;
@@ -23,7 +23,7 @@ use crate::errors::Problem;
 use crate::extract::Token;
 use crate::html::{self, CspNonce};
 use crate::i18n::{self, Texts};
-use crate::AppState;
+use crate::{views, AppState};
 
 /// A step of a flow, as the landing and flow pages list it.
 #[derive(Debug, Serialize)]
@@ -57,11 +57,13 @@ fn steps(flow: Flow, t: &Texts) -> Vec<Step> {
     steps
 }
 
-/// `GET` and `HEAD /l/{token}`: the landing page. Inspects the link; consumes nothing.
+/// `GET` and `HEAD /l/{token}`: the landing page. Inspects the link; consumes nothing. When
+/// the page is shown, counts the view for the link's funnel (see `views.rs`).
 pub(crate) async fn landing<S: LinkStore>(
     State(app): State<AppState<S>>,
     Token(token): Token,
     Extension(nonce): Extension<CspNonce>,
+    method: Method,
     headers: HeaderMap,
 ) -> Response {
     let inspection = match app.links.inspect(&token).await {
@@ -73,6 +75,8 @@ pub(crate) async fn landing<S: LinkStore>(
     if let Err(rejection) = inspection.can_start() {
         return Problem::of_rejection(rejection).page(&nonce, t);
     }
+    let kind = views::classify(&method, &headers);
+    let view = views::record(&app, &token, link.id, kind).await;
     let context = context! {
         lang => t.lang,
         nonce => nonce.as_str(),
@@ -80,18 +84,27 @@ pub(crate) async fn landing<S: LinkStore>(
         link_name => &link.name,
         language_tag => link.language.as_str(),
         steps => Serde(steps(link.flow, t)),
+        view => view.map(|id| id.simple().to_string()),
     };
-    html::page(StatusCode::OK, "landing.html", context)
+    let mut page = html::page(StatusCode::OK, "landing.html", context);
+    if let Some(cookie) = view.and_then(|id| views::cookie(&app, &token, id)) {
+        page.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    page
 }
 
 /// `POST /l/{token}`: "Start verification". Redeems the link (a use, a held credit, a new
-/// session) and redirects to the flow page.
+/// session) and redirects to the flow page. A start from the browser that was shown the
+/// landing page confirms that view as a person's (see `views.rs`).
 pub(crate) async fn start<S: LinkStore>(
     State(app): State<AppState<S>>,
     Token(token): Token,
     Extension(nonce): Extension<CspNonce>,
     headers: HeaderMap,
 ) -> Response {
+    if let Ok(claims) = app.links.verify_link_token(&token) {
+        views::confirm_from_cookie(&app, &token, claims.link(), &headers).await;
+    }
     match app.links.redeem(&token).await {
         Ok(started) => Redirect::to(&format!("{}/s/{}", app.path_prefix, started.session_token))
             .into_response(),
@@ -205,6 +218,7 @@ pub(crate) async fn complete<S: LinkStore>(
     let outcome = match form.as_ref().map(|f| f.outcome.as_str()) {
         Ok("approved") => Outcome::Approved,
         Ok("denied") => Outcome::Denied,
+        Ok("needs_review") => Outcome::NeedsReview,
         _ => return Problem::BadRequest.page(&nonce, i18n::for_request(&headers)),
     };
     let done = app.links.complete_session_with_token(&token, outcome).await;

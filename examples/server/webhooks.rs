@@ -5,9 +5,13 @@
 //! | method and path                              | body                          | answer |
 //! |----------------------------------------------|-------------------------------|--------|
 //! | `GET /api/webhook`                           |                               | the endpoint (or `null`) and failed deliveries |
-//! | `PUT /api/webhook`                           | `{"url", "secret"?}`          | the endpoint, and the secret if one was generated |
+//! | `PUT /api/webhook`                           | `{"url", "secret"?, "event_types"?}` | the endpoint, and the secret if one was generated |
 //! | `DELETE /api/webhook`                        |                               | the endpoint, disabled |
 //! | `POST /api/webhook/deliveries/{event}/retry` |                               | the delivery, queued again |
+//!
+//! `event_types` lists the event types the endpoint receives (`["session.completed",
+//! "session.reviewed"]`); without it, it receives every type this version knows. An unknown
+//! name is `422 unknown_event_type`, an empty list `422 no_event_types`.
 //!
 //! The events themselves are delivered in the background (see `background.rs`), and the demo
 //! inbox that receives them is in `inbox.rs`.
@@ -17,7 +21,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use magic_link::store::WebhookStore;
-use magic_link::webhooks::{Delivery, Endpoint, WebhookSecret};
+use magic_link::webhooks::{Delivery, Endpoint, EventType, WebhookSecret};
 use magic_link::{EventId, Page};
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +37,7 @@ pub(crate) struct EndpointView {
     secrets: usize,
     updated_at: DateTime<Utc>,
     disabled_at: Option<DateTime<Utc>>,
+    event_types: Vec<EventType>,
 }
 
 impl From<&Endpoint> for EndpointView {
@@ -43,6 +48,7 @@ impl From<&Endpoint> for EndpointView {
             secrets: e.secrets().len(),
             updated_at: e.updated_at,
             disabled_at: e.disabled_at,
+            event_types: e.event_types().to_vec(),
         }
     }
 }
@@ -76,6 +82,9 @@ pub(crate) struct SetEndpoint {
     url: String,
     #[serde(default)]
     secret: Option<String>,
+    /// The event types to receive, by name; all of them when absent.
+    #[serde(default)]
+    event_types: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -120,10 +129,19 @@ pub(crate) async fn set<S: WebhookStore>(
         }
     };
     let shown = generated.then(|| secret.expose().to_string());
-    let endpoint = app
-        .links
-        .set_webhook_endpoint(account, req.url.trim(), vec![secret])
-        .await?;
+    let url = req.url.trim();
+    let endpoint = match req.event_types {
+        Some(types) => {
+            app.links
+                .set_webhook_endpoint_receiving(account, url, vec![secret], types)
+                .await?
+        }
+        None => {
+            app.links
+                .set_webhook_endpoint(account, url, vec![secret])
+                .await?
+        }
+    };
     Ok(Json(SetAnswer {
         endpoint: EndpointView::from(&endpoint),
         secret: shown,

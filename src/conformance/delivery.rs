@@ -25,9 +25,9 @@ use crate::store::WebhookStore;
 use crate::webhooks::{
     Attempt, AttemptOutcome, Claim, DeliveryStatus, FailReason, Lease, NextStep,
 };
-use crate::webhooks::{Endpoint, WebhookSecret};
-use crate::Page;
+use crate::webhooks::{Endpoint, EventType, WebhookSecret};
 use crate::{AccountId, Error, Event, EventId, IdempotencyKey, Rejection};
+use crate::{EventKind, Flow, Link, LinkId, NewLink, Page};
 
 const LEASE: Duration = Duration::from_secs(60);
 
@@ -127,6 +127,7 @@ pub async fn run_all<S: WebhookStore>(store: &S) {
     owner_operations_answer_not_found_to_other_accounts(store).await;
     prune_deletes_only_old_delivered(store).await;
     released_leases_are_claimable_at_once(store).await;
+    endpoints_receive_only_their_event_types(store).await;
 }
 
 /// Endpoints: set, read, replace, disable (idempotent), re-enable; unknown accounts.
@@ -958,4 +959,108 @@ pub async fn released_leases_are_claimable_at_once<S: WebhookStore>(store: &S) {
         until: epoch(),
     };
     assert!(!store.release(unknown).await.expect("release"));
+}
+
+/// Event types per endpoint: an endpoint set without a choice takes every type this version
+/// knows, stored explicitly; a choice reads back as set; an event whose type the endpoint does
+/// not take is not queued (as for an account without an endpoint), enabled or disabled, and
+/// choosing its type later does not queue it; a claim carries the endpoint's choice.
+pub async fn endpoints_receive_only_their_event_types<S: WebhookStore>(store: &S) {
+    let id = account(store).await;
+    let all = store
+        .set_endpoint(endpoint(id, "https://types.example/", epoch()))
+        .await
+        .expect("set");
+    assert_eq!(
+        all.event_types(),
+        EventType::ALL,
+        "the default is every type"
+    );
+    let read = store
+        .endpoint(id)
+        .await
+        .expect("read")
+        .expect("an endpoint");
+    assert_eq!(read.event_types(), EventType::ALL, "stored as a list");
+
+    let links_only = endpoint(id, "https://types.example/links", epoch() + secs(1))
+        .with_event_types([EventType::LinkCreated, EventType::SessionReviewed])
+        .expect("types");
+    store.set_endpoint(links_only).await.expect("set");
+    let read = store
+        .endpoint(id)
+        .await
+        .expect("read")
+        .expect("an endpoint");
+    assert_eq!(
+        read.event_types(),
+        [EventType::LinkCreated, EventType::SessionReviewed],
+        "a choice reads back as set"
+    );
+
+    let credits = event(store, id).await;
+    let spec = NewLink::new("types", Flow::Selfie);
+    let link = Link::new(LinkId::new(), id, spec, epoch()).expect("a valid link");
+    store.insert_link(link).await.expect("insert link");
+    let created = events_of(store, id).await.pop().expect("the event");
+    assert!(matches!(created.kind, EventKind::LinkCreated { .. }));
+    queue_all(store, epoch()).await;
+    assert_not_found(store.delivery(id, credits.id).await);
+    let delivery = store.delivery(id, created.id).await.expect("queued");
+    assert!(matches!(delivery.status, DeliveryStatus::Pending { .. }));
+    let claims = claim_mine(store, epoch(), &[id]).await;
+    assert_eq!(claims.len(), 1, "only the chosen type: {claims:?}");
+    assert_eq!(claims[0].event.id, created.id);
+    assert_eq!(
+        claims[0].endpoint.event_types(),
+        [EventType::LinkCreated, EventType::SessionReviewed],
+        "a claim carries the endpoint's choice"
+    );
+
+    // Choosing the type later does not queue the earlier event.
+    store
+        .set_endpoint(endpoint(id, "https://types.example/", epoch() + secs(2)))
+        .await
+        .expect("set");
+    queue_all(store, epoch()).await;
+    assert_not_found(store.delivery(id, credits.id).await);
+
+    // A disabled endpoint: failed if it takes the type, not queued if it does not.
+    let mut disabled = endpoint(id, "https://types.example/off", epoch() + secs(3))
+        .with_event_types([EventType::CreditsAdded])
+        .expect("types");
+    disabled.disabled_at = Some(epoch() + secs(3));
+    store.set_endpoint(disabled).await.expect("set");
+    let taken = event(store, id).await;
+    let link = Link::new(
+        LinkId::new(),
+        id,
+        NewLink::new("off", Flow::Selfie),
+        epoch(),
+    )
+    .expect("a valid link");
+    store.insert_link(link).await.expect("insert link");
+    let skipped = events_of(store, id).await.pop().expect("the event");
+    queue_all(store, epoch() + secs(4)).await;
+    let failed = store
+        .delivery(id, taken.id)
+        .await
+        .expect("queued as failed");
+    assert_eq!(
+        failed.status,
+        DeliveryStatus::Failed {
+            at: epoch() + secs(4),
+            reason: FailReason::EndpointDisabled
+        }
+    );
+    assert_not_found(store.delivery(id, skipped.id).await);
+    let read = store
+        .disable_endpoint(id, epoch() + secs(5))
+        .await
+        .expect("disable");
+    assert_eq!(
+        read.event_types(),
+        [EventType::CreditsAdded],
+        "disabling keeps the choice"
+    );
 }

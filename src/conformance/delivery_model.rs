@@ -16,10 +16,12 @@ use super::fixtures::{epoch, key};
 use crate::store::WebhookStore;
 use crate::webhooks::rules;
 use crate::webhooks::{
-    Attempt, AttemptOutcome, Claim, Delivery, DeliveryStatus, Endpoint, FailReason, Lease,
-    NextStep, RetrySchedule, WebhookSecret,
+    Attempt, AttemptOutcome, Claim, Delivery, DeliveryStatus, Endpoint, EventType, FailReason,
+    Lease, NextStep, RetrySchedule, WebhookSecret,
 };
-use crate::{Account, AccountId, Error, Event, EventId, Page, Paged, Rejection};
+use crate::{
+    Account, AccountId, Error, Event, EventId, Flow, Link, LinkId, NewLink, Page, Paged, Rejection,
+};
 
 /// Endpoints and deliveries in plain `Vec`s, changed by the delivery rules.
 #[derive(Debug, Default)]
@@ -103,7 +105,9 @@ impl DeliveryModel {
                 continue;
             }
             self.cursor = event.seq;
-            let Some(status) = rules::queued_status(self.endpoint(event.account), now) else {
+            let Some(status) =
+                rules::queued_status(self.endpoint(event.account), event.kind.event_type(), now)
+            else {
                 continue;
             };
             self.rows.push(Row {
@@ -280,17 +284,24 @@ impl DeliveryModel {
 /// events and claims made so far, modulo their number, so any sequence is meaningful.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOp {
-    /// Append an outbox event (a top-up) of an account.
+    /// Append an outbox event of an account: `credits.added` (a top-up) if `link` is false,
+    /// else `link.created` (a new link).
     AddEvent {
         /// Which account.
         account: u8,
+        /// A `link.created` event rather than `credits.added`.
+        link: bool,
     },
-    /// Set an account's endpoint (a new URL, `updated_at` now), disabled if `disabled`.
+    /// Set an account's endpoint (a new URL, `updated_at` now), disabled if `disabled`,
+    /// receiving the event types `types` picks (`% 4`): 0 every type (no explicit choice),
+    /// 1 `credits.added`, 2 `link.created`, 3 both.
     SetEndpoint {
         /// Which account.
         account: u8,
         /// Set it as disabled.
         disabled: bool,
+        /// Which event types.
+        types: u8,
     },
     /// Disable an account's endpoint.
     DisableEndpoint {
@@ -418,6 +429,7 @@ struct EndpointView {
     updated_at: DateTime<Utc>,
     version: u64,
     disabled_at: Option<DateTime<Utc>>,
+    event_types: Vec<EventType>,
 }
 
 impl From<&Endpoint> for EndpointView {
@@ -429,6 +441,7 @@ impl From<&Endpoint> for EndpointView {
             updated_at: e.updated_at,
             version: e.version,
             disabled_at: e.disabled_at,
+            event_types: e.event_types().to_vec(),
         }
     }
 }
@@ -697,20 +710,39 @@ impl<S: WebhookStore> Run<'_, S> {
     async fn apply(&mut self, step: usize, op: &DeliveryOp) -> (Returned, Returned) {
         let (store, now) = (self.store, self.now);
         match op {
-            DeliveryOp::AddEvent { account } => {
+            DeliveryOp::AddEvent { account, link } => {
                 let a = self.world.account(*account);
-                self.world.keys += 1;
-                let k = key(&format!("model-{}", self.world.keys));
-                store.top_up(a, 1, k, now).await.expect("top up");
+                if *link {
+                    let spec = NewLink::new("delivery model", Flow::Selfie);
+                    let link = Link::new(LinkId::new(), a, spec, now).expect("a valid link");
+                    store.insert_link(link).await.expect("insert link");
+                } else {
+                    self.world.keys += 1;
+                    let k = key(&format!("model-{}", self.world.keys));
+                    store.top_up(a, 1, k, now).await.expect("top up");
+                }
                 let cursor = self.world.events.last().map_or(0, |e| e.seq);
                 let new = store.outbox_after(cursor, 100).await.expect("outbox");
-                assert_eq!(new.len(), 1, "step {step}: one event per top-up");
+                assert_eq!(new.len(), 1, "step {step}: one event per top-up or link");
                 self.world.events.extend(new);
                 (Returned::None, Returned::None)
             }
-            DeliveryOp::SetEndpoint { account, disabled } => {
+            DeliveryOp::SetEndpoint {
+                account,
+                disabled,
+                types,
+            } => {
                 let a = self.world.account(*account);
                 let mut endpoint = self.world.endpoint(a, now);
+                let chosen = match types % 4 {
+                    0 => None,
+                    1 => Some(vec![EventType::CreditsAdded]),
+                    2 => Some(vec![EventType::LinkCreated]),
+                    _ => Some(vec![EventType::LinkCreated, EventType::CreditsAdded]),
+                };
+                if let Some(chosen) = chosen {
+                    endpoint = endpoint.with_event_types(chosen).expect("a type");
+                }
                 if *disabled {
                     endpoint.disabled_at = Some(now);
                 }

@@ -25,6 +25,9 @@ pub async fn run_all<S: LinkStore>(store: &S) {
     outbox_order(store).await;
     inconsistent_inserts_and_precision(store).await;
     lifecycle_events(store).await;
+    super::review_decides_once(store).await;
+    views_change_nothing_else(store).await;
+    funnel_stats(store).await;
 }
 
 /// Atomic create: ids are never overwritten; links need an existing account.
@@ -874,4 +877,232 @@ pub async fn lifecycle_events<S: LinkStore>(store: &S) {
         ),
         "an abandon after the time to live is an expiry: {abandoned:?}"
     );
+}
+
+/// Views never change uses, holds or the outbox: counting landing-page views (of every kind,
+/// and confirming them) leaves links, sessions, the account, its ledger and the outbox as they
+/// were, and only the view counters move, never below zero.
+pub async fn views_change_nothing_else<S: LinkStore>(store: &S) {
+    use crate::funnel::{ViewChange, ViewCounts, ViewKind};
+
+    let account = account_with(store, 3).await;
+    let link = link_with(store, account.id, UsageLimit::multi(2).expect("n"), None).await;
+    let single = link_with(store, account.id, UsageLimit::Single, None).await;
+    let now = epoch() + Duration::seconds(1);
+    let session = ok(
+        store.redeem(link.id, SessionId::new(), ttl(), now).await,
+        "redeem",
+    );
+    ok(
+        store.redeem(single.id, SessionId::new(), ttl(), now).await,
+        "redeem",
+    );
+    ok(
+        store.deactivate(account.id, single.id, now).await,
+        "deactivate",
+    );
+    let read = |link: LinkId| async move {
+        (
+            store.link(account.id, link).await.expect("link"),
+            store
+                .sessions(account.id, link, Page::first(10))
+                .await
+                .expect("sessions")
+                .items,
+        )
+    };
+    let before = (
+        read(link.id).await,
+        read(single.id).await,
+        store.account(account.id).await.expect("account"),
+        store
+            .ledger(account.id, Page::first(100))
+            .await
+            .expect("ledger")
+            .items,
+        events_of(store, account.id).await,
+    );
+
+    assert_eq!(
+        ok(
+            store.record_view(link.id, ViewChange::Confirm).await,
+            "confirm"
+        ),
+        ViewCounts::default(),
+        "confirming with no unconfirmed view changes nothing"
+    );
+    for kind in [
+        ViewKind::Unconfirmed,
+        ViewKind::Scanner,
+        ViewKind::Unconfirmed,
+        ViewKind::Human,
+    ] {
+        ok(store.record_view(link.id, kind.into()).await, "record_view");
+    }
+    let mut last = ViewCounts::default();
+    for _ in 0..3 {
+        last = ok(
+            store.record_view(link.id, ViewChange::Confirm).await,
+            "confirm",
+        );
+    }
+    assert_eq!(
+        last,
+        ViewCounts {
+            human: 3,
+            scanner: 1,
+            unconfirmed: 0
+        },
+        "two unconfirmed views confirmed; the third confirmation changes nothing"
+    );
+    // A used-up, deactivated link still counts its views: the store only counts.
+    ok(
+        store.record_view(single.id, ViewKind::Scanner.into()).await,
+        "record_view of a deactivated link",
+    );
+    rejected(
+        store
+            .record_view(LinkId::new(), ViewKind::Human.into())
+            .await,
+        Rejection::NotFound,
+        "a view of an unknown link",
+    );
+
+    let after = (
+        read(link.id).await,
+        read(single.id).await,
+        store.account(account.id).await.expect("account"),
+        store
+            .ledger(account.id, Page::first(100))
+            .await
+            .expect("ledger")
+            .items,
+        events_of(store, account.id).await,
+    );
+    assert_eq!(
+        after, before,
+        "views never change uses, holds, sessions, the ledger or the outbox"
+    );
+    assert_eq!(after.2.held, 2, "both open sessions keep their holds");
+    assert_eq!(
+        after.0 .1,
+        vec![session],
+        "the session stays open, as it was"
+    );
+    let stats = ok(store.stats(account.id, link.id).await, "stats");
+    assert_eq!(stats.views, last, "stats report the view counters");
+    assert_eq!(stats.uses, 1);
+    let stats = ok(store.stats(account.id, single.id).await, "stats");
+    assert_eq!(
+        stats.views,
+        ViewCounts {
+            human: 0,
+            scanner: 1,
+            unconfirmed: 0
+        },
+        "each link has its own counters"
+    );
+}
+
+/// A link's funnel, exactly, after a scripted scenario: views by kind, starts, completions by
+/// outcome, explicit abandons, expiries, conversion and the (lower) median time to complete.
+pub async fn funnel_stats<S: LinkStore>(store: &S) {
+    use crate::funnel::{ViewChange, ViewCounts, ViewKind};
+
+    let account = account_with(store, 10).await;
+    let link = link_with(store, account.id, UsageLimit::multi(10).expect("n"), None).await;
+    let fresh = ok(store.stats(account.id, link.id).await, "stats");
+    assert_eq!(fresh.views, ViewCounts::default());
+    assert_eq!(
+        fresh.conversion(),
+        None,
+        "no conversion without human views"
+    );
+    assert_eq!(fresh.median_time_to_complete, None);
+
+    for kind in [
+        ViewKind::Unconfirmed,
+        ViewKind::Unconfirmed,
+        ViewKind::Unconfirmed,
+        ViewKind::Scanner,
+        ViewKind::Scanner,
+        ViewKind::Human,
+        ViewKind::Human,
+    ] {
+        ok(store.record_view(link.id, kind.into()).await, "record_view");
+    }
+    for _ in 0..3 {
+        ok(
+            store.record_view(link.id, ViewChange::Confirm).await,
+            "confirm",
+        );
+    }
+    ok(
+        store
+            .record_view(link.id, ViewKind::Unconfirmed.into())
+            .await,
+        "record_view",
+    );
+
+    // Six starts, a second apart; four complete after 60, 90, 120 and 30 seconds.
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let at = epoch() + Duration::seconds(i);
+        let s = ok(
+            store.redeem(link.id, SessionId::new(), ttl(), at).await,
+            "redeem",
+        );
+        ids.push(s);
+    }
+    for (session, (outcome, after)) in ids.iter().zip([
+        (Outcome::Approved, 60),
+        (Outcome::Approved, 90),
+        (Outcome::Denied, 120),
+        (Outcome::NeedsReview, 30),
+    ]) {
+        let at = session.started_at + Duration::seconds(after);
+        ok(
+            store.complete(account.id, session.id, outcome, at).await,
+            "complete",
+        );
+    }
+    ok(
+        store
+            .abandon(account.id, ids[4].id, epoch() + Duration::seconds(10))
+            .await,
+        "abandon",
+    );
+    let swept = ok(
+        store.expire_sessions(ids[5].expires_at, 1000).await,
+        "expire_sessions",
+    );
+    assert!(swept >= 1, "the sweep expires the last session");
+
+    let stats = ok(store.stats(account.id, link.id).await, "stats");
+    assert_eq!(
+        stats.views,
+        ViewCounts {
+            human: 5,
+            scanner: 2,
+            unconfirmed: 1
+        }
+    );
+    assert_eq!(stats.uses, 6, "starts");
+    assert_eq!(stats.started, 0, "none open");
+    assert_eq!(
+        (
+            stats.completed.approved,
+            stats.completed.denied,
+            stats.completed.needs_review
+        ),
+        (2, 1, 1)
+    );
+    assert_eq!(stats.abandoned, 1, "explicit abandons only");
+    assert_eq!(stats.expired, 1, "expired sessions apart from abandons");
+    assert_eq!(
+        stats.median_time_to_complete,
+        Some(std::time::Duration::from_secs(60)),
+        "the lower median of 30, 60, 90 and 120 seconds"
+    );
+    assert_eq!(stats.conversion(), Some(0.8), "4 completed / 5 human views");
 }

@@ -22,7 +22,8 @@
 //!
 //! - the core suite of [`LinkStore`](crate::store::LinkStore) checks ([`run_all`] and the
 //!   checks it runs), with its fixtures ([`epoch`], [`account_with`], [`link_with`]);
-//! - [`race`]: many tasks redeeming one link at once;
+//! - [`race`]: many tasks redeeming one link at once; [`review_race`]: many tasks reviewing
+//!   one session at once;
 //! - the model test: [`compare_with_model`] replays random [`Op`] sequences against a store and
 //!   the [`ReferenceStore`], the rules applied to plain maps, and compares them after every
 //!   step;
@@ -39,6 +40,7 @@ mod links;
 mod model;
 mod race;
 mod reference;
+mod review;
 
 pub use delivery_model::{compare_delivery_with_model, AttemptReply, DeliveryOp, RetryAfterHeader};
 pub use fixtures::{account_with, epoch, link_with};
@@ -46,3 +48,4 @@ pub use links::*;
 pub use model::{compare_with_model, Op};
 pub use race::{race, RaceReport};
 pub use reference::ReferenceStore;
+pub use review::{review_decides_once, review_race, ReviewRaceReport};

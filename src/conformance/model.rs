@@ -5,10 +5,11 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::fixtures::{epoch, key, ttl};
 use super::ReferenceStore;
+use crate::funnel::{ViewChange, ViewCounts, ViewKind};
 use crate::store::LinkStore;
 use crate::{
-    Account, AccountId, Error, EventKind, InvalidInput, LedgerKind, Link, LinkId, NewLink, Outcome,
-    Page, Rejection, Session, SessionId, SessionStatus, UsageLimit,
+    Account, AccountId, Error, EventKind, InvalidInput, LedgerKind, Link, LinkId, LinkStats,
+    NewLink, Outcome, Page, Rejection, Session, SessionId, SessionStatus, UsageLimit,
 };
 
 /// One step of a random operation sequence for [`compare_with_model`]. Indices pick among the
@@ -38,6 +39,16 @@ pub enum Op {
         account: u8,
         /// Which outcome (`% 3`).
         outcome: u8,
+    },
+    /// Review a session as account `account % 2` with a decision (`% 3` over
+    /// [`Outcome::ALL`]: `needs_review` is invalid input).
+    Review {
+        /// Which session.
+        session: u8,
+        /// Acting account.
+        account: u8,
+        /// Which decision (`% 3`).
+        decision: u8,
     },
     /// Abandon a session as account `account % 2`.
     Abandon {
@@ -71,12 +82,21 @@ pub enum Op {
     Expire,
     /// Sweep expired links (`link.expired`).
     ExpireLinks,
+    /// Count a landing-page view of a link (an index past the end means an unknown id):
+    /// `change % 4` picks human, scanner, unconfirmed, or confirm.
+    View {
+        /// Which link.
+        link: u8,
+        /// Which change.
+        change: u8,
+    },
 }
 
 /// What an operation returned, comparable across stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Returned {
     Link(Link),
+    Views(ViewCounts),
     Session(Session),
     Account(Account),
     Count(usize),
@@ -104,6 +124,12 @@ macro_rules! returned {
     })*};
 }
 returned!(Link, Session, Account);
+
+impl From<ViewCounts> for Returned {
+    fn from(v: ViewCounts) -> Self {
+        Self::Views(v)
+    }
+}
 
 impl From<usize> for Returned {
     fn from(n: usize) -> Self {
@@ -144,6 +170,8 @@ struct Snapshot {
     sessions: Vec<Session>,
     ledger: Vec<(AccountId, LedgerKind, u64)>,
     events: Vec<(AccountId, DateTime<Utc>, EventKind)>,
+    /// Every link's statistics, views included.
+    stats: Vec<LinkStats>,
 }
 
 async fn snapshot<S: LinkStore>(store: &S, world: &World) -> Snapshot {
@@ -153,6 +181,7 @@ async fn snapshot<S: LinkStore>(store: &S, world: &World) -> Snapshot {
         sessions: Vec::new(),
         ledger: Vec::new(),
         events: Vec::new(),
+        stats: Vec::new(),
     };
     for &a in &world.accounts {
         snap.accounts.push(store.account(a).await.expect("account"));
@@ -176,6 +205,7 @@ async fn snapshot<S: LinkStore>(store: &S, world: &World) -> Snapshot {
                 .sessions(a, l.id, Page::first(crate::Page::MAX_LIMIT))
                 .await;
             snap.sessions.extend(sessions.expect("sessions").items);
+            snap.stats.push(store.stats(a, l.id).await.expect("stats"));
             snap.links.push(l);
         }
     }
@@ -198,6 +228,39 @@ async fn snapshot<S: LinkStore>(store: &S, world: &World) -> Snapshot {
 }
 
 fn check_invariants(snap: &Snapshot, step: usize) {
+    for session in &snap.sessions {
+        let reviewed = session.decision.is_some();
+        assert_eq!(
+            reviewed,
+            session.reviewed_at.is_some(),
+            "step {step}: a decision has its time: {session:?}"
+        );
+        if reviewed {
+            assert!(
+                matches!(
+                    session.status,
+                    SessionStatus::Completed {
+                        outcome: Outcome::NeedsReview,
+                        ..
+                    }
+                ) && session.decision != Some(Outcome::NeedsReview),
+                "step {step}: only needs_review sessions are reviewed, approved or denied: \
+                 {session:?}"
+            );
+        }
+        let reviews = snap
+            .events
+            .iter()
+            .filter(|(_, _, e)| {
+                matches!(e, EventKind::SessionReviewed { session: s, .. } if *s == session.id)
+            })
+            .count();
+        assert_eq!(
+            reviews,
+            usize::from(reviewed),
+            "step {step}: one session.reviewed per reviewed session"
+        );
+    }
     for link in &snap.links {
         if let Some(max) = link.limit.max_uses() {
             assert!(link.uses <= max, "step {step}: uses > limit: {link:?}");
@@ -240,7 +303,9 @@ fn check_invariants(snap: &Snapshot, step: usize) {
 /// After every step, checks that both returned the same thing, that both hold the same state,
 /// that the invariants hold (uses <= limit, held <= balance, holds == open sessions, captured
 /// credits == completed sessions), and that a step emitted exactly one event if it changed
-/// state and none otherwise.
+/// state and none otherwise. The compared state includes every link's [`LinkStats`], view
+/// counters too, and a view ([`Op::View`]) must change nothing else: no use, hold, session,
+/// ledger entry or event.
 ///
 /// `store` should be empty of other activity while this runs (it reads the whole outbox).
 ///
@@ -311,6 +376,21 @@ pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
                     )
                 }
             },
+            Op::Review {
+                session,
+                account,
+                decision,
+            } => match world.session(session) {
+                None => (Returned::None, Returned::None),
+                Some(s) => {
+                    let a = world.account(account);
+                    let d = Outcome::ALL[usize::from(decision) % 3];
+                    (
+                        store.review(a, s, d, now).await.into(),
+                        model.review(a, s, d, now).await.into(),
+                    )
+                }
+            },
             Op::Abandon { session, account } => match world.session(session) {
                 None => (Returned::None, Returned::None),
                 Some(s) => {
@@ -353,6 +433,17 @@ pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
                 store.expire_sessions(now, 1000).await.into(),
                 model.expire_sessions(now, 1000).await.into(),
             ),
+            Op::View { link, change } => {
+                let link = world.link(link);
+                let change = match change % 4 {
+                    3 => ViewChange::Confirm,
+                    k => ViewKind::ALL[usize::from(k)].into(),
+                };
+                (
+                    store.record_view(link, change).await.into(),
+                    model.record_view(link, change).await.into(),
+                )
+            }
         };
         assert_eq!(
             got, want,
@@ -396,6 +487,16 @@ pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
             changed,
             "step {step} ({op:?}): no state change without an event, no event without a change"
         );
+        if let Op::View { .. } = op {
+            assert!(
+                after.accounts == before.accounts
+                    && after.links == before.links
+                    && after.sessions == before.sessions
+                    && after.ledger == before.ledger
+                    && emitted == 0,
+                "step {step} ({op:?}): views never change uses, holds or the outbox"
+            );
+        }
         if let Returned::Count(n) = got {
             assert_eq!(
                 emitted, n,

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 
 use super::delivery_model::DeliveryModel;
+use crate::funnel::{ViewChange, ViewCounts};
 use crate::rules;
 use crate::store::{LinkStore, WebhookStore};
 use crate::webhooks::{Attempt, Claim, Delivery, Endpoint, Lease, NextStep};
@@ -35,6 +36,8 @@ struct Model {
     outbox: Vec<Event>,
     /// Links whose `link.expired` was written.
     expiry_reported: std::collections::HashSet<LinkId>,
+    /// Landing-page views by link.
+    views: HashMap<LinkId, ViewCounts>,
     webhooks: DeliveryModel,
 }
 
@@ -184,6 +187,26 @@ impl LinkStore for ReferenceStore {
         })
     }
 
+    async fn review(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        decision: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        rules::check_decision(decision)?;
+        self.with(|m| {
+            let stored = m
+                .sessions
+                .get_mut(&session)
+                .filter(|s| s.account == account)
+                .ok_or(Rejection::NotFound)?;
+            let effects = rules::review(stored, decision, now)?;
+            m.emit(account, now, effects.events);
+            Ok(effects.value)
+        })
+    }
+
     async fn abandon(
         &self,
         account: AccountId,
@@ -286,6 +309,17 @@ impl LinkStore for ReferenceStore {
         })
     }
 
+    async fn record_view(&self, link: LinkId, change: ViewChange) -> Result<ViewCounts, Error> {
+        self.with(|m| {
+            if !m.links.contains_key(&link) {
+                return Err(Rejection::NotFound.into());
+            }
+            let views = m.views.entry(link).or_default();
+            views.apply(change);
+            Ok(*views)
+        })
+    }
+
     async fn link(&self, account: AccountId, link: LinkId) -> Result<Link, Error> {
         self.with(|m| m.owned_link(account, link).cloned())
     }
@@ -330,7 +364,10 @@ impl LinkStore for ReferenceStore {
     async fn stats(&self, account: AccountId, link: LinkId) -> Result<LinkStats, Error> {
         self.with(|m| {
             let stored = m.owned_link(account, link)?;
-            Ok(LinkStats::tally(stored, m.sessions_of(link)))
+            Ok(LinkStats {
+                views: m.views.get(&link).copied().unwrap_or_default(),
+                ..LinkStats::tally(stored, m.sessions_of(link))
+            })
         })
     }
 

@@ -338,6 +338,45 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
         })
     }
 
+    /// Counts a view of a link's landing page, from the token in its URL, as the kind the host
+    /// service judged it ([`ViewKind`](crate::funnel::ViewKind)), or confirms an unconfirmed
+    /// view as human ([`ViewChange::Confirm`](crate::funnel::ViewChange::Confirm)); returns the
+    /// link's view counts after it. The crate only counts: the service decides what a view
+    /// was (see [`funnel`](crate::funnel)). A view consumes nothing, changes no other state and
+    /// writes no outbox event; the counts appear in [`stats`](Self::stats).
+    ///
+    /// The token is verified as [`inspect`](Self::inspect) verifies it, so a view of an
+    /// expired link (whose token has expired) is not counted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidToken`] (before any store access); `NotFound`; backend failures.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use magic_link::funnel::{ViewChange, ViewKind};
+    /// # use magic_link::{store::MemoryStore, tokens::Keyring, AccountId, Flow, MagicLinks, NewLink};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let links = MagicLinks::new(MemoryStore::new(), Keyring::generate()?, "https://verify.example.com/l/".parse()?);
+    /// # let account = links.create_account(AccountId::new()).await?;
+    /// # let created = links.create_link(account.id, NewLink::new("Invite", Flow::Selfie)).await?;
+    /// // A GET of the landing page: not known yet who it was.
+    /// links.record_view(&created.token, ViewKind::Unconfirmed).await?;
+    /// // The page's script reported back: a person.
+    /// let views = links.record_view(&created.token, ViewChange::Confirm).await?;
+    /// assert_eq!((views.human, views.unconfirmed), (1, 0));
+    /// # Ok(()) }
+    /// ```
+    pub async fn record_view(
+        &self,
+        token: &str,
+        change: impl Into<crate::funnel::ViewChange>,
+    ) -> Result<crate::funnel::ViewCounts, Error> {
+        let claims = self.verify_link_token(token)?;
+        self.store.record_view(claims.link(), change.into()).await
+    }
+
     /// Starts a verification from a link token: consumes a use, holds a credit and creates a
     /// session, and signs the session's token. Call it from an explicit action of the person (a
     /// POST), never from a GET.
@@ -393,6 +432,55 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
     ) -> Result<Session, Error> {
         self.store
             .complete(account, session, outcome, self.clock.now())
+            .await
+    }
+
+    /// Records the owner's final decision, [`Outcome::Approved`] or [`Outcome::Denied`], on a
+    /// session that completed with [`Outcome::NeedsReview`], and writes `session.reviewed`.
+    /// Bills nothing more: the credit was captured when the session completed. The session
+    /// keeps its outcome at completion and gains [`decision`](Session::decision) and
+    /// [`reviewed_at`](Session::reviewed_at). Idempotent with the same decision; a decision is
+    /// final.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput::InvalidDecision`](crate::InvalidInput::InvalidDecision) for
+    /// `NeedsReview`; `NotFound` (also for another account's session); `NotUnderReview` for a
+    /// session that did not complete needing review; `ReviewConflict` after a review with the
+    /// other decision; backend failures.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use magic_link::store::MemoryStore;
+    /// use magic_link::tokens::Keyring;
+    /// use magic_link::{AccountId, Flow, IdempotencyKey, MagicLinks, NewLink, Outcome, Rejection};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let base = "https://verify.example.com/l/".parse()?;
+    /// let links = MagicLinks::new(MemoryStore::new(), Keyring::generate()?, base);
+    /// let account = links.create_account(AccountId::new()).await?;
+    /// links.top_up(account.id, 1, IdempotencyKey::new("first")?).await?;
+    /// let created = links.create_link(account.id, NewLink::new("Case", Flow::Document)).await?;
+    /// let started = links.redeem(&created.token).await?;
+    /// let id = started.session.id;
+    /// links.complete_session(account.id, id, Outcome::NeedsReview).await?;
+    /// // A person looked at the case.
+    /// let reviewed = links.review_session(account.id, id, Outcome::Approved).await?;
+    /// assert_eq!(reviewed.decision, Some(Outcome::Approved));
+    /// let again = links.review_session(account.id, id, Outcome::Denied).await.unwrap_err();
+    /// assert_eq!(again.rejection(), Some(Rejection::ReviewConflict));
+    /// assert_eq!(links.account(account.id).await?.balance, 0, "one credit, billed once");
+    /// # Ok(()) }
+    /// ```
+    pub async fn review_session(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        decision: Outcome,
+    ) -> Result<Session, Error> {
+        self.store
+            .review(account, session, decision, self.clock.now())
             .await
     }
 

@@ -2,14 +2,18 @@
 
 use crate::clock::Clock;
 use crate::store::WebhookStore;
-use crate::webhooks::{Delivery, Endpoint, WebhookSecret};
+use crate::webhooks::{Delivery, Endpoint, EventType, WebhookSecret};
 use crate::{AccountId, Error, EventId, MagicLinks, Page, Paged};
 
 /// Webhook endpoints and deliveries, for stores that keep them.
 impl<S: WebhookStore, C: Clock> MagicLinks<S, C> {
     /// Sets `account`'s webhook endpoint: its URL and its signing secrets, newest first (every
     /// delivery carries one signature per secret). Replaces any previous endpoint and enables
-    /// it.
+    /// it. It receives every event type this version of the crate knows
+    /// ([`EventType::ALL`], stored as a list: types added by later versions are not sent to it
+    /// until chosen); choose types with
+    /// [`set_webhook_endpoint_receiving`](Self::set_webhook_endpoint_receiving). Setting it
+    /// again replaces the choice too.
     ///
     /// # Errors
     ///
@@ -43,6 +47,53 @@ impl<S: WebhookStore, C: Clock> MagicLinks<S, C> {
         secrets: Vec<WebhookSecret>,
     ) -> Result<Endpoint, Error> {
         let endpoint = Endpoint::new(account, url, secrets, self.clock().now())?;
+        self.store().set_endpoint(endpoint).await
+    }
+
+    /// Sets `account`'s webhook endpoint as [`set_webhook_endpoint`](Self::set_webhook_endpoint)
+    /// does, receiving only the event types named in `event_types` (names such as
+    /// `"session.reviewed"`, or [`EventType`] values).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput::UnknownEventType`](crate::InvalidInput::UnknownEventType) for a name
+    /// this version does not know, [`InvalidInput::NoEventTypes`](crate::InvalidInput::NoEventTypes)
+    /// for none; otherwise as [`set_webhook_endpoint`](Self::set_webhook_endpoint).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use magic_link::store::MemoryStore;
+    /// use magic_link::tokens::Keyring;
+    /// use magic_link::webhooks::{EventType, WebhookSecret};
+    /// use magic_link::{AccountId, MagicLinks};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let base = "https://verify.example.com/l/".parse()?;
+    /// let links = MagicLinks::new(MemoryStore::new(), Keyring::generate()?, base);
+    /// let account = links.create_account(AccountId::new()).await?;
+    /// let url = "https://hooks.example.com/idv";
+    /// let secrets = vec![WebhookSecret::generate()?];
+    /// let endpoint = links
+    ///     .set_webhook_endpoint_receiving(account.id, url, secrets, ["session.completed", "session.reviewed"])
+    ///     .await?;
+    /// assert_eq!(endpoint.event_types(), [EventType::SessionCompleted, EventType::SessionReviewed]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_webhook_endpoint_receiving<I>(
+        &self,
+        account: AccountId,
+        url: &str,
+        secrets: Vec<WebhookSecret>,
+        event_types: I,
+    ) -> Result<Endpoint, Error>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let types = EventType::parse_set(event_types)?;
+        let endpoint =
+            Endpoint::new(account, url, secrets, self.clock().now())?.with_event_types(types)?;
         self.store().set_endpoint(endpoint).await
     }
 

@@ -52,6 +52,16 @@ impl<S: LinkStore> LinkStore for Arc<S> {
         (**self).complete(account, session, outcome, now)
     }
 
+    fn review(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        decision: Outcome,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Session, Error>> + Send {
+        (**self).review(account, session, decision, now)
+    }
+
     fn abandon(
         &self,
         account: AccountId,
@@ -131,6 +141,14 @@ impl<S: LinkStore> LinkStore for Arc<S> {
         page: Page,
     ) -> impl Future<Output = Result<Paged<Session>, Error>> + Send {
         (**self).sessions(account, link, page)
+    }
+
+    fn record_view(
+        &self,
+        link: LinkId,
+        change: crate::funnel::ViewChange,
+    ) -> impl Future<Output = Result<crate::funnel::ViewCounts, Error>> + Send {
+        (**self).record_view(link, change)
     }
 
     fn stats(

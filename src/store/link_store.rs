@@ -4,6 +4,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+use crate::funnel::{ViewChange, ViewCounts};
 use crate::{
     Account, AccountId, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId, LinkStats,
     Outcome, Page, Paged, Session, SessionId, SessionTtl,
@@ -70,6 +71,15 @@ use crate::{
 ///     ) -> Result<Session, Error> {
 ///         self.inner.complete(account, session, outcome, now).await
 ///     }
+///     async fn review(
+///         &self,
+///         account: AccountId,
+///         session: SessionId,
+///         decision: Outcome,
+///         now: DateTime<Utc>,
+///     ) -> Result<Session, Error> {
+///         self.inner.review(account, session, decision, now).await
+///     }
 ///     async fn abandon(
 ///         &self,
 ///         account: AccountId,
@@ -103,6 +113,13 @@ use crate::{
 ///     }
 ///     async fn inspect(&self, link: LinkId) -> Result<(Link, bool), Error> {
 ///         self.inner.inspect(link).await
+///     }
+///     async fn record_view(
+///         &self,
+///         link: LinkId,
+///         change: magic_link::funnel::ViewChange,
+///     ) -> Result<magic_link::funnel::ViewCounts, Error> {
+///         self.inner.record_view(link, change).await
 ///     }
 ///     async fn link(&self, account: AccountId, link: LinkId) -> Result<Link, Error> {
 ///         self.inner.link(account, link).await
@@ -193,6 +210,24 @@ pub trait LinkStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Session, Error>> + Send;
 
+    /// Records the owner's final decision on a session of `account` that completed with
+    /// [`Outcome::NeedsReview`] and appends `session.reviewed`, atomically (see
+    /// [`rules::review`](crate::rules::review)). No credit moves and no ledger entry is
+    /// written. A repeat with the same decision returns the session and appends nothing; under
+    /// concurrent reviews exactly one decision wins.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput::InvalidDecision`](crate::InvalidInput::InvalidDecision) for
+    /// `NeedsReview` (before any lookup); `NotFound`, `NotUnderReview` or `ReviewConflict`.
+    fn review(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        decision: Outcome,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Session, Error>> + Send;
+
     /// Abandons a session of `account` (see [`rules::abandon`](crate::rules::abandon)).
     ///
     /// # Errors
@@ -265,6 +300,21 @@ pub trait LinkStore: Send + Sync {
     ///
     /// `NotFound`.
     fn inspect(&self, link: LinkId) -> impl Future<Output = Result<(Link, bool), Error>> + Send;
+
+    /// Counts a landing-page view of a link, or confirms one as human (see
+    /// [`ViewCounts::apply`], the rule), and returns the link's view counts after it. Like
+    /// [`inspect`](Self::inspect) it takes only a link id: a verified link token is the
+    /// capability. A view changes no link, session, account, ledger entry or outbox event;
+    /// it is atomic per link and never waits on redemptions of other links.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`.
+    fn record_view(
+        &self,
+        link: LinkId,
+        change: ViewChange,
+    ) -> impl Future<Output = Result<ViewCounts, Error>> + Send;
 
     /// Reads a link of `account`.
     ///

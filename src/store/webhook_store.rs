@@ -18,8 +18,11 @@ use crate::{AccountId, Error, EventId, Page, Paged};
 /// event is queued (as pending, due at once) when its account has an enabled endpoint at that
 /// moment; it is queued as failed ([`FailReason::EndpointDisabled`](crate::webhooks::FailReason::EndpointDisabled)) when the endpoint is
 /// disabled, so that it can be re-queued; and it is **not queued** when the account has no
-/// endpoint: events from before an endpoint was first set are never sent (they stay readable
-/// in the outbox).
+/// endpoint, or has one that does not take the event's type
+/// ([`Endpoint::receives`](crate::webhooks::Endpoint::receives)): events from before an
+/// endpoint was first set, and events of types it does not take, are never sent (they stay
+/// readable in the outbox; choosing a type later does not queue its earlier events). Whether an
+/// event is queued is decided by [`rules::queued_status`](crate::webhooks::rules::queued_status).
 ///
 /// The owner operations ([`delivery`](Self::delivery),
 /// [`failed_deliveries`](Self::failed_deliveries), [`requeue`](Self::requeue)) take the owning
@@ -36,7 +39,8 @@ use crate::{AccountId, Error, EventId, Page, Paged};
 /// implementation.
 pub trait WebhookStore: LinkStore {
     /// Sets `endpoint` as its account's endpoint, replacing any other (a disabled one is thus
-    /// re-enabled unless `endpoint.disabled_at` is set).
+    /// re-enabled unless `endpoint.disabled_at` is set), with the
+    /// [event types](crate::webhooks::Endpoint::event_types) it carries, stored as given.
     ///
     /// # Errors
     ///

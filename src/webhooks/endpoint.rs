@@ -5,7 +5,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use crate::webhooks::WebhookSecret;
+use crate::webhooks::event_type::normalize;
+use crate::webhooks::{EventType, WebhookSecret};
 use crate::{AccountId, InvalidInput};
 
 /// The most signing secrets an endpoint holds at once (during rotation).
@@ -17,6 +18,12 @@ pub const MAX_WEBHOOK_URL_LEN: usize = 2048;
 ///
 /// Every delivery carries one signature per secret, so a receiver can rotate: add the new
 /// secret here, switch the receiver to it, then remove the old one.
+///
+/// An endpoint receives only the [event types](EventType) it takes: by default (from
+/// [`new`](Self::new)) every type this version of the crate knows ([`EventType::ALL`]), stored
+/// as an explicit list, so a type added by a later version is not sent until the owner adds it
+/// with [`with_event_types`](Self::with_event_types). Setting an endpoint again replaces the
+/// whole endpoint, its types included: pass the current choice again to keep it.
 ///
 /// Both the URL and the secrets are confidential: a URL often carries a token in its path or
 /// query. `Debug` prints only the URL's scheme and host (the host a request goes to), and no
@@ -57,6 +64,7 @@ pub struct Endpoint {
     /// When it was disabled (by its owner, or because it answered `410 Gone`); `None` while
     /// enabled. A disabled endpoint receives nothing until it is set again.
     pub disabled_at: Option<DateTime<Utc>>,
+    event_types: Vec<EventType>,
 }
 
 impl Endpoint {
@@ -97,7 +105,32 @@ impl Endpoint {
             updated_at: now,
             version: 0,
             disabled_at: None,
+            event_types: EventType::ALL.to_vec(),
         })
+    }
+
+    /// The same endpoint receiving only `types` (kept in the order of [`EventType::ALL`],
+    /// without repeats). Read names from a form or a request with [`EventType::parse_set`].
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput::NoEventTypes`] for an empty set.
+    pub fn with_event_types(
+        mut self,
+        types: impl IntoIterator<Item = EventType>,
+    ) -> Result<Self, InvalidInput> {
+        self.event_types = normalize(types)?;
+        Ok(self)
+    }
+
+    /// The event types it receives, in the order of [`EventType::ALL`].
+    pub fn event_types(&self) -> &[EventType] {
+        &self.event_types
+    }
+
+    /// Whether it takes events of type `event_type` (enabled or not).
+    pub fn receives(&self, event_type: EventType) -> bool {
+        self.event_types.contains(&event_type)
     }
 
     /// The URL deliveries are sent to, as the URL parser wrote it out.
@@ -136,6 +169,7 @@ impl fmt::Debug for Endpoint {
             .field("updated_at", &self.updated_at)
             .field("version", &self.version)
             .field("disabled_at", &self.disabled_at)
+            .field("event_types", &self.event_types)
             .finish()
     }
 }
@@ -300,6 +334,32 @@ mod tests {
         assert_eq!(
             Url::parse(endpoint.url()).unwrap().host_str(),
             Some("evil.com")
+        );
+    }
+
+    #[test]
+    fn receives_every_type_unless_told_otherwise() {
+        let endpoint = Endpoint::new(
+            AccountId::new(),
+            "https://example.com/",
+            vec![secret()],
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(endpoint.event_types(), EventType::ALL);
+        let chosen = endpoint
+            .clone()
+            .with_event_types([EventType::SessionReviewed, EventType::LinkCreated])
+            .unwrap();
+        assert_eq!(
+            chosen.event_types(),
+            [EventType::LinkCreated, EventType::SessionReviewed]
+        );
+        assert!(chosen.receives(EventType::SessionReviewed));
+        assert!(!chosen.receives(EventType::LinkRedeemed));
+        assert_eq!(
+            endpoint.with_event_types([]).unwrap_err(),
+            InvalidInput::NoEventTypes
         );
     }
 

@@ -14,6 +14,7 @@
 mod delivery;
 mod dispatcher;
 mod endpoint;
+mod event_type;
 #[cfg(feature = "http")]
 mod http;
 mod network;
@@ -28,6 +29,7 @@ pub use delivery::{
 };
 pub use dispatcher::{DispatchReport, Dispatcher, RetrySchedule, DEFAULT_TIMEOUT};
 pub use endpoint::{Endpoint, MAX_WEBHOOK_SECRETS, MAX_WEBHOOK_URL_LEN};
+pub use event_type::EventType;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use http::{HttpTransport, HttpTransportBuilder};

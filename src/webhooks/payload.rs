@@ -17,6 +17,7 @@ use crate::{AbandonReason, AccountId, Event, EventKind, LinkId, Outcome, Session
 /// | `link.created` | `account_id`, `link_id` |
 /// | `link.redeemed` | `account_id`, `link_id`, `session_id` |
 /// | `session.completed` | `account_id`, `link_id`, `session_id`, `outcome` (`approved`, `denied`, `needs_review`) |
+/// | `session.reviewed` | `account_id`, `link_id`, `session_id`, `decision` (`approved`, `denied`) |
 /// | `session.abandoned` | `account_id`, `link_id`, `session_id`, `reason` (`explicit`, `expired`) |
 /// | `link.deactivated` | `account_id`, `link_id` |
 /// | `link.exhausted` | `account_id`, `link_id` |
@@ -67,6 +68,9 @@ pub struct EventData {
     /// A completed session's outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// A reviewed session's final decision (`session.reviewed`): `approved` or `denied`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Outcome>,
     /// Why a session was abandoned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<AbandonReason>,
@@ -86,6 +90,7 @@ impl WebhookPayload {
             link_id: None,
             session_id: None,
             outcome: None,
+            decision: None,
             reason: None,
             amount: None,
             balance: None,
@@ -109,6 +114,15 @@ impl WebhookPayload {
                 data.link_id = Some(*link);
                 data.session_id = Some(*session);
                 data.outcome = Some(*outcome);
+            }
+            EventKind::SessionReviewed {
+                link,
+                session,
+                decision,
+            } => {
+                data.link_id = Some(*link);
+                data.session_id = Some(*session);
+                data.decision = Some(*decision);
             }
             EventKind::SessionAbandoned {
                 link,
@@ -200,6 +214,15 @@ mod tests {
                 "session.abandoned",
                 4,
             ),
+            (
+                EventKind::SessionReviewed {
+                    link,
+                    session,
+                    decision: Outcome::Denied,
+                },
+                "session.reviewed",
+                4,
+            ),
             (EventKind::LinkDeactivated { link }, "link.deactivated", 2),
             (EventKind::LinkExhausted { link }, "link.exhausted", 2),
             (EventKind::LinkExpired { link }, "link.expired", 2),
@@ -217,6 +240,9 @@ mod tests {
                 serde_json::from_slice(&WebhookPayload::from_event(&event(kind)).to_json())
                     .unwrap();
             assert_eq!(json["type"], name);
+            if name == "session.reviewed" {
+                assert_eq!(json["data"]["decision"], "denied");
+            }
             assert_eq!(json["data"].as_object().unwrap().len(), fields, "{json}");
         }
     }

@@ -38,7 +38,8 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 
 use crate::webhooks::{
-    Attempt, AttemptOutcome, DeliveryStatus, Endpoint, FailReason, NextStep, RetrySchedule,
+    Attempt, AttemptOutcome, DeliveryStatus, Endpoint, EventType, FailReason, NextStep,
+    RetrySchedule,
 };
 
 /// The longest `Retry-After` value [`parse_retry_after`] reads, in bytes. An HTTP date takes
@@ -159,12 +160,16 @@ pub fn next_step(
     }
 }
 
-/// What queueing does with an outbox event, given its account's endpoint at `now`: no
-/// endpoint, not queued (`None`); a disabled one, queued as failed
-/// ([`FailReason::EndpointDisabled`], so that it can be re-queued); an enabled one, pending and
-/// due at once.
-pub fn queued_status(endpoint: Option<&Endpoint>, now: DateTime<Utc>) -> Option<DeliveryStatus> {
-    let endpoint = endpoint?;
+/// What queueing does with an outbox event of type `event_type`, given its account's endpoint
+/// at `now`: no endpoint, or one that does not [receive](Endpoint::receives) the type, not
+/// queued (`None`); a disabled one, queued as failed ([`FailReason::EndpointDisabled`], so that
+/// it can be re-queued); an enabled one, pending and due at once.
+pub fn queued_status(
+    endpoint: Option<&Endpoint>,
+    event_type: EventType,
+    now: DateTime<Utc>,
+) -> Option<DeliveryStatus> {
+    let endpoint = endpoint.filter(|e| e.receives(event_type))?;
     Some(if endpoint.is_enabled() {
         DeliveryStatus::Pending {
             next_attempt_at: now,
@@ -385,10 +390,18 @@ mod tests {
         );
         assert_eq!(fails_at_claim(Some(&current), done), None);
         assert_eq!(
-            queued_status(Some(&current), done),
+            queued_status(Some(&current), EventType::LinkCreated, done),
             Some(DeliveryStatus::Pending {
                 next_attempt_at: done
             })
+        );
+        let picky = current
+            .clone()
+            .with_event_types([EventType::SessionReviewed])
+            .unwrap();
+        assert_eq!(
+            queued_status(Some(&picky), EventType::LinkCreated, done),
+            None
         );
         current.disabled_at = Some(done);
         let failed = Some(DeliveryStatus::Failed {
@@ -397,8 +410,12 @@ mod tests {
         });
         assert_eq!(fails_at_claim(Some(&current), done), failed);
         assert_eq!(fails_at_claim(None, done), failed);
-        assert_eq!(queued_status(Some(&current), done), failed);
-        assert_eq!(queued_status(None, done), None);
+        let created = EventType::LinkCreated;
+        assert_eq!(queued_status(Some(&current), created, done), failed);
+        assert_eq!(queued_status(None, created, done), None);
+        let mut picky = picky;
+        picky.disabled_at = Some(done);
+        assert_eq!(queued_status(Some(&picky), created, done), None);
     }
 
     #[test]

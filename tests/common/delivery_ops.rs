@@ -39,9 +39,10 @@ fn by() -> impl Strategy<Value = Option<u8>> {
 /// One random operation, weighted towards the dispatcher's cycle (queue, claim, record).
 pub(crate) fn delivery_op() -> impl Strategy<Value = DeliveryOp> {
     prop_oneof![
-        6 => any::<u8>().prop_map(|account| DeliveryOp::AddEvent { account }),
-        2 => (any::<u8>(), proptest::bool::weighted(0.2))
-            .prop_map(|(account, disabled)| DeliveryOp::SetEndpoint { account, disabled }),
+        6 => (any::<u8>(), proptest::bool::weighted(0.3))
+            .prop_map(|(account, link)| DeliveryOp::AddEvent { account, link }),
+        2 => (any::<u8>(), proptest::bool::weighted(0.2), prop_oneof![2 => Just(0u8), 3 => 1u8..4])
+            .prop_map(|(account, disabled, types)| DeliveryOp::SetEndpoint { account, disabled, types }),
         1 => any::<u8>().prop_map(|account| DeliveryOp::DisableEndpoint { account }),
         4 => prop_oneof![1 => Just(0u8), 4 => 1u8..8].prop_map(|limit| DeliveryOp::Queue { limit }),
         6 => (prop_oneof![1 => Just(0u8), 4 => 1u8..5], prop_oneof![Just(0u16), 1u16..120])

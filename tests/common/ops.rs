@@ -12,6 +12,8 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         6 => (0u8..8).prop_map(|link| Op::Redeem { link }),
         3 => (any::<u8>(), any::<u8>(), any::<u8>())
             .prop_map(|(session, account, outcome)| Op::Complete { session, account, outcome }),
+        2 => (any::<u8>(), any::<u8>(), any::<u8>())
+            .prop_map(|(session, account, decision)| Op::Review { session, account, decision }),
         2 => (any::<u8>(), any::<u8>()).prop_map(|(session, account)| Op::Abandon { session, account }),
         1 => (0u8..8, any::<u8>()).prop_map(|(link, account)| Op::Deactivate { link, account }),
         2 => (any::<u8>(), 0u8..4, any::<u8>())
@@ -19,5 +21,6 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         2 => (0u16..1200).prop_map(|seconds| Op::Advance { seconds }),
         1 => Just(Op::Expire),
         1 => Just(Op::ExpireLinks),
+        2 => (0u8..8, any::<u8>()).prop_map(|(link, change)| Op::View { link, change }),
     ]
 }

@@ -107,6 +107,7 @@ impl Server {
             .env_remove("TRUSTED_PROXIES")
             .env("RATE_LIMIT_START_PER_MINUTE", "0")
             .env("RATE_LIMIT_API_PER_MINUTE", "0")
+            .env("RATE_LIMIT_VIEW_PER_MINUTE", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -243,6 +244,19 @@ impl Receiver {
             received,
             task,
         }
+    }
+
+    /// The JSON `type` of every webhook received so far, in order of arrival.
+    pub fn received_types(&self) -> Vec<String> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(_, body)| {
+                let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+                json["type"].as_str().map(str::to_owned)
+            })
+            .collect()
     }
 
     /// Waits up to 20 s for a webhook whose JSON `type` is `kind` and whose `data` field

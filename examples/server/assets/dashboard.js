@@ -109,6 +109,7 @@ $('webhook-form').addEventListener('submit', async (e) => {
   $('webhook-save').disabled = true;
   try {
     const body = {url: $('webhook-url').value};
+    body.event_types = Array.from(document.querySelectorAll('input[name=event-type]:checked'), (box) => box.value);
     if ($('webhook-secret').value.trim()) body.secret = $('webhook-secret').value.trim();
     const answer = await api('PUT', '/api/webhook', body);
     $('webhook-secret').value = '';
@@ -122,7 +123,7 @@ $('webhook-form').addEventListener('submit', async (e) => {
   }
 });
 
-// The buttons in the live parts: copy, deactivate (pressed twice), stop sending, retry.
+// The buttons in the live parts: copy, deactivate (pressed twice), review, stop sending, retry.
 document.addEventListener('click', async (e) => {
   const copy = e.target.closest('[data-copy]');
   if (copy) {
@@ -143,6 +144,14 @@ document.addEventListener('click', async (e) => {
     }
     off.disabled = true;
     try { await api('POST', '/api/links/' + off.dataset.deactivate + '/deactivate'); }
+    catch (err) { alert(err.message); }
+    await refresh();
+    return;
+  }
+  const review = e.target.closest('[data-review]');
+  if (review) {
+    review.disabled = true;
+    try { await api('POST', '/api/sessions/' + review.dataset.review + '/review', {decision: review.dataset.decision}); }
     catch (err) { alert(err.message); }
     await refresh();
     return;

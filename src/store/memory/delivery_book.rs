@@ -94,7 +94,11 @@ impl DeliveryBook {
                 continue; // another caller took it
             }
             self.cursor = event.seq;
-            let Some(status) = rules::queued_status(self.endpoints.get(&event.account), now) else {
+            let Some(status) = rules::queued_status(
+                self.endpoints.get(&event.account),
+                event.kind.event_type(),
+                now,
+            ) else {
                 continue;
             };
             let seq = event.seq;

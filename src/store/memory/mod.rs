@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
+use crate::funnel::{ViewChange, ViewCounts};
 use crate::rules::{self, Effects};
 use crate::store::{ChangeSignal, Changes, IdSource, LinkStore};
 use crate::{
@@ -64,6 +65,8 @@ struct LinkEntry {
     sessions: Vec<SessionId>,
     /// Whether the expiry sweep wrote `link.expired`.
     expiry_reported: bool,
+    /// Landing-page views, by kind.
+    views: ViewCounts,
 }
 
 #[derive(Debug)]
@@ -225,6 +228,7 @@ impl LinkStore for MemoryStore {
                 link: effects.value.clone(),
                 sessions: Vec::new(),
                 expiry_reported: false,
+                views: ViewCounts::default(),
             },
         );
         self.emit(
@@ -271,6 +275,26 @@ impl LinkStore for MemoryStore {
         self.change_session(account, session, now, |s, a| {
             rules::complete(s, a, outcome, now)
         })
+    }
+
+    async fn review(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        decision: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        rules::check_decision(decision)?;
+        // Only the session changes: its lock alone makes the review and its event atomic.
+        let event_id = self.event_id();
+        let mut sessions = self.sessions.lock(&session);
+        let stored = sessions
+            .get_mut(&session)
+            .filter(|s| s.account == account)
+            .ok_or(Rejection::NotFound)?;
+        let effects = rules::review(stored, decision, now)?;
+        self.emit(account, event_id, now, effects.events);
+        Ok(effects.value)
     }
 
     async fn abandon(
@@ -385,6 +409,14 @@ impl LinkStore for MemoryStore {
         Ok((link, credit))
     }
 
+    async fn record_view(&self, link: LinkId, change: ViewChange) -> Result<ViewCounts, Error> {
+        // Under the link's shard lock only: no account, session or outbox lock.
+        let mut links = self.links.lock(&link);
+        let entry = links.get_mut(&link).ok_or(Rejection::NotFound)?;
+        entry.views.apply(change);
+        Ok(entry.views)
+    }
+
     async fn link(&self, account: AccountId, link: LinkId) -> Result<Link, Error> {
         self.owned_link(account, link, |e| e.link.clone())
     }
@@ -427,9 +459,13 @@ impl LinkStore for MemoryStore {
     }
 
     async fn stats(&self, account: AccountId, link: LinkId) -> Result<LinkStats, Error> {
-        let (link, ids) =
-            self.owned_link(account, link, |e| (e.link.clone(), e.sessions.clone()))?;
-        Ok(LinkStats::tally(&link, &self.read_sessions(&ids)))
+        let (link, ids, views) = self.owned_link(account, link, |e| {
+            (e.link.clone(), e.sessions.clone(), e.views)
+        })?;
+        Ok(LinkStats {
+            views,
+            ..LinkStats::tally(&link, &self.read_sessions(&ids))
+        })
     }
 
     async fn account(&self, account: AccountId) -> Result<Account, Error> {

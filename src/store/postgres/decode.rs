@@ -56,6 +56,8 @@ pub(super) fn status(code: i32) -> Result<(), Error> {
         11 => return Err(InvalidInput::ZeroAmount.into()),
         12 => return Err(InvalidInput::Overflow.into()),
         13 => Rejection::SessionCompleted,
+        14 => Rejection::NotUnderReview,
+        15 => Rejection::ReviewConflict,
         other => return Err(Error::backend(Corrupt::Status(other))),
     };
     Err(rejection.into())
@@ -157,7 +159,8 @@ pub(super) fn link(row: &PgRow, at: usize) -> Result<Link, Error> {
 
 /// The columns [`session`] reads, in order, from a table aliased `s`.
 pub(super) const SESSION_COLUMNS: &str = "s.id, s.account_id, s.link_id, s.number, s.flow, \
-     s.language, s.status, s.outcome, s.reason, s.ended_at, s.started_at, s.expires_at";
+     s.language, s.status, s.outcome, s.reason, s.ended_at, s.started_at, s.expires_at, \
+     s.decision, s.reviewed_at";
 
 /// A session from [`SESSION_COLUMNS`] starting at column `at`.
 pub(super) fn session(row: &PgRow, at: usize) -> Result<Session, Error> {
@@ -177,6 +180,13 @@ pub(super) fn session(row: &PgRow, at: usize) -> Result<Session, Error> {
         },
         (other, ..) => return Err(corrupt("status", other)),
     };
+    let decision_name: Option<&str> = get(row, at + 12)?;
+    let reviewed_at: Option<DateTime<Utc>> = get(row, at + 13)?;
+    let decision = match (decision_name, reviewed_at) {
+        (None, None) => None,
+        (Some(name), Some(_)) => Some(outcome(name)?),
+        (name, _) => return Err(corrupt("decision", name.unwrap_or("NULL"))),
+    };
     Ok(Session {
         id: SessionId::from_uuid(get(row, at)?),
         account: AccountId::from_uuid(get(row, at + 1)?),
@@ -187,6 +197,8 @@ pub(super) fn session(row: &PgRow, at: usize) -> Result<Session, Error> {
         status,
         started_at: get(row, at + 10)?,
         expires_at: get(row, at + 11)?,
+        decision,
+        reviewed_at,
     })
 }
 
@@ -266,6 +278,11 @@ pub(super) fn event(row: &PgRow, at: usize) -> Result<Event, Error> {
             link: link()?,
             session: session()?,
             outcome: outcome(&text(at + 7, "outcome")?)?,
+        },
+        "session_reviewed" => EventKind::SessionReviewed {
+            link: link()?,
+            session: session()?,
+            decision: outcome(&text(at + 7, "outcome")?)?,
         },
         "session_abandoned" => EventKind::SessionAbandoned {
             link: link()?,

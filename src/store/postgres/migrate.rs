@@ -45,6 +45,16 @@ const MIGRATIONS: &[Migration] = &[
         name: "endpoint_versions",
         template: include_str!("../../../migrations/0006_endpoint_versions.sql"),
     },
+    Migration {
+        version: 7,
+        name: "funnel",
+        template: include_str!("../../../migrations/0007_funnel.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "endpoint_event_types_and_review",
+        template: include_str!("../../../migrations/0008_endpoint_event_types_and_review.sql"),
+    },
 ];
 
 /// The placeholder for the schema in the templates.

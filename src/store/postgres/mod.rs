@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
+use crate::funnel::{ViewChange, ViewCounts, ViewKind};
 use crate::rules;
 use crate::store::LinkStore;
 use crate::{
@@ -409,6 +410,8 @@ impl LinkStore for PostgresStore {
             status: SessionStatus::Started,
             started_at: now,
             expires_at,
+            decision: None,
+            reviewed_at: None,
         })
     }
 
@@ -420,6 +423,30 @@ impl LinkStore for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
         self.finish(account, session, Some(outcome), now).await
+    }
+
+    async fn review(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        decision: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        rules::check_decision(decision)?;
+        // One call of `review_session` (migration 8): the session's row lock, the check of
+        // `rules::review`, the change and its event.
+        let row = self
+            .one(|| {
+                sqlx::query(&self.sql.review)
+                    .bind(account.as_uuid())
+                    .bind(session.as_uuid())
+                    .bind(decision.as_str())
+                    .bind(now)
+            })
+            .await?;
+        status(get(&row, 0)?)?;
+        self.live.changed();
+        decode::session(&row, 1)
     }
 
     async fn abandon(
@@ -489,6 +516,31 @@ impl LinkStore for PostgresStore {
         .map_err(Error::backend)?
         .ok_or(Rejection::NotFound)?;
         Ok((decode::link(&row, 0)?, get(&row, 11)?))
+    }
+
+    async fn record_view(&self, link: LinkId, change: ViewChange) -> Result<ViewCounts, Error> {
+        let new = |kind| i64::from(change == ViewChange::View(kind));
+        let row = retry(|| {
+            sqlx::query(&self.sql.record_view)
+                .bind(link.as_uuid())
+                .bind(new(ViewKind::Human))
+                .bind(new(ViewKind::Scanner))
+                .bind(new(ViewKind::Unconfirmed))
+                .bind(change == ViewChange::Confirm)
+                .fetch_optional(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?
+        .ok_or(Rejection::NotFound)?;
+        let n = |i: usize| -> Result<u64, Error> {
+            let count: i64 = get(&row, i)?;
+            Ok(count.max(0) as u64)
+        };
+        Ok(ViewCounts {
+            human: n(0)?,
+            scanner: n(1)?,
+            unconfirmed: n(2)?,
+        })
     }
 
     async fn link(&self, account: AccountId, link: LinkId) -> Result<Link, Error> {
@@ -589,6 +641,19 @@ impl LinkStore for PostgresStore {
                 needs_review: n(14)?,
             },
             abandoned: n(15)?,
+            reviewed: OutcomeCounts {
+                approved: n(16)?,
+                denied: n(17)?,
+                needs_review: 0,
+            },
+            expired: n(18)?,
+            median_time_to_complete: get::<Option<i64>>(&row, 19)?
+                .map(|micros| std::time::Duration::from_micros(micros.max(0) as u64)),
+            views: ViewCounts {
+                human: n(20)?,
+                scanner: n(21)?,
+                unconfirmed: n(22)?,
+            },
         })
     }
 

@@ -13,11 +13,13 @@ pub(super) struct Statements {
     pub(super) insert_link: String,
     pub(super) redeem: String,
     pub(super) finish: String,
+    pub(super) review: String,
     pub(super) expire: String,
     pub(super) expire_links: String,
     pub(super) deactivate: String,
     pub(super) top_up: String,
     pub(super) inspect: String,
+    pub(super) record_view: String,
     pub(super) link: String,
     pub(super) links: String,
     pub(super) session: String,
@@ -47,6 +49,7 @@ impl Statements {
             redeem: s("SELECT r_code, r_account, r_number, r_flow, r_language \
                  FROM __SCHEMA__.redeem($1, $2, $3, $4)"),
             finish: s("SELECT * FROM __SCHEMA__.finish($1, $2, $3, $4)"),
+            review: s("SELECT * FROM __SCHEMA__.review_session($1, $2, $3, $4)"),
             expire: s("SELECT r_expired FROM __SCHEMA__.expire_sessions($1, $2)"),
             expire_links: s("SELECT r_reported FROM __SCHEMA__.expire_links($1, $2)"),
             deactivate: s("SELECT * FROM __SCHEMA__.deactivate($1, $2, $3)"),
@@ -57,6 +60,19 @@ impl Statements {
             inspect: s("SELECT {link}, a.balance - a.held >= 1 \
                  FROM __SCHEMA__.links l JOIN __SCHEMA__.accounts a ON a.id = l.account_id \
                  WHERE l.id = $1"),
+            // $2, $3, $4: the new human, scanner and unconfirmed views; $5: confirm one (see
+            // ViewCounts::apply). One statement; it locks this link's counters row only.
+            record_view: s(
+                "INSERT INTO __SCHEMA__.link_views AS v (link_id, human, scanner, unconfirmed) \
+                 SELECT l.id, $2, $3, $4 FROM __SCHEMA__.links l WHERE l.id = $1 \
+                 ON CONFLICT (link_id) DO UPDATE SET \
+                     human = v.human + EXCLUDED.human \
+                         + CASE WHEN $5 AND v.unconfirmed > 0 THEN 1 ELSE 0 END, \
+                     scanner = v.scanner + EXCLUDED.scanner, \
+                     unconfirmed = v.unconfirmed + EXCLUDED.unconfirmed \
+                         - CASE WHEN $5 AND v.unconfirmed > 0 THEN 1 ELSE 0 END \
+                 RETURNING v.human, v.scanner, v.unconfirmed",
+            ),
             link: s("SELECT {link} FROM __SCHEMA__.links l \
                  WHERE l.id = $1 AND l.account_id = $2"),
             links: s("SELECT {link} FROM __SCHEMA__.accounts a \
@@ -72,14 +88,23 @@ impl Statements {
                      ORDER BY x.number LIMIT $4) s ON true \
                  WHERE l.id = $1 AND l.account_id = $2 ORDER BY s.number"),
             stats: s(
-                "SELECT {link}, c.started, c.approved, c.denied, c.needs_review, c.abandoned \
+                "SELECT {link}, c.started, c.approved, c.denied, c.needs_review, c.abandoned, \
+                     c.reviewed_approved, c.reviewed_denied, c.expired, c.median_micros, \
+                     coalesce(v.human, 0), coalesce(v.scanner, 0), coalesce(v.unconfirmed, 0) \
                  FROM __SCHEMA__.links l CROSS JOIN LATERAL (SELECT \
                      count(*) FILTER (WHERE s.status = 'started') AS started, \
                      count(*) FILTER (WHERE s.outcome = 'approved') AS approved, \
                      count(*) FILTER (WHERE s.outcome = 'denied') AS denied, \
                      count(*) FILTER (WHERE s.outcome = 'needs_review') AS needs_review, \
-                     count(*) FILTER (WHERE s.status = 'abandoned') AS abandoned \
+                     count(*) FILTER (WHERE s.reason = 'explicit') AS abandoned, \
+                     count(*) FILTER (WHERE s.decision = 'approved') AS reviewed_approved, \
+                     count(*) FILTER (WHERE s.decision = 'denied') AS reviewed_denied, \
+                     count(*) FILTER (WHERE s.reason = 'expired') AS expired, \
+                     percentile_disc(0.5) WITHIN GROUP (ORDER BY greatest(0, \
+                         extract(epoch FROM s.ended_at - s.started_at) * 1000000)::bigint) \
+                         FILTER (WHERE s.status = 'completed') AS median_micros \
                      FROM __SCHEMA__.sessions s WHERE s.link_id = l.id) c \
+                 LEFT JOIN __SCHEMA__.link_views v ON v.link_id = l.id \
                  WHERE l.id = $1 AND l.account_id = $2",
             ),
             account: s("SELECT id, balance::text, held::text, created_at \

@@ -13,7 +13,7 @@ use sqlx::postgres::PgRow;
 use super::decode::{self, get, status};
 use super::PostgresStore;
 use crate::store::WebhookStore;
-use crate::webhooks::{rules, Endpoint, WebhookSecret};
+use crate::webhooks::{rules, Endpoint, EventType, WebhookSecret};
 use crate::webhooks::{
     Attempt, AttemptOutcome, Claim, Delivery, DeliveryStatus, FailReason, Lease, NextStep,
     TransportFailure,
@@ -53,32 +53,40 @@ impl Statements {
         Self {
             set_endpoint: s(
                 "INSERT INTO __SCHEMA__.endpoints (account_id, url, secrets, updated_at, \
-                 disabled_at) SELECT a.id, $2, $3, $4, $5 FROM __SCHEMA__.accounts a \
-                 WHERE a.id = $1 \
+                 disabled_at, event_types) SELECT a.id, $2, $3, $4, $5, $6 \
+                 FROM __SCHEMA__.accounts a WHERE a.id = $1 \
                  ON CONFLICT (account_id) DO UPDATE SET url = EXCLUDED.url, \
                  secrets = EXCLUDED.secrets, updated_at = EXCLUDED.updated_at, \
-                 disabled_at = EXCLUDED.disabled_at, \
+                 disabled_at = EXCLUDED.disabled_at, event_types = EXCLUDED.event_types, \
                  version = __SCHEMA__.endpoints.version + 1 \
                  RETURNING version",
             ),
-            endpoint: s("SELECT url, secrets, updated_at, disabled_at, version \
-                 FROM __SCHEMA__.endpoints WHERE account_id = $1"),
+            endpoint: s(
+                "SELECT url, secrets, updated_at, disabled_at, version, event_types \
+                 FROM __SCHEMA__.endpoints WHERE account_id = $1",
+            ),
             // `disable_endpoint` fails the pending deliveries (as `DeliveryStatus::Failed` with
             // `FailReason::EndpointDisabled`), as the memory store does.
             disable_endpoint: s(
-                "SELECT r_code, r_url, r_secrets, r_updated_at, r_disabled_at, r_version \
+                "SELECT r_code, r_url, r_secrets, r_updated_at, r_disabled_at, r_version, \
+                 (SELECT e.event_types FROM __SCHEMA__.endpoints e WHERE e.account_id = $1) \
                  FROM __SCHEMA__.disable_endpoint($1, $2)",
             ),
-            // Mirrors `rules::queued_status`: no endpoint, not queued; a disabled one, failed
-            // (`endpoint_disabled`); an enabled one, pending and due at `p_now`.
+            // Mirrors `rules::queued_status`: no endpoint, or one that does not take the
+            // event's type, not queued; a disabled one, failed (`endpoint_disabled`); an
+            // enabled one, pending and due at `p_now` (migration 8).
             queue: s("SELECT r_taken FROM __SCHEMA__.queue_deliveries($1, $2)"),
             // Mirrors `rules::fails_at_claim` (due deliveries without an enabled endpoint fail)
-            // with the lease end of `rules::lease_until`, computed here.
+            // with the lease end of `rules::lease_until`, computed here. The endpoint's event
+            // types are read beside the function (as of the statement's start): they are
+            // informational on a claim, since queueing already chose the events.
             claim: s(
                 "SELECT r_lease, r_event, r_attempt, r_url, r_secrets, r_updated_at, \
                  NULL::timestamptz, r_version, r_seq, \
                  r_event, r_account, r_at, r_kind, r_link, r_session, r_outcome, r_reason, \
-                 r_amount::text, r_balance::text FROM __SCHEMA__.claim_due($1, $2, $3)",
+                 r_amount::text, r_balance::text, (SELECT e.event_types \
+                 FROM __SCHEMA__.endpoints e WHERE e.account_id = c.r_account) \
+                 FROM __SCHEMA__.claim_due($1, $2, $3) c",
             ),
             // Mirrors `rules::step_to_apply` (a `disable` for a replaced endpoint becomes a
             // `retry` at `p_at`), `rules::accepts_attempt` (the lease and status check, with the
@@ -118,8 +126,9 @@ impl Statements {
     }
 }
 
-/// An endpoint from `url, secrets, updated_at, disabled_at, version` starting at column `at`.
-fn endpoint(row: &PgRow, at: usize, account: AccountId) -> Result<Endpoint, Error> {
+/// An endpoint from `url, secrets, updated_at, disabled_at, version` starting at column `at`,
+/// with its `event_types` at column `types`.
+fn endpoint(row: &PgRow, at: usize, types: usize, account: AccountId) -> Result<Endpoint, Error> {
     let url: String = get(row, at)?;
     let keys: Vec<Vec<u8>> = get(row, at + 1)?;
     let secrets = keys
@@ -131,7 +140,17 @@ fn endpoint(row: &PgRow, at: usize, account: AccountId) -> Result<Endpoint, Erro
     endpoint.disabled_at = get(row, at + 3)?;
     let version: i64 = get(row, at + 4)?;
     endpoint.version = u64::try_from(version).map_err(|_| decode::corrupt("version", version))?;
-    Ok(endpoint)
+    let names: Vec<String> = get(row, types)?;
+    let types = names
+        .iter()
+        .map(|name| {
+            name.parse()
+                .map_err(|_| decode::corrupt("event_types", name))
+        })
+        .collect::<Result<Vec<EventType>, _>>()?;
+    endpoint
+        .with_event_types(types)
+        .map_err(|_| decode::corrupt("event_types", "{}"))
 }
 
 fn fail_reason(name: Option<&str>) -> Result<FailReason, Error> {
@@ -238,6 +257,13 @@ impl WebhookStore for PostgresStore {
             .bind(secrets)
             .bind(endpoint.updated_at)
             .bind(endpoint.disabled_at)
+            .bind(
+                endpoint
+                    .event_types()
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>(),
+            )
             .fetch_optional(&self.pool)
             .await
             .map_err(Error::backend)?;
@@ -254,7 +280,7 @@ impl WebhookStore for PostgresStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(Error::backend)?
-            .map(|row| endpoint(&row, 0, account))
+            .map(|row| endpoint(&row, 0, 5, account))
             .transpose()
     }
 
@@ -270,7 +296,7 @@ impl WebhookStore for PostgresStore {
             .await
             .map_err(Error::backend)?;
         status(get(&row, 0)?)?;
-        endpoint(&row, 1, account)
+        endpoint(&row, 1, 6, account)
     }
 
     async fn queue_deliveries(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
@@ -311,7 +337,7 @@ impl WebhookStore for PostgresStore {
                         attempt: number(attempt, "attempts")?,
                         until,
                     },
-                    endpoint: endpoint(row, 3, event.account)?,
+                    endpoint: endpoint(row, 3, 19, event.account)?,
                     event,
                 })
             })
