@@ -9,6 +9,13 @@
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test benches/pgbench.sh
 //! ```
 //!
+//! `postgres_notify` measures the cost of the wake-ups (`NOTIFY`) at 16 tasks on spread links,
+//! with a `LISTEN`ing store as in production: `off` (`PostgresStoreBuilder::notify(false)`),
+//! `after_commit` (the store's way: one coalesced `NOTIFY` from a task after commits) and
+//! `in_transaction` (a statement trigger on the outbox that notifies inside every redemption's
+//! transaction, built here for comparison only). Before Criterion's runs it prints the three
+//! throughputs measured in alternation, and their ratios to `off`.
+//!
 //! `MAGIC_LINK_BENCH_REUSE=1` keeps the schema of an earlier run instead of rebuilding it.
 //! `MAGIC_LINK_BENCH_SYNC_COMMIT=off` runs the connections with `synchronous_commit = off`, so
 //! that commits do not wait for the disk and the server's and the client's work show.
@@ -19,7 +26,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use magic_link::store::sqlx::postgres::PgConnectOptions;
-use magic_link::store::{LinkStore, PostgresStore};
+use magic_link::store::{Changes, LinkStore, PostgresStore};
 use magic_link::{LinkId, SessionId, SessionTtl};
 use uuid::Uuid;
 
@@ -41,6 +48,11 @@ fn now() -> DateTime<Utc> {
 
 /// A store on the bench schema over a pool of `connections` connections, all opened now.
 async fn store_with(url: &str, connections: u32) -> PostgresStore {
+    store_notifying(url, connections, true).await
+}
+
+/// The same, notifying after commits or not.
+async fn store_notifying(url: &str, connections: u32, notify: bool) -> PostgresStore {
     let mut options: PgConnectOptions = url.parse().expect("DATABASE_URL");
     if let Ok(mode) = std::env::var("MAGIC_LINK_BENCH_SYNC_COMMIT") {
         options = options.options([("synchronous_commit", mode)]);
@@ -53,8 +65,90 @@ async fn store_with(url: &str, connections: u32) -> PostgresStore {
         .expect("connect to DATABASE_URL");
     PostgresStore::builder(pool)
         .schema(SCHEMA)
+        .notify(notify)
         .build()
         .expect("valid schema")
+}
+
+/// How a redemption's wake-up is sent.
+#[derive(Debug, Clone, Copy)]
+enum Notifying {
+    Off,
+    AfterCommit,
+    InTransaction,
+}
+
+impl Notifying {
+    const ALL: [Self; 3] = [Self::Off, Self::AfterCommit, Self::InTransaction];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::AfterCommit => "after_commit",
+            Self::InTransaction => "in_transaction",
+        }
+    }
+
+    /// A store notifying this way (the outbox trigger is set by [`trigger`]), listening as a
+    /// service's would.
+    async fn store(self, url: &str, connections: u32) -> PostgresStore {
+        let store = store_notifying(url, connections, matches!(self, Self::AfterCommit)).await;
+        store.changes().await.expect("LISTEN");
+        store
+    }
+
+    /// Creates the outbox trigger that notifies inside each transaction for `InTransaction`,
+    /// drops it for the others.
+    async fn trigger(self, store: &PostgresStore) {
+        let sql = match self {
+            Self::InTransaction => format!(
+                "CREATE OR REPLACE FUNCTION {SCHEMA}.bench_notify() RETURNS trigger
+                   LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('{channel}', ''); RETURN NULL; END $$;
+                 DROP TRIGGER IF EXISTS bench_notify ON {SCHEMA}.outbox;
+                 CREATE TRIGGER bench_notify AFTER INSERT ON {SCHEMA}.outbox
+                   FOR EACH STATEMENT EXECUTE FUNCTION {SCHEMA}.bench_notify();",
+                channel = store.channel()
+            ),
+            _ => format!("DROP TRIGGER IF EXISTS bench_notify ON {SCHEMA}.outbox;"),
+        };
+        magic_link::store::sqlx::raw_sql(&sql)
+            .execute(store.pool())
+            .await
+            .expect("the bench trigger");
+    }
+}
+
+/// Redemptions per second of each way of notifying, measured in alternation (`rounds` rounds
+/// of `per_round` redemptions by 16 tasks on spread links), printed with the ratio of each
+/// time per redemption to `off`'s.
+async fn compare_notifying(url: &str, rounds: u32, per_round: u64) {
+    let mut stores = Vec::new();
+    for way in Notifying::ALL {
+        stores.push((way, way.store(url, 16).await, Duration::ZERO));
+    }
+    for _ in 0..rounds {
+        for (way, store, total) in &mut stores {
+            // The trigger is in the shared schema: set for this way before each turn.
+            way.trigger(store).await;
+            *total += redeem_many(store, 16, per_round, false).await;
+        }
+    }
+    Notifying::Off.trigger(&stores[0].1).await;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    eprintln!(
+        "postgres_notify, 16 tasks, spread links, {rounds} x {per_round} each (load average: {})",
+        load.trim()
+    );
+    let off = stores[0].2.as_secs_f64();
+    for (way, store, total) in &stores {
+        let per_second = f64::from(rounds) * per_round as f64 / total.as_secs_f64();
+        eprintln!(
+            "  {:<15} {per_second:>9.0} redemptions/s  {:.3}x the time of off",
+            way.name(),
+            total.as_secs_f64() / off
+        );
+        store.pool().close().await;
+    }
 }
 
 /// Builds the bench schema (or keeps an earlier one, see the module docs).
@@ -160,6 +254,7 @@ fn bench(c: &mut Criterion) {
     let started = Instant::now();
     rt.block_on(setup(&url));
     eprintln!("set up {LINKS} links in {:?}", started.elapsed());
+    rt.block_on(compare_notifying(&url, 5, 2000));
     let mut group = c.benchmark_group("postgres_redeem");
     group
         .throughput(Throughput::Elements(1))
@@ -177,6 +272,24 @@ fn bench(c: &mut Criterion) {
             });
             rt.block_on(store.pool().close());
         }
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("postgres_notify");
+    group
+        .throughput(Throughput::Elements(1))
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    for way in Notifying::ALL {
+        let store = rt.block_on(way.store(&url, 16));
+        rt.block_on(way.trigger(&store));
+        group.bench_function(way.name(), |b| {
+            b.iter_custom(|iters| rt.block_on(redeem_many(&store, 16, iters, false)));
+        });
+        // Leaves the schema without the trigger, for pgbench.sh.
+        rt.block_on(Notifying::Off.trigger(&store));
+        rt.block_on(store.pool().close());
     }
     group.finish();
 }

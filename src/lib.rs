@@ -18,6 +18,7 @@
 //! | [`funnel`] | landing-page views by kind ([`ViewKind`](funnel::ViewKind)), the top of a link's funnel in [`LinkStats`] | landing pages, dashboards |
 //! | [`rules`] | the rules as pure functions with `now` passed in | store implementers, model tests |
 //! | `qr` | QR codes of link URLs (feature `qr`) | pages that show a link |
+//! | `live` | the `Subscription` of an account's events that `MagicLinks::subscribe` returns, for live pages (feature `background`) | host services with live pages |
 //! | `testing` | a test kit for services that use the crate: a ready facade on the in-memory store, a recording webhook transport, deterministic ids (feature `test-util`; a stable API); the README's section *Testing your integration* walks through it | host services' tests |
 //! | `conformance` | the conformance suite and reference model (feature `test-util`; not a stable API) | store implementers' tests |
 //!
@@ -84,6 +85,9 @@ mod facade;
 pub mod funnel;
 mod ids;
 mod links;
+#[cfg(feature = "background")]
+#[cfg_attr(docsrs, doc(cfg(feature = "background")))]
+pub mod live;
 mod page;
 #[cfg(feature = "qr")]
 #[cfg_attr(docsrs, doc(cfg(feature = "qr")))]

@@ -491,3 +491,118 @@ async fn needs_review_is_decided_on_the_dashboard() {
     b.quit().await;
     drop(server);
 }
+
+/// The dashboard shows a completion without a reload and without polling: once it has loaded
+/// and opened its event stream, it sends no request at all while a session is started and
+/// completed elsewhere (over HTTP, outside this browser), yet shows the completion. Then the
+/// flow page, left open, shows the outcome by itself when its session is completed elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_a_completion_without_reload_or_polling() {
+    let Some(bins) = binaries_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let server = Server::start(&[("INITIAL_CREDITS", "10")]);
+    let base = server.base.clone();
+    let http = http();
+    let (status, link) = example_support::post_json(
+        &http,
+        &format!("{base}/api/links"),
+        &serde_json::json!({"name": "Watched live", "flow": "selfie", "limit": {"multi": 2}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{link}");
+    let id = link["id"].as_str().unwrap().to_owned();
+    let url = link["url"].as_str().unwrap().to_owned();
+
+    let b = Browser::start(&bins).await;
+    b.goto(&format!("{base}/dashboard")).await;
+    let dashboard = b.window().await;
+    b.wait_for("#dashboard[data-live=open]", WAIT).await;
+    wait_for_row(&b, &id, 0, "active", &[]).await;
+    // A mark that a reload would wipe out.
+    b.execute("window.stillTheSamePage = true", vec![]).await;
+    let loading = b.requests_sent().await;
+    assert!(
+        loading
+            .iter()
+            .any(|(_, u)| u.ends_with("/dashboard/events")),
+        "the page opened its event stream: {loading:?}"
+    );
+
+    // A person starts and completes a session, in another client.
+    let res = http.post(&url).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    let flow = format!("{base}{}", res.headers()["location"].to_str().unwrap());
+    let done = http
+        .post(&flow)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("outcome=approved")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303);
+
+    wait_for_row(&b, &id, 1, "active", &["completed: approved"]).await;
+    assert_eq!(b.text_css("#balance").await, "9", "one credit billed");
+    assert_eq!(
+        b.execute("return window.stillTheSamePage === true", vec![])
+            .await,
+        true,
+        "no reload"
+    );
+    // Left open a while longer (more than twice the 2 s the dashboard used to poll at), it
+    // still sends nothing.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let meanwhile = b.requests_sent().await;
+    assert!(
+        meanwhile.is_empty(),
+        "no request while waiting (no polling): {meanwhile:?}"
+    );
+
+    // The flow page of a second session, left open in another tab, while the session is
+    // completed elsewhere (a phone, the owner's backend): it shows the outcome by itself.
+    b.new_tab().await;
+    b.goto(&url).await;
+    b.wait_for("main[data-page=landing]", WAIT).await;
+    b.click_css("#start").await;
+    b.wait_for("main[data-page=flow]", WAIT).await;
+    let flow = b.url().await;
+    // The page has opened its stream before the completion (else it would show the outcome
+    // on opening it, which is right too, but not what is shown here).
+    let mut opened = Vec::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !opened
+        .iter()
+        .any(|(_, u): &(String, String)| u.ends_with("/events") && u.contains("/s/"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flow page opens its stream: {opened:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        opened.extend(b.requests_sent().await);
+    }
+    let done = http
+        .post(&flow)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("outcome=denied")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    b.wait_for("main[data-page=done][data-outcome=denied]", WAIT)
+        .await;
+
+    b.switch_to(&dashboard).await;
+    wait_for_row(
+        &b,
+        &id,
+        2,
+        "exhausted",
+        &["completed: approved", "completed: denied"],
+    )
+    .await;
+    b.quit().await;
+    drop(server);
+}

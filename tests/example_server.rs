@@ -4,7 +4,7 @@
 
 mod example_support;
 
-use example_support::{get_json, http, post_json, Receiver, Server};
+use example_support::{get_json, http, post_json, Receiver, Server, SseStream};
 use serde_json::{json, Value};
 
 /// Asserts an API error: the status, the code, and a body of exactly `error` and `code`.
@@ -941,4 +941,130 @@ async fn landing_views_are_counted_by_kind_and_confirmed_once() {
     assert_eq!(got["conversion"], 0.0, "nothing completed yet");
     let (_, account) = get_json(&http, &format!("{base}/api/account")).await;
     assert_eq!(account["held"], 1, "only the start holds a credit");
+}
+
+/// Adds one credit with a fresh idempotency key.
+async fn add_credit(server: &Server, key: &str) {
+    let (status, account) = post_json(
+        &http(),
+        &format!("{}/api/credits", server.base),
+        &json!({"amount": 1, "idempotency_key": key}),
+    )
+    .await;
+    assert_eq!(status, 200, "{account}");
+}
+
+/// The dashboard's live stream (Server-Sent Events): the live parts when it opens, then each
+/// change of the account as it commits, with its `seq` as the id, followed by the parts again.
+/// A client that reconnects with `Last-Event-ID` gets exactly the changes it missed, in order.
+#[tokio::test]
+async fn dashboard_events_resume_after_the_last_event_id() {
+    let server = Server::start(&[("INITIAL_CREDITS", "10")]);
+    let url = format!("{}/dashboard/events", server.base);
+    let mut events = SseStream::open(&url, None).await.unwrap();
+    let parts: Value = serde_json::from_str(&events.next_of("live").await.data).unwrap();
+    assert!(
+        parts["credits"].as_str().unwrap().contains(">10<"),
+        "{parts}"
+    );
+
+    add_credit(&server, "sse-1").await;
+    add_credit(&server, "sse-2").await;
+    let first = events.next_of("change").await;
+    let second = events.next_of("change").await;
+    let seq =
+        |m: &example_support::SseMessage| -> u64 { m.id.as_deref().unwrap().parse().unwrap() };
+    assert!(seq(&first) < seq(&second));
+    for (message, balance) in [(&first, 11), (&second, 12)] {
+        let event: Value = serde_json::from_str(&message.data).unwrap();
+        assert_eq!(event["type"], "credits.added", "{event}");
+        assert_eq!(event["balance"], balance, "{event}");
+        assert_eq!(event["seq"], seq(message), "{event}");
+    }
+    let parts: Value = serde_json::from_str(&events.next_of("live").await.data).unwrap();
+    assert!(
+        parts["credits"].as_str().unwrap().contains(">12<"),
+        "{parts}"
+    );
+    drop(events);
+
+    // Changes while disconnected, then a reconnection from the last id received.
+    add_credit(&server, "sse-3").await;
+    let link = create(&server, json!({"name": "While away", "flow": "selfie"})).await;
+    let second_id = second.id.clone().unwrap();
+    let mut resumed = SseStream::open(&url, Some(&second_id)).await.unwrap();
+    let third = resumed.next_of("change").await;
+    let fourth = resumed.next_of("change").await;
+    assert!(seq(&second) < seq(&third) && seq(&third) < seq(&fourth));
+    let third: Value = serde_json::from_str(&third.data).unwrap();
+    let fourth: Value = serde_json::from_str(&fourth.data).unwrap();
+    assert_eq!(
+        (&third["type"], &third["balance"]),
+        (&json!("credits.added"), &json!(13))
+    );
+    assert_eq!(fourth["type"], "link.created", "{fourth}");
+    assert_eq!(fourth["link"], link["id"], "{fourth}");
+
+    // A cursor that is not one is refused.
+    assert_eq!(SseStream::open(&url, Some("12abc")).await.err(), Some(400));
+}
+
+/// The flow page's stream: `ended` with the outcome once its own session ends (another
+/// session's end is not sent), at once for a session already ended, and nothing without a
+/// valid session token.
+#[tokio::test]
+async fn flow_events_tell_only_their_session_that_it_ended() {
+    let server = Server::start(&[("INITIAL_CREDITS", "10")]);
+    let http = http();
+    let base = &server.base;
+    let link = create(
+        &server,
+        json!({"name": "Two", "flow": "selfie", "limit": {"multi": 2}}),
+    )
+    .await;
+    let url = link["url"].as_str().unwrap();
+    let mut flows = Vec::new();
+    for _ in 0..2 {
+        let res = http.post(url).send().await.unwrap();
+        assert_eq!(res.status(), 303);
+        flows.push(format!(
+            "{base}{}",
+            res.headers()["location"].to_str().unwrap()
+        ));
+    }
+    let complete = |flow: String, outcome: &'static str| {
+        let http = http.clone();
+        async move {
+            let res = http
+                .post(&flow)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("outcome={outcome}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 303);
+        }
+    };
+
+    let mut watching = SseStream::open(&format!("{}/events", flows[0]), None)
+        .await
+        .unwrap();
+    // The other session ends first (denied), then this one (approved).
+    complete(flows[1].clone(), "denied").await;
+    complete(flows[0].clone(), "approved").await;
+    let ended = watching.next_of("ended").await;
+    let data: Value = serde_json::from_str(&ended.data).unwrap();
+    assert_eq!(data, json!({"status": "completed", "outcome": "approved"}));
+    assert!(ended.id.is_some(), "resumable");
+
+    // Opened after the end: said at once.
+    let mut late = SseStream::open(&format!("{}/events", flows[1]), None)
+        .await
+        .unwrap();
+    let data: Value = serde_json::from_str(&late.next_of("ended").await.data).unwrap();
+    assert_eq!(data, json!({"status": "completed", "outcome": "denied"}));
+
+    // A forged session token.
+    let forged = format!("{}x/events", flows[0]);
+    assert!(SseStream::open(&forged, None).await.is_err());
 }

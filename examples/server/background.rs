@@ -7,16 +7,17 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use magic_link::store::{LinkStore, WebhookStore};
+use magic_link::store::{ChangeSignal, LinkStore, WebhookStore};
 use magic_link::webhooks::{AllowList, Dispatcher, HttpTransport, TransportError};
 
 use crate::errors::log_error;
 use crate::AppState;
 
-/// The dispatcher over HTTP(S). It sends to public addresses, to the server's own address
+/// The dispatcher over HTTP(S), woken by the store's `changes` signal. It sends to public addresses, to the server's own address
 /// (`own`: its demo inbox) and to what `allow` names (`WEBHOOK_ALLOW_NETWORKS`), nowhere else.
 pub(crate) fn dispatcher<S: WebhookStore>(
     store: S,
+    changes: ChangeSignal,
     own: SocketAddr,
     allow: AllowList,
 ) -> Result<Dispatcher<S, HttpTransport>, TransportError> {
@@ -26,7 +27,8 @@ pub(crate) fn dispatcher<S: WebhookStore>(
         .build()?;
     Ok(Dispatcher::new(store, transport)
         .timeout(Duration::from_secs(10))
-        .poll_interval(Duration::from_millis(300))
+        // Woken as soon as a change commits; the poll (5 s) is the fallback.
+        .wake_on_changes(changes)
         .shutdown_grace(Duration::from_secs(5))
         .on_error(|err| log_error("webhook delivery", err)))
 }

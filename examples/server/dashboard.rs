@@ -426,13 +426,21 @@ pub(crate) async fn live_parts<S: WebhookStore>(
     State(app): State<AppState<S>>,
     Owner(account): Owner,
 ) -> Result<Response, ApiError> {
-    let live = Value::from(Serde(live(&app, account).await?));
-    let parts = serde_json::json!({
+    Ok(Json(parts(&app, account).await?).into_response())
+}
+
+/// The live parts, as HTML rendered (and escaped) here, by the id of the element each
+/// replaces: what `/dashboard/live` answers and `/dashboard/events` sends (`live.rs`).
+pub(crate) async fn parts<S: WebhookStore>(
+    app: &AppState<S>,
+    account: AccountId,
+) -> Result<serde_json::Value, ApiError> {
+    let live = Value::from(Serde(live(app, account).await?));
+    Ok(serde_json::json!({
         "credits": html::render("dashboard-credits.html", live.clone())?,
         "links": html::render("dashboard-links.html", live.clone())?,
         "webhook-live": html::render("dashboard-webhooks.html", live)?,
-    });
-    Ok(Json(parts).into_response())
+    }))
 }
 
 #[cfg(test)]

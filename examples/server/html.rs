@@ -41,11 +41,12 @@ const TEMPLATES: [(&str, &str); 11] = [
 ];
 
 /// The stylesheet and scripts, inserted as they are (never escaped) where the templates name them.
-const ASSETS: [(&str, &str); 4] = [
+const ASSETS: [(&str, &str); 5] = [
     ("style_css", include_str!("assets/style.css")),
     ("submit_once_js", include_str!("assets/submit-once.js")),
     ("view_beacon_js", include_str!("assets/view-beacon.js")),
     ("dashboard_js", include_str!("assets/dashboard.js")),
+    ("flow_live_js", include_str!("assets/flow-live.js")),
 ];
 
 /// The compiled templates. [`check`] compiles them at start-up, so a broken template stops the

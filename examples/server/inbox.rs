@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use magic_link::clock::Clock;
 use magic_link::store::WebhookStore;
 use magic_link::webhooks::{WebhookHeaders, WebhookPayload, WebhookVerifier};
+use tokio::sync::watch;
 
 use crate::errors::ApiError;
 use crate::AppState;
@@ -24,9 +25,10 @@ use crate::AppState;
 /// How many received webhooks the demo inbox keeps.
 const INBOX_LEN: usize = 20;
 
-/// Webhooks the demo inbox received, newest first.
+/// Webhooks the demo inbox received, newest first, and a counter of them that the dashboard's
+/// live stream watches.
 #[derive(Debug, Default)]
-pub(crate) struct Inbox(Mutex<VecDeque<Received>>);
+pub(crate) struct Inbox(Mutex<VecDeque<Received>>, watch::Sender<u64>);
 
 /// A webhook the inbox received.
 #[derive(Debug, Clone)]
@@ -47,6 +49,13 @@ impl Inbox {
         let mut entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
         entries.push_front(received);
         entries.truncate(INBOX_LEN);
+        drop(entries);
+        self.1.send_modify(|received| *received += 1);
+    }
+
+    /// Changes whenever a webhook is received.
+    pub(crate) fn watch(&self) -> watch::Receiver<u64> {
+        self.1.subscribe()
     }
 
     /// What it received, newest first.

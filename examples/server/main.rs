@@ -62,6 +62,7 @@
 //! | `pages.rs`      | the pages of the person verifying: landing, flow, outcome             |
 //! | `views.rs`      | which landing-page views were people and which scanners (the funnel)  |
 //! | `dashboard.rs`  | the owner's dashboard and its live parts                              |
+//! | `live.rs`       | Server-Sent Events: the dashboard's and the flow page's live streams  |
 //! | `api.rs`        | the owner's JSON API: credits, links, sessions, QR codes              |
 //! | `webhooks.rs`   | the owner's JSON API for the webhook endpoint                         |
 //! | `inbox.rs`      | the demo inbox, receiving and verifying webhooks as a customer would  |
@@ -84,6 +85,7 @@ mod html;
 mod i18n;
 mod inbox;
 mod limits;
+mod live;
 mod pages;
 mod views;
 mod webhooks;
@@ -97,7 +99,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::Redirect;
 use axum::routing::{get, post};
 use axum::{middleware, Router};
-use magic_link::store::{MemoryStore, WebhookStore};
+use magic_link::store::{Changes, MemoryStore, WebhookStore};
 use magic_link::tokens::{Keyring, LinkBase};
 use magic_link::webhooks::AllowList;
 use magic_link::{AccountId, Error, IdempotencyKey, MagicLinks};
@@ -128,6 +130,8 @@ pub(crate) struct App<S> {
     pub(crate) start_limit: Option<Arc<limits::RateLimit>>,
     /// The limit on owner API requests per client, if any.
     pub(crate) api_limit: Option<Arc<limits::RateLimit>>,
+    /// Becomes `true` when the server shuts down: the live streams (`live.rs`) end.
+    pub(crate) closing: tokio::sync::watch::Receiver<bool>,
     /// The limit on landing-page beacons per client, if any.
     pub(crate) view_limit: Option<Arc<limits::RateLimit>>,
     /// Landing-page views waiting for their beacon (see `views.rs`).
@@ -309,7 +313,7 @@ struct Setup {
 
 /// Runs the service on `store` until SIGINT or SIGTERM. The store is shared by the facade and
 /// the webhook dispatcher.
-async fn serve<S: WebhookStore + 'static>(
+async fn serve<S: WebhookStore + Changes + 'static>(
     store: Arc<S>,
     store_name: &'static str,
     config: &Config,
@@ -323,6 +327,7 @@ async fn serve<S: WebhookStore + 'static>(
     } = setup;
     let dispatcher = background::dispatcher(
         store.clone(),
+        store.changes().await?,
         listener.local_addr()?,
         config.webhook_allow.clone(),
     )?;
@@ -345,6 +350,7 @@ async fn serve<S: WebhookStore + 'static>(
     let limit = |per_minute, audience| {
         limits::RateLimit::per_minute(per_minute, config.trusted_proxies.clone(), audience)
     };
+    let (close, closing) = tokio::sync::watch::channel(false);
     let app = Arc::new(App {
         links,
         account,
@@ -355,6 +361,7 @@ async fn serve<S: WebhookStore + 'static>(
         sites: Arc::new(sites),
         start_limit: limit(config.start_per_minute, limits::Audience::Visitor),
         api_limit: limit(config.api_per_minute, limits::Audience::Api),
+        closing,
         view_limit: limit(config.view_per_minute, limits::Audience::Visitor),
         views: views::PendingViews::default(),
     });
@@ -390,7 +397,11 @@ async fn serve<S: WebhookStore + 'static>(
     // The peer's address is the client the rate limits count (see `limits.rs`).
     let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // The live streams never end by themselves: end them, or they hold the shutdown.
+            let _ = close.send(true);
+        })
         .await;
     // The dispatcher stops claiming, lets sends in flight finish, and gives back the rest.
     let _ = stop.send(true);
@@ -403,7 +414,7 @@ async fn serve<S: WebhookStore + 'static>(
 }
 
 /// The whole service.
-pub(crate) fn router<S: WebhookStore + 'static>(app: AppState<S>) -> Router {
+pub(crate) fn router<S: WebhookStore + Changes + Clone + 'static>(app: AppState<S>) -> Router {
     // The owner's JSON API: rate-limited per client.
     let mut api = Router::new()
         .route("/api/account", get(api::account::<S>))
@@ -436,6 +447,7 @@ pub(crate) fn router<S: WebhookStore + 'static>(app: AppState<S>) -> Router {
     let owner = Router::new()
         .route("/dashboard", get(dashboard::page::<S>))
         .route("/dashboard/live", get(dashboard::live_parts::<S>))
+        .route("/dashboard/events", get(live::dashboard::<S>))
         .merge(api)
         .route_layer(middleware::from_fn_with_state(
             app.sites.clone(),
@@ -464,6 +476,7 @@ pub(crate) fn router<S: WebhookStore + 'static>(app: AppState<S>) -> Router {
             get(pages::flow::<S>).post(pages::complete::<S>),
         )
         .route("/s/{token}/quit", post(pages::quit::<S>))
+        .route("/s/{token}/events", get(live::flow::<S>))
         .fallback(errors::not_found)
         .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -14,6 +14,8 @@ use crate::{
 };
 
 #[cfg(feature = "background")]
+mod subscribe;
+#[cfg(feature = "background")]
 mod sweeper;
 mod webhook_endpoints;
 
@@ -146,6 +148,9 @@ pub struct MagicLinks<S, C = SystemClock> {
     link_base: LinkBase,
     session_ttl: SessionTtl,
     ids: IdSource,
+    /// The reader that [`subscribe`](Self::subscribe) starts, shared by clones.
+    #[cfg(feature = "background")]
+    live: crate::live::Hub,
 }
 
 impl<S: LinkStore> MagicLinks<S> {
@@ -159,6 +164,8 @@ impl<S: LinkStore> MagicLinks<S> {
             link_base,
             session_ttl: SessionTtl::default(),
             ids: IdSource::random(),
+            #[cfg(feature = "background")]
+            live: crate::live::Hub::default(),
         }
     }
 }
@@ -173,6 +180,8 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
             link_base: self.link_base,
             session_ttl: self.session_ttl,
             ids: self.ids,
+            #[cfg(feature = "background")]
+            live: self.live,
         }
     }
 

@@ -6,7 +6,8 @@
 //! read a link in one step and write it back in another. Each operation that changes state
 //! applies the pure functions of [`rules`](crate::rules) and appends the events they return to
 //! the outbox in the same atomic step. [`WebhookStore`] adds webhook endpoints and the delivery
-//! state that a [`Dispatcher`](crate::webhooks::Dispatcher) needs.
+//! state that a [`Dispatcher`](crate::webhooks::Dispatcher) needs. [`Changes`] wakes those who
+//! wait for committed changes (a dispatcher, a live page) with a [`ChangeSignal`].
 //!
 //! - [`MemoryStore`]: the embedded default, for tests and single-process services.
 //! - `PostgresStore` (feature `postgres`): shared by the instances of a service that runs on
@@ -16,6 +17,7 @@
 //! (`magic_link::conformance`, feature `test-util`).
 
 mod arc;
+mod changes;
 mod id_source;
 mod link_store;
 pub(crate) mod memory;
@@ -23,6 +25,7 @@ pub(crate) mod memory;
 pub(crate) mod postgres;
 mod webhook_store;
 
+pub use changes::{ChangeListener, ChangeSignal, Changed, Changes};
 pub use id_source::IdSource;
 pub use link_store::LinkStore;
 pub use memory::MemoryStore;

@@ -291,3 +291,92 @@ impl Drop for Receiver {
         self.task.abort();
     }
 }
+
+/// One message of a Server-Sent Events stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SseMessage {
+    /// `event:` (empty: none).
+    pub event: String,
+    /// `id:`, if the message set one.
+    pub id: Option<String>,
+    /// `data:` lines, joined with newlines.
+    pub data: String,
+}
+
+/// A Server-Sent Events stream being read.
+pub struct SseStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseStream {
+    /// GETs `url` with `Last-Event-ID: last_id` if given; the stream, or the status it got.
+    pub async fn open(url: &str, last_id: Option<&str>) -> Result<Self, u16> {
+        let mut req = http().get(url).header("accept", "text/event-stream");
+        if let Some(id) = last_id {
+            req = req.header("last-event-id", id);
+        }
+        // No overall timeout on the stream: each read below has its own.
+        let response = req
+            .timeout(Duration::from_secs(3600))
+            .send()
+            .await
+            .expect("GET the stream");
+        if response.status() != 200 {
+            return Err(response.status().as_u16());
+        }
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/event-stream",
+            "an event stream"
+        );
+        Ok(Self {
+            response,
+            buffer: String::new(),
+        })
+    }
+
+    /// The next message with an `event:` or `data:`, waiting up to 30 s (a safety net).
+    pub async fn next(&mut self) -> SseMessage {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut message = SseMessage::default();
+                let mut data = Vec::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        message.event = v.trim_start().to_owned();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        message.id = Some(v.trim_start().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push(v.strip_prefix(' ').unwrap_or(v).to_owned());
+                    }
+                }
+                message.data = data.join("\n");
+                if !message.event.is_empty() || !message.data.is_empty() {
+                    return message;
+                }
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let chunk = tokio::time::timeout(left, self.response.chunk())
+                .await
+                .expect("an event within 30 s")
+                .expect("read the stream")
+                .expect("the stream is still open");
+            self.buffer
+                .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
+        }
+    }
+
+    /// The next message of type `event`, skipping others.
+    pub async fn next_of(&mut self, event: &str) -> SseMessage {
+        loop {
+            let message = self.next().await;
+            if message.event == event {
+                return message;
+            }
+        }
+    }
+}

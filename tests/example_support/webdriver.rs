@@ -135,6 +135,8 @@ impl Browser {
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": bins.chromium, "args": args},
+            // Chrome's DevTools network events, for `requests_sent`.
+            "goog:loggingPrefs": {"performance": "ALL"},
         }}});
         let res: Value = browser
             .http
@@ -369,6 +371,33 @@ impl Browser {
         std::fs::write(&path, png).expect("write the screenshot");
         println!("screenshot: {}", path.display());
         path
+    }
+
+    /// The requests the browser sent (method and URL, every tab) since the last call, from
+    /// Chrome's DevTools performance log (`Network.requestWillBeSent`): also those a script
+    /// or an `EventSource` sends.
+    pub async fn requests_sent(&self) -> Vec<(String, String)> {
+        let entries = self
+            .cmd("POST", "/se/log", json!({"type": "performance"}))
+            .await;
+        let mut sent = Vec::new();
+        for entry in entries.as_array().into_iter().flatten() {
+            let Some(text) = entry["message"].as_str() else {
+                continue;
+            };
+            let Ok(message) = serde_json::from_str::<Value>(text) else {
+                continue;
+            };
+            let message = &message["message"];
+            if message["method"] == "Network.requestWillBeSent" {
+                let request = &message["params"]["request"];
+                sent.push((
+                    request["method"].as_str().unwrap_or_default().to_owned(),
+                    request["url"].as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+        }
+        sent
     }
 
     /// Ends the session (Chromium exits) and stops ChromeDriver.

@@ -1,6 +1,7 @@
 // The dashboard: every change goes through the JSON API; the live parts (credits, links and
-// their sessions, webhooks) are rendered and escaped on the server and polled from
-// /dashboard/live every two seconds.
+// their sessions, webhooks) are rendered and escaped on the server. They come from
+// /dashboard/events (Server-Sent Events) as soon as something changes, and from /dashboard/live
+// after the owner's own actions; nothing is polled.
 (function(){
 'use strict';
 const $ = (id) => document.getElementById(id);
@@ -31,6 +32,11 @@ async function refresh() {
     if (!res.ok) return;
     data = await res.json();
   } catch (e) { return; }
+  show(data);
+}
+
+// Swaps in the live parts that changed, keeping open what the owner opened.
+function show(data) {
   for (const k of ['credits', 'links', 'webhook-live']) {
     if (last[k] === data[k]) continue;
     last[k] = data[k];
@@ -159,6 +165,14 @@ document.addEventListener('click', async (e) => {
   await refresh();
 });
 
-refresh();
-setInterval(refresh, 2000);
+// Live: the server sends `live` (the parts) when the stream opens and after each change; the
+// browser reconnects by itself, resuming after the last `change` it got (Last-Event-ID).
+if (window.EventSource) {
+  const live = new EventSource(P + '/dashboard/events');
+  live.addEventListener('live', (e) => {
+    try { show(JSON.parse(e.data)); } catch (err) {}
+    $('dashboard').dataset.live = 'open';
+  });
+  live.addEventListener('error', () => { $('dashboard').dataset.live = 'reconnecting'; });
+}
 })();

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::funnel::{ViewChange, ViewCounts};
 use crate::rules::{self, Effects};
-use crate::store::{IdSource, LinkStore};
+use crate::store::{ChangeSignal, Changes, IdSource, LinkStore};
 use crate::{
     Account, AccountId, Error, Event, EventId, EventKind, IdempotencyKey, LedgerEntry, LedgerKind,
     Link, LinkId, Outcome, Rejection, Session, SessionId, SessionTtl,
@@ -54,6 +54,8 @@ pub struct MemoryStore {
     seq: AtomicU64,
     webhooks: Mutex<DeliveryBook>,
     ids: IdSource,
+    /// Raised after each step's events are appended (see [`Changes`](crate::store::Changes)).
+    changes: ChangeSignal,
 }
 
 #[derive(Debug)]
@@ -103,6 +105,7 @@ impl MemoryStore {
             seq: AtomicU64::new(0),
             webhooks: Mutex::default(),
             ids: IdSource::random(),
+            changes: ChangeSignal::new(),
         }
     }
 
@@ -127,18 +130,24 @@ impl MemoryStore {
         if kinds.is_empty() {
             return;
         }
-        let mut shard = lock(&self.outbox[account.shard()]);
-        let mut id = Some(id);
-        for kind in kinds {
-            let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-            shard.push(Event {
-                seq,
-                id: id.take().unwrap_or_else(|| self.event_id()),
-                account,
-                at,
-                kind,
-            });
+        {
+            let mut shard = lock(&self.outbox[account.shard()]);
+            let mut id = Some(id);
+            for kind in kinds {
+                let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+                shard.push(Event {
+                    seq,
+                    id: id.take().unwrap_or_else(|| self.event_id()),
+                    account,
+                    at,
+                    kind,
+                });
+            }
         }
+        // The events are readable now (the outbox shard is unlocked): wake those who wait.
+        // The step's other locks are still held, so a woken reader of its objects waits for
+        // them and sees the whole change.
+        self.changes.raise();
     }
 
     /// Applies a change to one session of `account` under the account and session locks.
@@ -509,4 +518,22 @@ fn page_of<T: Clone>(items: &[T], page: Page) -> (Vec<T>, Option<u64>) {
     let end = start.saturating_add(page.clamped_limit()).min(items.len());
     let next = (end < items.len()).then_some(end as u64);
     (items[start..end].to_vec(), next)
+}
+
+impl Changes for MemoryStore {
+    /// The store's in-process signal, raised after every step that appends events.
+    async fn changes(&self) -> Result<ChangeSignal, Error> {
+        Ok(self.changes.clone())
+    }
+
+    async fn outbox_head(&self) -> Result<u64, Error> {
+        // Under every outbox shard lock, as `outbox_after`: every number up to the result is
+        // readable.
+        let shards: Vec<_> = self.outbox.iter().map(lock).collect();
+        Ok(shards
+            .iter()
+            .filter_map(|shard| shard.last().map(|e| e.seq))
+            .max()
+            .unwrap_or(0))
+    }
 }

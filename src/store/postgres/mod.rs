@@ -15,6 +15,7 @@ use crate::{
 };
 use crate::{LinkStats, OutcomeCounts, Page, Paged};
 
+mod changes;
 mod decode;
 mod migrate;
 mod retry;
@@ -101,6 +102,8 @@ pub struct PostgresStore {
     pool: PgPool,
     schema: Arc<str>,
     sql: Arc<Statements>,
+    /// `NOTIFY` after changes, `LISTEN` for them (see [`Changes`](crate::store::Changes)).
+    live: Arc<changes::Live>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -117,6 +120,7 @@ impl fmt::Debug for PostgresStore {
 pub struct PostgresStoreBuilder {
     pool: PgPool,
     schema: String,
+    notify: bool,
 }
 
 /// A schema name that is not a plain lowercase identifier.
@@ -134,6 +138,17 @@ impl PostgresStoreBuilder {
         self
     }
 
+    /// Sets whether the store sends a `NOTIFY` on its [`channel`](PostgresStore::channel)
+    /// after each change commits (default: on), which wakes the
+    /// [`Changes`](crate::store::Changes) listeners of every instance sharing the database at
+    /// once. Off, they find changes at their next poll only. The notifications are coalesced
+    /// (at most one in flight per store) and sent from a task, on a connection of their own,
+    /// after the change's transaction has committed: they never hold up a redemption.
+    pub fn notify(mut self, on: bool) -> Self {
+        self.notify = on;
+        self
+    }
+
     /// Builds the store. Connects to nothing: call [`PostgresStore::migrate`] before use.
     ///
     /// # Errors
@@ -142,7 +157,11 @@ impl PostgresStoreBuilder {
     /// `_`, starting with a letter or `_` and not with `pg_` (reserved by PostgreSQL).
     pub fn build(self) -> Result<PostgresStore, InvalidSchemaName> {
         validate_schema(&self.schema)?;
-        Ok(PostgresStore::with_schema(self.pool, &self.schema))
+        let mut store = PostgresStore::with_schema(self.pool, &self.schema);
+        if !self.notify {
+            store.live = Arc::new(changes::Live::new(&store.pool, &self.schema, false));
+        }
+        Ok(store)
     }
 }
 
@@ -170,6 +189,7 @@ impl PostgresStore {
         PostgresStoreBuilder {
             pool,
             schema: DEFAULT_SCHEMA.to_owned(),
+            notify: true,
         }
     }
 
@@ -218,6 +238,7 @@ impl PostgresStore {
 
     fn with_schema(pool: PgPool, schema: &str) -> Self {
         Self {
+            live: Arc::new(changes::Live::new(&pool, schema, true)),
             pool,
             schema: schema.into(),
             sql: Arc::new(Statements::new(&quote(schema))),
@@ -345,6 +366,7 @@ impl LinkStore for PostgresStore {
             }
         })?;
         status(get(&row, 0)?)?;
+        self.live.changed();
         Ok(link)
     }
 
@@ -375,6 +397,7 @@ impl LinkStore for PostgresStore {
             }
         })?;
         status(get(&row, 0)?)?;
+        self.live.changed();
         let number: i64 = get(&row, 2)?;
         let flow: &str = get(&row, 3)?;
         Ok(Session {
@@ -422,6 +445,7 @@ impl LinkStore for PostgresStore {
             })
             .await?;
         status(get(&row, 0)?)?;
+        self.live.changed();
         decode::session(&row, 1)
     }
 
@@ -457,6 +481,7 @@ impl LinkStore for PostgresStore {
             })
             .await?;
         status(get(&row, 0)?)?;
+        self.live.changed();
         decode::link(&row, 1)
     }
 
@@ -477,6 +502,7 @@ impl LinkStore for PostgresStore {
             })
             .await?;
         status(get(&row, 0)?)?;
+        self.live.changed();
         decode::account_at(&row, 1)
     }
 
@@ -694,6 +720,9 @@ impl PostgresStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let row = self.one(|| sqlx::query(sql).bind(now).bind(limit)).await?;
         let handled: i64 = get(&row, 0)?;
+        if handled > 0 {
+            self.live.changed();
+        }
         Ok(usize::try_from(handled).unwrap_or(usize::MAX))
     }
 
@@ -715,6 +744,7 @@ impl PostgresStore {
             })
             .await?;
         status(get(&row, 0)?)?;
+        self.live.changed();
         decode::session(&row, 1)
     }
 }

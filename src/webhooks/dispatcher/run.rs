@@ -14,12 +14,17 @@ use tokio::sync::Notify;
 use super::{join_all, DispatchReport, Dispatcher, PRUNE_BATCH};
 use crate::background::{backoff, Shutdown};
 use crate::clock::Clock;
-use crate::store::WebhookStore;
+use crate::store::{ChangeSignal, WebhookStore};
 use crate::webhooks::{Lease, Transport};
 use crate::Error;
 
 /// The shortest wait between passes.
 const MIN_POLL_INTERVAL: Duration = Duration::from_millis(1);
+/// The default wait after an idle pass.
+const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// The default wait after an idle pass when woken by a store's changes: only a fallback for
+/// lost notifications.
+pub(crate) const WOKEN_POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// The least time given to the store to take back the leases at shutdown.
 const MIN_RELEASE_WAIT: Duration = Duration::from_secs(5);
 /// How often delivered deliveries past their retention are pruned, by the dispatcher's clock.
@@ -30,20 +35,33 @@ type ErrorHook = Box<dyn Fn(&Error) + Send + Sync>;
 
 /// The settings of [`Dispatcher::run`].
 pub(super) struct Background {
-    poll_interval: Duration,
+    /// Set by [`Dispatcher::poll_interval`]; else 1 s, or 5 s with a change signal.
+    poll_interval: Option<Duration>,
     max_backoff: Duration,
     grace: Duration,
     wake: Option<Arc<Notify>>,
+    changes: Option<ChangeSignal>,
     on_error: Option<ErrorHook>,
+}
+
+impl Background {
+    fn poll_interval(&self) -> Duration {
+        self.poll_interval.unwrap_or(if self.changes.is_some() {
+            WOKEN_POLL_INTERVAL
+        } else {
+            DEFAULT_POLL_INTERVAL
+        })
+    }
 }
 
 impl Default for Background {
     fn default() -> Self {
         Self {
-            poll_interval: Duration::from_secs(1),
+            poll_interval: None,
             max_backoff: Duration::from_secs(60),
             grace: Duration::from_secs(10),
             wake: None,
+            changes: None,
             on_error: None,
         }
     }
@@ -52,10 +70,11 @@ impl Default for Background {
 impl fmt::Debug for Background {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Background")
-            .field("poll_interval", &self.poll_interval)
+            .field("poll_interval", &self.poll_interval())
             .field("max_backoff", &self.max_backoff)
             .field("grace", &self.grace)
             .field("wake", &self.wake.is_some())
+            .field("changes", &self.changes.is_some())
             .field("on_error", &self.on_error.is_some())
             .finish()
     }
@@ -63,11 +82,37 @@ impl fmt::Debug for Background {
 
 impl<S, T, C> Dispatcher<S, T, C> {
     /// Sets how long [`run`](Self::run) waits after a pass that found nothing due (default
-    /// 1 s, at least 1 ms). A [wake-up](Self::wake_on) cuts the wait short.
+    /// 1 s; 5 s with [`wake_on_changes`](Self::wake_on_changes), where it is only the fallback
+    /// for lost notifications; at least 1 ms). A [wake-up](Self::wake_on) cuts the wait short.
     #[cfg_attr(docsrs, doc(cfg(feature = "background")))]
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.background.poll_interval = interval.max(MIN_POLL_INTERVAL);
+        self.background.poll_interval = Some(interval.max(MIN_POLL_INTERVAL));
+        self
+    }
+
+    /// Wakes [`run`](Self::run) whenever the store's change signal is raised, that is as soon
+    /// as a change commits (from this process or, on PostgreSQL, from any instance sharing the
+    /// database), so that its event is sent at once. The [poll](Self::poll_interval) stays as
+    /// a fallback for lost notifications, 5 s unless set. A raise during a pass cuts the wait
+    /// after it. Waits after store failures are not cut.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// use magic_link::store::{Changes, MemoryStore};
+    /// use magic_link::webhooks::{Dispatcher, Transport};
+    ///
+    /// async fn deliver(store: Arc<MemoryStore>, transport: impl Transport) -> Result<(), magic_link::Error> {
+    ///     let signal = store.changes().await?;
+    ///     let dispatcher = Dispatcher::new(store, transport).wake_on_changes(signal);
+    ///     dispatcher.run(async { tokio::signal::ctrl_c().await.ok(); }).await;
+    ///     Ok(())
+    /// }
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "background")))]
+    #[must_use]
+    pub fn wake_on_changes(mut self, signal: ChangeSignal) -> Self {
+        self.background.changes = Some(signal);
         self
     }
 
@@ -175,6 +220,7 @@ impl<S: WebhookStore, T: Transport, C: Clock> Dispatcher<S, T, C> {
             if let Some(notified) = &mut woken {
                 notified.as_mut().enable();
             }
+            let mut changes = settings.changes.as_ref().map(ChangeSignal::listen);
             let mut failed = false;
 
             let Some(taken) = shutdown.within_grace(self.take_due(&mut totals)).await else {
@@ -231,19 +277,31 @@ impl<S: WebhookStore, T: Transport, C: Clock> Dispatcher<S, T, C> {
             let wait = if failed {
                 failures = failures.saturating_add(1);
                 Some(backoff(
-                    settings.poll_interval,
+                    settings.poll_interval(),
                     failures,
                     settings.max_backoff,
                 ))
             } else {
                 failures = 0;
-                idle.then_some(settings.poll_interval)
+                idle.then_some(settings.poll_interval())
             };
             let Some(wait) = wait else { continue };
             let woken = async {
+                if failed {
+                    return pending().await;
+                }
+                let changed = async {
+                    match &mut changes {
+                        Some(listener) => listener.changed().await,
+                        None => pending().await,
+                    }
+                };
                 match woken {
-                    Some(notified) if !failed => notified.await,
-                    _ => pending().await,
+                    Some(notified) => tokio::select! {
+                        () = notified => {}
+                        () = changed => {}
+                    },
+                    None => changed.await,
                 }
             };
             tokio::select! {
