@@ -602,7 +602,7 @@ impl LinkStore for Faulty {
         ttl: SessionTtl,
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
-        self.inner.redeem(link, session,  None, ttl, now).await
+        self.inner.redeem(link, session, None, ttl, now).await
     }
     async fn complete(
         &self,

@@ -529,6 +529,7 @@ async fn needs_review_is_decided_on_the_dashboard() {
         "link.deactivated",
         "session.completed",
         "session.abandoned",
+        "session.handed_off",
         "credits.added",
     ] {
         b.click_css(&format!("input[name=event-type][value='{name}']"))
@@ -793,8 +794,13 @@ async fn start_resume_and_hand_off_between_two_browsers() {
     // It comes back to the link (reload, back button, the email again): "Continue", and the
     // same session, although the link is used up.
     desktop.goto(&url).await;
-    desktop.wait_for("main[data-page=landing][data-resume]", WAIT).await;
-    assert_eq!(desktop.text_css("#continue").await, "Continue your verification");
+    desktop
+        .wait_for("main[data-page=landing][data-resume]", WAIT)
+        .await;
+    assert_eq!(
+        desktop.text_css("#continue").await,
+        "Continue your verification"
+    );
     assert_eq!(desktop.text_css("#start").await, "Continue verification");
     desktop.click_css("#start").await;
     desktop.wait_for("main[data-page=flow]", WAIT).await;
@@ -803,7 +809,9 @@ async fn start_resume_and_hand_off_between_two_browsers() {
 
     // "Continue on your phone": a QR code and a short URL, followed live.
     desktop.click_css("#to-phone").await;
-    desktop.wait_for("main[data-page=phone][data-live=open]", WAIT).await;
+    desktop
+        .wait_for("main[data-page=phone][data-live=open]", WAIT)
+        .await;
     let handoff_url = desktop.text_css("#handoff-url").await;
     assert!(
         handoff_url.starts_with(&format!("{base}/h/")) && handoff_url.len() <= 100,
@@ -812,7 +820,9 @@ async fn start_resume_and_hand_off_between_two_browsers() {
     );
     desktop.find("figure.qr svg").await;
     desktop.screenshot(&dir, "handoff-1-desktop-qr.png").await;
-    desktop.execute("window.stillTheSamePage = true", vec![]).await;
+    desktop
+        .execute("window.stillTheSamePage = true", vec![])
+        .await;
 
     // The phone opens it: a page with a button (opening it consumed nothing).
     phone.goto(&handoff_url).await;
@@ -851,14 +861,18 @@ async fn start_resume_and_hand_off_between_two_browsers() {
     desktop
         .wait_for("main[data-page=done][data-outcome=approved]", WAIT)
         .await;
-    desktop.screenshot(&dir, "handoff-2-desktop-result.png").await;
+    desktop
+        .screenshot(&dir, "handoff-2-desktop-result.png")
+        .await;
     assert_eq!(uses(&base, &id).await, 1);
 
     // The hand-off URL again: the page opens, its button is refused.
     phone.goto(&handoff_url).await;
     phone.wait_for("main[data-page=handoff]", WAIT).await;
     phone.click_css("#accept").await;
-    phone.wait_for("main[data-problem=handoff_used]", WAIT).await;
+    phone
+        .wait_for("main[data-problem=handoff_used]", WAIT)
+        .await;
     audit(&phone, &axe, "the refusal page").await;
     phone.screenshot(&dir, "phone-5-refused.png").await;
 
@@ -878,7 +892,10 @@ async fn start_resume_and_hand_off_between_two_browsers() {
             vec![],
         )
         .await;
-    assert_eq!(statuses, serde_json::json!(["opaqueredirect", "opaqueredirect"]));
+    assert_eq!(
+        statuses,
+        serde_json::json!(["opaqueredirect", "opaqueredirect"])
+    );
     assert_eq!(uses(&base, &id).await, 1, "two presses, one use");
 
     // A form whose token was tampered with: the 400 page, with a way back.
@@ -890,10 +907,14 @@ async fn start_resume_and_hand_off_between_two_browsers() {
             vec![],
         )
         .await;
-    phone.wait_for("main[data-problem=form_rejected]", WAIT).await;
+    phone
+        .wait_for("main[data-problem=form_rejected]", WAIT)
+        .await;
     audit(&phone, &axe, "the 400 page").await;
     phone.click_css("#back").await;
-    phone.wait_for("main[data-page=landing][data-resume]", WAIT).await;
+    phone
+        .wait_for("main[data-page=landing][data-resume]", WAIT)
+        .await;
     assert_eq!(uses(&base, &id).await, 1);
 
     desktop.quit().await;

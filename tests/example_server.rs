@@ -5,7 +5,7 @@
 mod example_support;
 
 use example_support::{
-    get_json, http, landing_form, post_start, post_json, start, Receiver, Server, SseStream,
+    get_json, http, landing_form, post_json, post_start, start, Receiver, Server, SseStream,
 };
 use serde_json::{json, Value};
 
@@ -655,11 +655,7 @@ async fn completion_fires_a_signed_webhook() {
 
     // A verification completes.
     let link = create(&server, json!({"name": "Hooked", "flow": "selfie"})).await;
-    let res = http
-        .post(link["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let res = start(&http, link["url"].as_str().unwrap()).await;
     assert_eq!(res.status(), 303);
     let flow = format!("{base}{}", res.headers()["location"].to_str().unwrap());
     let res = http
@@ -729,11 +725,7 @@ async fn review_sends_session_reviewed_to_an_endpoint_that_chose_it() {
     );
 
     let link = create(&server, json!({"name": "Reviewed", "flow": "selfie"})).await;
-    let res = http
-        .post(link["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let res = start(&http, link["url"].as_str().unwrap()).await;
     assert_eq!(res.status(), 303);
     let flow = format!("{base}{}", res.headers()["location"].to_str().unwrap());
     let res = http
@@ -1130,7 +1122,14 @@ async fn a_start_without_the_landing_pages_form_token_is_a_400() {
     refused(http.post(url).send().await.unwrap()).await;
     // A cookie but no form token; a form token but no cookie.
     let form = landing_form(&http, url, None).await;
-    refused(http.post(url).header("cookie", &form.cookie).send().await.unwrap()).await;
+    refused(
+        http.post(url)
+            .header("cookie", &form.cookie)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     let res = http
         .post(url)
         .header("content-type", "application/x-www-form-urlencoded")
@@ -1186,20 +1185,17 @@ async fn a_double_submit_and_a_return_resume_the_same_session() {
     let (id, url) = (link["id"].as_str().unwrap(), link["url"].as_str().unwrap());
 
     let form = landing_form(&http, url, None).await;
-    let (a, b) = tokio::join!(
-        post_start(&http, url, &form),
-        post_start(&http, url, &form)
-    );
-    assert_eq!((a.status(), b.status()), (303, 303));
+    let (a, b) = tokio::join!(post_start(&http, url, &form), post_start(&http, url, &form));
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (303, 303));
     let (a, b) = (&a.headers()["location"], &b.headers()["location"]);
     let (flow_a, flow_b) = (a.to_str().unwrap(), b.to_str().unwrap());
-    let session = |flow: &str| async move {
-        let (_, sessions) = get_json(&http(), &format!("{base}/api/links/{id}/sessions")).await;
-        let _ = flow;
-        sessions["items"].as_array().unwrap().len()
-    };
     assert_eq!(uses_of(base, id).await, 1, "two presses, one use");
-    assert_eq!(session(flow_a).await, 1, "one session");
+    let (_, sessions) = get_json(&http, &format!("{base}/api/links/{id}/sessions")).await;
+    assert_eq!(
+        sessions["items"].as_array().unwrap().len(),
+        1,
+        "one session"
+    );
     let (_, account) = get_json(&http, &format!("{base}/api/account")).await;
     assert_eq!(account["held"], 1, "one credit held");
 
@@ -1211,14 +1207,16 @@ async fn a_double_submit_and_a_return_resume_the_same_session() {
         .await
         .unwrap();
     assert_eq!(again.status(), 200);
-    assert!(again.headers().get("set-cookie").is_none() || {
-        // Only the funnel's view cookie; the start key stays as it is.
-        again
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .all(|v| !v.to_str().unwrap().starts_with("ml_start="))
-    });
+    assert!(
+        again.headers().get("set-cookie").is_none() || {
+            // Only the funnel's view cookie; the start key stays as it is.
+            again
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .all(|v| !v.to_str().unwrap().starts_with("ml_start="))
+        }
+    );
     let page = again.text().await.unwrap();
     assert!(page.contains("data-resume"), "{page}");
     assert!(page.contains("Continue your verification"), "{page}");
@@ -1327,9 +1325,16 @@ async fn a_session_is_handed_off_to_a_phone_once() {
     assert_eq!(account["balance"], 4, "one credit billed");
 
     // An expired hand-off (signed with the server's keys): refused when opened.
-    let expired = HandoffToken::new(HandoffId::generate().unwrap(), Utc::now() - Duration::minutes(1))
-        .sign(&keyring);
-    let res = http.get(format!("{base}/h/{expired}")).send().await.unwrap();
+    let expired = HandoffToken::new(
+        HandoffId::generate().unwrap(),
+        Utc::now() - Duration::minutes(1),
+    )
+    .sign(&keyring);
+    let res = http
+        .get(format!("{base}/h/{expired}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 410);
     assert!(res
         .text()

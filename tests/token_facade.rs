@@ -46,7 +46,7 @@ impl LinkStore for Watched {
         ttl: SessionTtl,
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
-        self.touch().redeem(link, session,  None, ttl, now).await
+        self.touch().redeem(link, session, None, ttl, now).await
     }
     async fn complete(
         &self,

@@ -187,7 +187,9 @@ impl Problem {
         match err {
             Error::Rejected(Rejection::HandoffUsed) => Self::HandoffUsed,
             Error::Rejected(
-                Rejection::SessionCompleted | Rejection::SessionAbandoned | Rejection::SessionExpired,
+                Rejection::SessionCompleted
+                | Rejection::SessionAbandoned
+                | Rejection::SessionExpired,
             ) => Self::SessionEnded,
             Error::InvalidToken(TokenError::Expired) => Self::HandoffExpired,
             err => Self::of_error(err),
@@ -272,7 +274,12 @@ impl Problem {
 
     /// [`page`](Self::page) with a link back to where the person can carry on: `back` is its
     /// URL, labelled "Back to the verification page".
-    pub(crate) fn page_with_link(self, nonce: &CspNonce, t: &Texts, back: Option<&str>) -> Response {
+    pub(crate) fn page_with_link(
+        self,
+        nonce: &CspNonce,
+        t: &Texts,
+        back: Option<&str>,
+    ) -> Response {
         let (title, body) = self.texts(t);
         // An hourglass when waiting helps, a warning sign otherwise.
         let icon = if self.is_temporary() {

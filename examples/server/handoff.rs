@@ -60,7 +60,11 @@ pub(crate) async fn phone<S: LinkStore>(
             return Problem::Unavailable.page(&nonce, t);
         }
     };
-    let link_name = match app.links.link(handoff.session.account, handoff.session.link).await {
+    let link_name = match app
+        .links
+        .link(handoff.session.account, handoff.session.link)
+        .await
+    {
         Ok(link) => link.name,
         Err(_) => String::new(),
     };
@@ -105,11 +109,8 @@ pub(crate) async fn accept<S: LinkStore>(
     headers: HeaderMap,
 ) -> Response {
     match app.links.accept_handoff(&token).await {
-        Ok(accepted) => Redirect::to(&format!(
-            "{}/s/{}",
-            app.path_prefix, accepted.session_token
-        ))
-        .into_response(),
+        Ok(accepted) => Redirect::to(&format!("{}/s/{}", app.path_prefix, accepted.session_token))
+            .into_response(),
         Err(err) => Problem::of_handoff_error(&err).page(&nonce, i18n::for_request(&headers)),
     }
 }

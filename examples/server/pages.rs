@@ -191,9 +191,8 @@ pub(crate) async fn start<S: LinkStore>(
     // No store access before the form token is checked: the 400 page is in the browser's
     // language.
     let back = format!("{}/l/{token}", app.path_prefix);
-    let refused = || {
-        Problem::FormRejected.page_with_link(&nonce, i18n::for_request(&headers), Some(&back))
-    };
+    let refused =
+        || Problem::FormRejected.page_with_link(&nonce, i18n::for_request(&headers), Some(&back));
     let (Some(key), Ok(Form(form))) = (start_key(&headers), form) else {
         return refused();
     };

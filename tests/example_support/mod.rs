@@ -205,8 +205,8 @@ pub async fn landing_form(http: &reqwest::Client, url: &str, cookie: Option<&str
         (None, None) => panic!("the landing page set no start-key cookie"),
     };
     let page = res.text().await.expect("the landing page's HTML");
-    let form_token = form_token(&page)
-        .unwrap_or_else(|| panic!("no form token on the landing page: {page}"));
+    let form_token =
+        form_token(&page).unwrap_or_else(|| panic!("no form token on the landing page: {page}"));
     LandingForm { cookie, form_token }
 }
 
@@ -218,7 +218,11 @@ pub fn form_token(page: &str) -> Option<String> {
 }
 
 /// POSTs a landing page's start form as the browser that `form` came from.
-pub async fn post_start(http: &reqwest::Client, url: &str, form: &LandingForm) -> reqwest::Response {
+pub async fn post_start(
+    http: &reqwest::Client,
+    url: &str,
+    form: &LandingForm,
+) -> reqwest::Response {
     http.post(url)
         .header("cookie", &form.cookie)
         .header("content-type", "application/x-www-form-urlencoded")
