@@ -70,9 +70,9 @@ use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::tokens::KeyringError;
 #[allow(unused_imports)] // for intra-doc links
 use crate::MagicLinks;
-use crate::tokens::KeyringError;
 use crate::{InvalidInput, Session};
 
 /// A browser's start key: 16 to 64 URL-safe characters (`A`–`Z`, `a`–`z`, `0`–`9`, `-`, `_`).
@@ -230,7 +230,10 @@ impl fmt::Debug for Start {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Start")
             .field("key", &self.key.as_ref().map(|_| "[redacted]"))
-            .field("form_token", &self.form_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "form_token",
+                &self.form_token.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }

@@ -317,7 +317,7 @@ async fn two_instances_racing_on_a_single_use_link_have_one_winner() {
                 let mut outcomes = Vec::new();
                 for _ in 0..10 {
                     let result = store
-                        .redeem(link.id, SessionId::new(),  None, ttl(), epoch())
+                        .redeem(link.id, SessionId::new(), None, ttl(), epoch())
                         .await;
                     outcomes.push(result.map(|_| ()).map_err(|e| e.rejection()));
                 }
@@ -440,7 +440,7 @@ async fn a_redemption_that_fails_midway_changes_nothing() {
 
         let store = db.store.clone();
         let redemption =
-            tokio::spawn(async move { store.redeem(link.id, session,  None, ttl(), epoch()).await });
+            tokio::spawn(async move { store.redeem(link.id, session, None, ttl(), epoch()).await });
         let pid = waiting_redemption(db.pool(), &schema).await;
         let wrote: Vec<String> = sqlx::query_scalar(
             "SELECT c.relname::text FROM pg_locks k JOIN pg_class c ON c.oid = k.relation \
@@ -474,7 +474,7 @@ async fn a_redemption_that_fails_midway_changes_nothing() {
 
     let session = db
         .store
-        .redeem(link.id, session,  None, ttl(), epoch())
+        .redeem(link.id, session, None, ttl(), epoch())
         .await
         .expect("the same redemption succeeds afterwards");
     assert_eq!(session.number, 1);
@@ -514,7 +514,8 @@ async fn a_concurrent_duplicate_session_id_is_already_exists() {
     .expect("first redemption");
 
     let store = db.store.clone();
-    let second = tokio::spawn(async move { store.redeem(link.id, session,  None, ttl(), epoch()).await });
+    let second =
+        tokio::spawn(async move { store.redeem(link.id, session, None, ttl(), epoch()).await });
     waiting_redemption(db.pool(), &schema).await;
     first.commit().await.expect("commit");
     let result = second.await.expect("task");
@@ -551,7 +552,7 @@ async fn the_outbox_is_gap_free_under_concurrent_writers() {
             tokio::spawn(async move {
                 for _ in 0..100 {
                     store
-                        .redeem(link, SessionId::new(),  None, ttl(), epoch())
+                        .redeem(link, SessionId::new(), None, ttl(), epoch())
                         .await
                         .expect("redeem");
                 }
@@ -693,7 +694,10 @@ async fn the_dispatcher_delivers_from_postgres() {
         .create_link(account, NewLink::new("Invite", Flow::Selfie))
         .await
         .expect("link");
-    let started = links.redeem(&created.token).await.expect("redeem");
+    let started = links
+        .redeem(&created.token, magic_link::start::Start::new())
+        .await
+        .expect("redeem");
     links
         .complete_session_with_token(&started.session_token, Outcome::Approved)
         .await
@@ -1004,7 +1008,7 @@ async fn views_wait_on_no_redemption_and_block_none() {
     .expect("hold the counters row");
     for link in [viewed.id, other.id] {
         impatient
-            .redeem(link, SessionId::new(),  None, ttl(), epoch())
+            .redeem(link, SessionId::new(), None, ttl(), epoch())
             .await
             .expect("a redemption does not wait on a view");
     }

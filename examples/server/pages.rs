@@ -66,7 +66,7 @@ pub(crate) async fn landing<S: LinkStore>(
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    let inspection = match app.links.inspect(&token).await {
+    let inspection = match app.links.inspect(&token, None).await {
         Ok(inspection) => inspection,
         Err(err) => return Problem::of_error(&err).page(&nonce, i18n::for_request(&headers)),
     };
@@ -105,13 +105,17 @@ pub(crate) async fn start<S: LinkStore>(
     if let Ok(claims) = app.links.verify_link_token(&token) {
         views::confirm_from_cookie(&app, &token, claims.link(), &headers).await;
     }
-    match app.links.redeem(&token).await {
+    match app
+        .links
+        .redeem(&token, magic_link::start::Start::new())
+        .await
+    {
         Ok(started) => Redirect::to(&format!("{}/s/{}", app.path_prefix, started.session_token))
             .into_response(),
         Err(err) => {
             // The page is in the link's language when the link is known.
             let t = match &err {
-                Error::Rejected(_) => match app.links.inspect(&token).await {
+                Error::Rejected(_) => match app.links.inspect(&token, None).await {
                     Ok(inspection) => i18n::for_language(&inspection.link.language),
                     Err(_) => i18n::for_request(&headers),
                 },

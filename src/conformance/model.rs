@@ -354,8 +354,8 @@ pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
             Op::Redeem { link } => {
                 let id = SessionId::new();
                 let link = world.link(link);
-                let got: Returned = store.redeem(link, id,  None, ttl(), now).await.into();
-                let want = model.redeem(link, id,  None, ttl(), now).await.into();
+                let got: Returned = store.redeem(link, id, None, ttl(), now).await.into();
+                let want = model.redeem(link, id, None, ttl(), now).await.into();
                 if matches!(got, Returned::Session(_)) {
                     world.sessions.push(id);
                 }

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 
 use super::delivery_model::DeliveryModel;
 use crate::funnel::{ViewChange, ViewCounts};
-use crate::start::{HandoffId, StartKeyHash};
 use crate::rules;
+use crate::start::{HandoffId, StartKeyHash};
 use crate::store::{LinkStore, WebhookStore};
 use crate::webhooks::{Attempt, Claim, Delivery, Endpoint, Lease, NextStep};
 use crate::{
@@ -243,7 +243,11 @@ impl LinkStore for ReferenceStore {
         })
     }
 
-    async fn accept_handoff(&self, handoff: HandoffId, now: DateTime<Utc>) -> Result<Session, Error> {
+    async fn accept_handoff(
+        &self,
+        handoff: HandoffId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
         self.with(|m| {
             let (account, session, expires_at, used) =
                 m.handoffs.get_mut(&handoff).ok_or(Rejection::NotFound)?;

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, SystemClock};
-use crate::store::{IdSource, LinkStore};
 use crate::start::{Handoff, HandoffId, HandoffTtl, Start, StartKey, FORM_TOKEN_TTL};
+use crate::store::{IdSource, LinkStore};
 use crate::tokens::{FormToken, HandoffToken, Keyring, LinkBase, LinkToken, SessionToken};
 use crate::{
     Account, AccountId, Error, Event, IdempotencyKey, Link, LinkId, LinkStats, LinkStatus, NewLink,

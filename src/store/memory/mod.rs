@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 
 use crate::funnel::{ViewChange, ViewCounts};
-use crate::start::{HandoffId, StartKeyHash};
 use crate::rules::{self, Effects};
+use crate::start::{HandoffId, StartKeyHash};
 use crate::store::{ChangeSignal, Changes, IdSource, LinkStore};
 use crate::{
     Account, AccountId, Error, Event, EventId, EventKind, IdempotencyKey, LedgerEntry, LedgerKind,
@@ -366,7 +366,11 @@ impl LinkStore for MemoryStore {
         Ok(stored)
     }
 
-    async fn accept_handoff(&self, handoff: HandoffId, now: DateTime<Utc>) -> Result<Session, Error> {
+    async fn accept_handoff(
+        &self,
+        handoff: HandoffId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
         let event_id = self.event_id();
         let mut handoffs = lock(&self.handoffs);
         let entry = handoffs.get_mut(&handoff).ok_or(Rejection::NotFound)?;

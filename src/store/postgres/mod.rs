@@ -463,7 +463,11 @@ impl LinkStore for PostgresStore {
         decode::session(&row, 1)
     }
 
-    async fn accept_handoff(&self, handoff: HandoffId, now: DateTime<Utc>) -> Result<Session, Error> {
+    async fn accept_handoff(
+        &self,
+        handoff: HandoffId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
         let row = self
             .one(|| {
                 sqlx::query(&self.sql.accept_handoff)

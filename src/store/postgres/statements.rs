@@ -49,8 +49,10 @@ impl Statements {
             ),
             insert_link: s("SELECT r_code \
                  FROM __SCHEMA__.insert_link($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
-            redeem: s("SELECT r_code, r_account, r_number, r_flow, r_language, r_session, \
-                 r_started_at, r_expires_at FROM __SCHEMA__.redeem($1, $2, $3, $4, $5)"),
+            redeem: s(
+                "SELECT r_code, r_account, r_number, r_flow, r_language, r_session, \
+                 r_started_at, r_expires_at FROM __SCHEMA__.redeem($1, $2, $3, $4, $5)",
+            ),
             started_session: s("SELECT {session} FROM __SCHEMA__.sessions s \
                  WHERE s.link_id = $1 AND s.start_key = $2 AND s.status = 'started' \
                  AND s.expires_at > $3"),
