@@ -694,7 +694,10 @@ async fn the_dispatcher_delivers_from_postgres() {
         .create_link(account, NewLink::new("Invite", Flow::Selfie))
         .await
         .expect("link");
-    let started = links.redeem(&created.token).await.expect("redeem");
+    let started = links
+        .redeem(&created.token, magic_link::start::Start::new())
+        .await
+        .expect("redeem");
     links
         .complete_session_with_token(&started.session_token, Outcome::Approved)
         .await

@@ -252,7 +252,7 @@ async fn connections_killed_mid_statement_break_no_invariant() {
             let mut n = 0u32;
             while !stop.load(Ordering::Relaxed) && n < 400 {
                 n += 1;
-                match links.redeem(&token).await {
+                match links.redeem(&token, magic_link::start::Start::new()).await {
                     Ok(started) if (i + n).is_multiple_of(3) => {
                         ok.fetch_add(1, Ordering::Relaxed);
                         // Completing may also be cut off; that too must leave the rules whole.
@@ -299,7 +299,7 @@ async fn connections_killed_mid_statement_break_no_invariant() {
 
     // The pool recovers: new connections replace the killed ones.
     links
-        .redeem(&link.token)
+        .redeem(&link.token, magic_link::start::Start::new())
         .await
         .expect("a redemption after the storm");
     let (uses, ..) = check_invariants(&links, account, link.link.id, credits).await;
@@ -503,7 +503,7 @@ async fn a_server_restart_under_load_loses_nothing() {
                 if load_done.load(Ordering::Relaxed) {
                     break;
                 }
-                match links.redeem(&token).await {
+                match links.redeem(&token, magic_link::start::Start::new()).await {
                     Ok(started) => {
                         let id = started.session.id;
                         let done = match (i + n) % 3 {
@@ -565,7 +565,7 @@ async fn a_server_restart_under_load_loses_nothing() {
 
     // The pool recovered; the rules held.
     links
-        .redeem(&link.token)
+        .redeem(&link.token, magic_link::start::Start::new())
         .await
         .expect("a redemption after the restart");
     let (uses, completed, abandoned) =

@@ -43,10 +43,38 @@ impl LinkStore for Watched {
         &self,
         link: LinkId,
         session: SessionId,
+        key: Option<magic_link::start::StartKeyHash>,
         ttl: SessionTtl,
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
-        self.touch().redeem(link, session, None, ttl, now).await
+        self.touch().redeem(link, session, key, ttl, now).await
+    }
+    async fn started_session(
+        &self,
+        link: LinkId,
+        key: magic_link::start::StartKeyHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, Error> {
+        self.touch().started_session(link, key, now).await
+    }
+    async fn create_handoff(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        handoff: magic_link::start::HandoffId,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.touch()
+            .create_handoff(account, session, handoff, expires_at, now)
+            .await
+    }
+    async fn accept_handoff(
+        &self,
+        handoff: magic_link::start::HandoffId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.touch().accept_handoff(handoff, now).await
     }
     async fn complete(
         &self,
@@ -189,12 +217,19 @@ async fn create_link_returns_a_url_that_inspects_and_redeems() {
     let claims = links.verify_link_token(&created.token).unwrap();
     assert_eq!(claims.link(), created.link.id);
 
-    let seen = links.inspect(&created.token).await.unwrap();
+    let seen = links.inspect(&created.token, None).await.unwrap();
     assert_eq!(seen.link, created.link);
-    let started = links.redeem(&created.token).await.unwrap();
+    let started = links
+        .redeem(&created.token, magic_link::start::Start::new())
+        .await
+        .unwrap();
     assert_eq!(started.session.link, created.link.id);
     assert_eq!(
-        links.redeem(&created.token).await.unwrap_err().rejection(),
+        links
+            .redeem(&created.token, magic_link::start::Start::new())
+            .await
+            .unwrap_err()
+            .rejection(),
         Some(Rejection::Exhausted)
     );
 }
@@ -211,9 +246,18 @@ async fn session_tokens_drive_their_session() {
         )
         .await
         .unwrap();
-    let first = links.redeem(&created.token).await.unwrap();
-    let second = links.redeem(&created.token).await.unwrap();
-    let third = links.redeem(&created.token).await.unwrap();
+    let first = links
+        .redeem(&created.token, magic_link::start::Start::new())
+        .await
+        .unwrap();
+    let second = links
+        .redeem(&created.token, magic_link::start::Start::new())
+        .await
+        .unwrap();
+    let third = links
+        .redeem(&created.token, magic_link::start::Start::new())
+        .await
+        .unwrap();
 
     let claims = links.verify_session_token(&first.session_token).unwrap();
     assert_eq!(
@@ -290,7 +334,10 @@ async fn invalid_tokens_never_reach_the_store() {
         )
         .await
         .unwrap();
-    let started = links.redeem(&created.token).await.unwrap();
+    let started = links
+        .redeem(&created.token, magic_link::start::Start::new())
+        .await
+        .unwrap();
     let foreign = links_over(&store, Keyring::generate().unwrap(), &clock);
     let mut forged = created.token.clone();
     forged.replace_range(40..41, if &forged[40..41] == "A" { "B" } else { "A" });
@@ -326,11 +373,15 @@ async fn invalid_tokens_never_reach_the_store() {
     let before = store.calls();
     for (token, expected) in &link_cases {
         assert_eq!(
-            token_error(links.inspect(token).await),
+            token_error(links.inspect(token, None).await),
             *expected,
             "{token}"
         );
-        assert_eq!(token_error(links.redeem(token).await), *expected, "{token}");
+        assert_eq!(
+            token_error(links.redeem(token, magic_link::start::Start::new()).await),
+            *expected,
+            "{token}"
+        );
         assert_eq!(
             token_error(
                 links
@@ -342,7 +393,7 @@ async fn invalid_tokens_never_reach_the_store() {
         );
     }
     assert_eq!(
-        token_error(foreign.inspect(&created.token).await),
+        token_error(foreign.inspect(&created.token, None).await),
         TokenError::Forged
     );
     assert_eq!(
@@ -363,7 +414,11 @@ async fn invalid_tokens_never_reach_the_store() {
     }
     clock.set(expiry);
     assert_eq!(
-        token_error(links.redeem(&created.token).await),
+        token_error(
+            links
+                .redeem(&created.token, magic_link::start::Start::new())
+                .await
+        ),
         TokenError::Expired
     );
     assert_eq!(
@@ -392,7 +447,10 @@ async fn rotation_keeps_sent_links_working_until_their_key_is_removed() {
         )
         .await
         .unwrap();
-    let started = v1.redeem(&created.token).await.unwrap();
+    let started = v1
+        .redeem(&created.token, magic_link::start::Start::new())
+        .await
+        .unwrap();
 
     // The service restarts with a rotated keyring (key 2 signs, key 1 still verifies).
     assert_eq!(keyring.rotate().unwrap(), 2);
@@ -401,25 +459,28 @@ async fn rotation_keeps_sent_links_working_until_their_key_is_removed() {
         Keyring::parse(keyring.export().expose_secret()).unwrap(),
         &clock,
     );
-    assert!(v2.inspect(&created.token).await.is_ok());
+    assert!(v2.inspect(&created.token, None).await.is_ok());
     assert!(v2.verify_session_token(&started.session_token).is_ok());
     let new_url = v2.link_url(account, created.link.id).await.unwrap();
     assert_ne!(new_url, created.url);
     let new_token = magic_link::tokens::token_from_url(&new_url).unwrap();
-    assert!(v2.inspect(new_token).await.is_ok());
+    assert!(v2.inspect(new_token, None).await.is_ok());
 
     // Later, key 1 is retired: links sent before the rotation stop working.
     keyring.remove(1).unwrap();
     let v3 = links_over(&store, keyring, &clock);
     assert_eq!(
-        token_error(v3.inspect(&created.token).await),
+        token_error(v3.inspect(&created.token, None).await),
         TokenError::UnknownKey { key_id: 1 }
     );
     assert_eq!(
         token_error(v3.verify_session_token(&started.session_token)),
         TokenError::UnknownKey { key_id: 1 }
     );
-    assert!(v3.redeem(new_token).await.is_ok());
+    assert!(v3
+        .redeem(new_token, magic_link::start::Start::new())
+        .await
+        .is_ok());
 }
 
 #[tokio::test]
@@ -433,7 +494,10 @@ async fn debug_hides_link_and_session_tokens() {
     let printed = format!("{created:?}");
     assert!(!printed.contains(&created.token[10..40]), "{printed}");
     assert!(printed.contains(&created.link.id.to_string()));
-    let started = links.redeem(&created.token).await.unwrap();
+    let started = links
+        .redeem(&created.token, magic_link::start::Start::new())
+        .await
+        .unwrap();
     let printed = format!("{started:?}");
     assert!(!printed.contains(&started.session_token));
     assert!(!printed.contains(&started.session_token[10..30]));
