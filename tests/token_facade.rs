@@ -548,7 +548,7 @@ async fn bad_form_tokens_never_reach_the_store() {
             TokenError::Truncated,
         ),
         (
-            Start::from_landing_page(key.clone(), "garbage!"),
+            Start::from_landing_page(key.clone(), "!garbage"),
             TokenError::Malformed,
         ),
         (
