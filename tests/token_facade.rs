@@ -505,3 +505,91 @@ async fn debug_hides_link_and_session_tokens() {
     let printed = format!("{links:?}");
     assert!(printed.contains("Keyring { signing_key_id: 1, key_ids: [1], .. }"));
 }
+
+/// The checks of a start run in order, link token, form token, store, and a rejected form
+/// token costs no store access: a missing one (empty), one for another link, another browser's
+/// key, an expired one, garbage. A bad link token is reported as such, whatever the form token.
+#[tokio::test]
+async fn bad_form_tokens_never_reach_the_store() {
+    use magic_link::start::{Start, StartKey};
+    let (links, store, clock) = setup();
+    let account = funded(&links, 5).await;
+    let spec = || NewLink::new("x", Flow::Selfie).limit(UsageLimit::Unlimited);
+    let created = links.create_link(account, spec()).await.unwrap();
+    let other = links.create_link(account, spec()).await.unwrap();
+    let key = StartKey::new("browser-a-0123456789").unwrap();
+    let other_key = StartKey::new("browser-b-0123456789").unwrap();
+    let form = links
+        .inspect(&created.token, Some(&key))
+        .await
+        .unwrap()
+        .form_token
+        .expect("a form token for a key");
+    let other_form = links
+        .inspect(&other.token, Some(&key))
+        .await
+        .unwrap()
+        .form_token
+        .unwrap();
+    let stale_form = form.clone();
+    clock.advance(Duration::minutes(59));
+    let fresh_form = links
+        .inspect(&created.token, Some(&key))
+        .await
+        .unwrap()
+        .form_token
+        .unwrap();
+    clock.advance(Duration::minutes(1));
+
+    let before = store.calls();
+    let cases: Vec<(Start, TokenError)> = vec![
+        (
+            Start::from_landing_page(key.clone(), ""),
+            TokenError::Truncated,
+        ),
+        (
+            Start::from_landing_page(key.clone(), "!garbage"),
+            TokenError::Malformed,
+        ),
+        (
+            Start::from_landing_page(key.clone(), other_form),
+            TokenError::Forged,
+        ),
+        (
+            Start::from_landing_page(other_key.clone(), fresh_form.clone()),
+            TokenError::Forged,
+        ),
+        (
+            Start::from_landing_page(key.clone(), stale_form),
+            TokenError::Expired,
+        ),
+        (
+            Start::from_landing_page(key.clone(), created.token.clone()),
+            TokenError::TooLong,
+        ),
+    ];
+    for (start, expected) in cases {
+        let got = links.redeem(&created.token, start.clone()).await;
+        match got {
+            Err(Error::InvalidFormToken(e)) => assert_eq!(e, expected, "{start:?}"),
+            other => panic!("{start:?}: expected a form token error, got {other:?}"),
+        }
+        // The link token is checked first.
+        assert_eq!(
+            token_error(links.redeem("garbage", start).await),
+            TokenError::UnknownVersion { version: 129 }
+        );
+    }
+    assert_eq!(
+        store.calls(),
+        before,
+        "no rejected form token reached the store"
+    );
+
+    let started = links
+        .redeem(&created.token, Start::from_landing_page(key, fresh_form))
+        .await
+        .expect("the page's own form token");
+    assert!(!started.resumed);
+    assert_eq!(links.link(account, created.link.id).await.unwrap().uses, 1);
+}

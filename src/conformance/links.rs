@@ -28,6 +28,8 @@ pub async fn run_all<S: LinkStore>(store: &S) {
     super::review_decides_once(store).await;
     views_change_nothing_else(store).await;
     funnel_stats(store).await;
+    super::keyed_starts(store).await;
+    super::handoffs(store).await;
 }
 
 /// Atomic create: ids are never overwritten; links need an existing account.

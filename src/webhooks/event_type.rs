@@ -190,7 +190,7 @@ mod tests {
             "link",
             "LINK.CREATED",
             "link.created ",
-            "session.handed_off",
+            "session.handed-off",
         ] {
             assert_eq!(
                 bad.parse::<EventType>(),
