@@ -30,11 +30,16 @@
 //! Opening a link must never consume it: email scanners open links before people do. A landing
 //! page calls [`MagicLinks::inspect`] on GET and HEAD; only an explicit POST calls
 //! [`MagicLinks::redeem`], which returns the new session and its
-//! [session token](tokens::SessionToken) for the verification flow page.
+//! [session token](tokens::SessionToken) for the verification flow page. With a
+//! [start key](start::StartKey) from the browser's cookie a start is idempotent, and with the
+//! landing page's [form token](tokens::FormToken) it works only from a browser that loaded the
+//! page; a session can move to a phone with a [hand-off](MagicLinks::handoff) (see
+//! [`start`]).
 //!
 //! # Examples
 //!
 //! ```
+//! use magic_link::start::Start;
 //! use magic_link::store::MemoryStore;
 //! use magic_link::tokens::{token_from_url, Keyring, LinkBase};
 //! use magic_link::{AccountId, Flow, IdempotencyKey, MagicLinks, NewLink, Rejection};
@@ -49,8 +54,8 @@
 //!
 //! // The landing page receives the URL's path and takes the token from it.
 //! let token = token_from_url(&created.url)?;
-//! links.redeem(token).await?;
-//! let again = links.redeem(token).await.unwrap_err();
+//! links.redeem(token, Start::new()).await?;
+//! let again = links.redeem(token, Start::new()).await.unwrap_err();
 //! assert_eq!(again.rejection(), Some(Rejection::Exhausted));
 //! # Ok(()) }
 //! ```

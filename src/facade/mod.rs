@@ -126,6 +126,7 @@ impl Inspection {
 /// # Examples
 ///
 /// ```
+/// use magic_link::start::Start;
 /// use magic_link::store::MemoryStore;
 /// use magic_link::tokens::Keyring;
 /// use magic_link::{AccountId, Flow, IdempotencyKey, MagicLinks, NewLink, Outcome, UsageLimit};
@@ -145,9 +146,9 @@ impl Inspection {
 /// assert!(created.url.starts_with("https://verify.example.com/l/"));
 ///
 /// // A GET of the landing page (or an email scanner) only inspects.
-/// assert!(links.inspect(&created.token).await?.can_start().is_ok());
-/// // The person presses "Start verification".
-/// let started = links.redeem(&created.token).await?;
+/// assert!(links.inspect(&created.token, None).await?.can_start().is_ok());
+/// // The person presses "Start verification" (a backend start: no start key, no form token).
+/// let started = links.redeem(&created.token, Start::new()).await?;
 /// // The flow page reports the verification's outcome with the session token.
 /// links
 ///     .complete_session_with_token(&started.session_token, Outcome::Approved)
@@ -569,7 +570,7 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
     /// let account = links.create_account(AccountId::new()).await?;
     /// links.top_up(account.id, 1, IdempotencyKey::new("first")?).await?;
     /// let created = links.create_link(account.id, NewLink::new("Case", Flow::Document)).await?;
-    /// let started = links.redeem(&created.token).await?;
+    /// let started = links.redeem(&created.token, magic_link::start::Start::new()).await?;
     /// let id = started.session.id;
     /// links.complete_session(account.id, id, Outcome::NeedsReview).await?;
     /// // A person looked at the case.

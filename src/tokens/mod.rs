@@ -32,11 +32,37 @@
 //! |     37 |      8 | expiry, `u64` Unix seconds, never `0`      |
 //! |     45 |     16 | tag                                        |
 //!
+//! Form token ([`FormToken`]), 29 bytes, 39 characters:
+//!
+//! | offset | length | field                                      |
+//! |-------:|-------:|--------------------------------------------|
+//! |      0 |      1 | version, `0x01`                            |
+//! |      1 |      4 | key id, `u32`                              |
+//! |      5 |      8 | expiry, `u64` Unix seconds, never `0`      |
+//! |     13 |     16 | tag                                        |
+//!
+//! Hand-off token ([`HandoffToken`]), 45 bytes, 60 characters:
+//!
+//! | offset | length | field                                      |
+//! |-------:|-------:|--------------------------------------------|
+//! |      0 |      1 | version, `0x01`                            |
+//! |      1 |      4 | key id, `u32`                              |
+//! |      5 |     16 | hand-off id, 16 random bytes               |
+//! |     21 |      8 | expiry, `u64` Unix seconds, never `0`      |
+//! |     29 |     16 | tag                                        |
+//!
 //! The tag is the first 16 bytes (128 bits) of
 //! `HMAC-SHA256(key, context || bytes before the tag)`, where `context` is the ASCII string
-//! `magic-link/v1/link` for link tokens and `magic-link/v1/session` for session tokens, with
-//! no terminator. Neither context is a prefix of the other, so a link token can never verify
-//! as a session token, nor the reverse (their lengths differ too).
+//! `magic-link/v1/link` for link tokens, `magic-link/v1/session` for session tokens,
+//! `magic-link/v1/form` for form tokens and `magic-link/v1/handoff` for hand-off tokens, with
+//! no terminator. No context is a prefix of another, so no token verifies as a token of
+//! another kind (a hand-off token has a link token's length, and fails as forged).
+//!
+//! A form token's tag covers more than its bytes: `HMAC-SHA256(key, context || bytes before
+//! the tag || link id (16 bytes) || n || start key)`, where `n` is the start key's length in
+//! one byte and the start key is its ASCII text. The token carries neither: whoever checks it
+//! supplies the link (from the link token) and the key (from the browser's cookie), so it
+//! verifies only for the link and the browser it was minted for.
 //!
 //! An expiry is a whole second, rounded down from the object's expiry, so a token never
 //! outlives its link or session; an expiry at or before 1970-01-01T00:00:01Z is written as
@@ -724,6 +750,14 @@ mod tests {
         assert_eq!(LINK_BYTES, 45);
         assert_eq!(LinkToken::LEN, 60);
         const { assert!(LinkToken::LEN <= 64) };
+        assert_eq!(FormToken::LEN, 39);
+        assert_eq!(HandoffToken::LEN, 60);
+        let contexts = [LINK_CONTEXT, SESSION_CONTEXT, FORM_CONTEXT, HANDOFF_CONTEXT];
+        for (i, a) in contexts.iter().enumerate() {
+            for (j, b) in contexts.iter().enumerate() {
+                assert!(i == j || !a.starts_with(b), "{a:?} {b:?}");
+            }
+        }
         assert_eq!(SESSION_BYTES, 61);
         assert_eq!(SessionToken::LEN, 82);
         assert!(!LINK_CONTEXT.starts_with(SESSION_CONTEXT));
