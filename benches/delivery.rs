@@ -238,7 +238,14 @@ where
         .expect("link");
     let mut sessions = Vec::with_capacity(events);
     for _ in 0..events {
-        sessions.push(links.redeem(&link.token).await.expect("redeem").session.id);
+        sessions.push(
+            links
+                .redeem(&link.token, magic_link::start::Start::new())
+                .await
+                .expect("redeem")
+                .session
+                .id,
+        );
     }
     let completed: Arc<Mutex<HashMap<SessionId, Instant>>> = Arc::default();
     let arrivals = Arc::new(Mutex::new(Vec::new()));
@@ -301,7 +308,10 @@ where
         .await
         .expect("link");
     for _ in 0..backlog - 2 {
-        links.redeem(&link.token).await.expect("redeem");
+        links
+            .redeem(&link.token, magic_link::start::Start::new())
+            .await
+            .expect("redeem");
     }
     let mut requests = Vec::new();
     let mut elapsed = Duration::ZERO;

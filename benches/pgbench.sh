@@ -26,10 +26,10 @@ trap 'rm -rf "$script"' EXIT
 # The statement PostgresStore::redeem sends, with the ids and times the bench uses.
 cat >"$script/spread.sql" <<SQL
 \set n random(0, 99999)
-SELECT r_code, r_account, r_number, r_flow, r_language FROM "$schema".redeem(lpad(to_hex((:n)::bigint), 32, '0')::uuid, gen_random_uuid(), '2030-01-01T00:00:00Z', '2030-01-02T00:00:00Z');
+SELECT r_code, r_account, r_number, r_flow, r_language FROM "$schema".redeem(lpad(to_hex((:n)::bigint), 32, '0')::uuid, gen_random_uuid(), NULL, '2030-01-01T00:00:00Z', '2030-01-02T00:00:00Z');
 SQL
 cat >"$script/hot.sql" <<SQL
-SELECT r_code, r_account, r_number, r_flow, r_language FROM "$schema".redeem(lpad(to_hex(100000::bigint), 32, '0')::uuid, gen_random_uuid(), '2030-01-01T00:00:00Z', '2030-01-02T00:00:00Z');
+SELECT r_code, r_account, r_number, r_flow, r_language FROM "$schema".redeem(lpad(to_hex(100000::bigint), 32, '0')::uuid, gen_random_uuid(), NULL, '2030-01-01T00:00:00Z', '2030-01-02T00:00:00Z');
 SQL
 
 crate_rate() { # shape tasks -> redemptions/s from criterion's mean

@@ -9,8 +9,11 @@
 //! free port of 127.0.0.1 with the memory store and its rate limits off, tops up credits and
 //! creates an unlimited link over the API, then runs `--clients` (64) concurrent clients for
 //! `--seconds` (10; at most 600), each on its own connection, each cycling through the landing
-//! page (`GET /l/{token}`), "Start verification" (`POST /l/{token}`, redirects not followed) and
-//! API reads (`GET /api/links`, `GET /api/account`).
+//! page (`GET /l/{token}`), "Start verification" (`POST /l/{token}` with the start-key cookie
+//! and the form token that landing page gave, redirects not followed; a client whose last
+//! landing page had no form, for lack of credit, skips it) and API reads (`GET /api/links`,
+//! `GET /api/account`). Each landing page is fetched as a new browser, so each start is a new
+//! session.
 //!
 //! With `--with-limits` the server keeps its default rate limits instead (30 starts and 600 API
 //! requests per client and minute): every client is 127.0.0.1, so this is one client's flood,
@@ -262,12 +265,21 @@ async fn run_client(
 ) -> Counts {
     let mut counts = Counts::default();
     let mut i = first;
+    // The last landing page's start-key cookie and form token.
+    let mut form: Option<(String, String)> = None;
     while Instant::now() < until {
         let op = CYCLE[i % CYCLE.len()];
         i += 1;
         let req = match op {
             Op::Landing => http.get(&landing),
-            Op::Start => http.post(&landing),
+            Op::Start => match form.take() {
+                Some((cookie, token)) => http
+                    .post(&landing)
+                    .header("cookie", cookie)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(format!("form_token={token}")),
+                None => continue,
+            },
             Op::ListLinks => http.get(format!("{base}/api/links?limit=10")),
             Op::Account => http.get(format!("{base}/api/account")),
         };
@@ -281,6 +293,14 @@ async fn run_client(
             }
         };
         let status = res.status();
+        let cookie = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("ml_start="))
+            .and_then(|v| v.split(';').next())
+            .map(str::to_owned);
         let body = match res.bytes().await {
             Ok(body) => body,
             Err(err) => {
@@ -293,6 +313,9 @@ async fn run_client(
         counts
             .latencies
             .push(u32::try_from(micros).unwrap_or(u32::MAX));
+        if matches!(op, Op::Landing) {
+            form = cookie.zip(form_token(&body));
+        }
         let no_credit = || {
             body.windows(b"no_credits".len())
                 .any(|w| w == b"no_credits")
@@ -318,6 +341,15 @@ async fn run_client(
         }
     }
     counts
+}
+
+/// The landing page's form token, if it has the start form.
+fn form_token(page: &[u8]) -> Option<String> {
+    let page = std::str::from_utf8(page).ok()?;
+    let marker = "name=\"form_token\" value=\"";
+    let at = page.find(marker)? + marker.len();
+    let len = page[at..].find('"')?;
+    Some(page[at..at + len].to_owned())
 }
 
 /// The `q`-quantile of sorted latencies, in milliseconds.

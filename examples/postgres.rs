@@ -69,7 +69,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|i| {
             let instance = instances[i % 2].clone();
             let token = created.token.clone();
-            tokio::spawn(async move { instance.redeem(&token).await })
+            tokio::spawn(async move {
+                instance
+                    .redeem(&token, magic_link::start::Start::new())
+                    .await
+            })
         })
         .collect();
     let mut sessions = Vec::new();

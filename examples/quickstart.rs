@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let token = token_from_url(path)?;
 
     // Opening the link (a person, or an email scanner) only inspects it.
-    let seen = links.inspect(token).await?;
+    let seen = links.inspect(token, None).await?;
     println!(
         "inspected: status {:?}, can start: {:?}, uses so far: {}",
         seen.status,
@@ -54,7 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Four people press "Start verification"; the link has three uses.
     let mut sessions = Vec::new();
     for attempt in 1..=4 {
-        match links.redeem(token).await {
+        match links.redeem(token, magic_link::start::Start::new()).await {
             Ok(started) => {
                 println!(
                     "redemption {attempt}: session {} started",
@@ -78,7 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A tampered or foreign token is refused before the store is asked.
     let mut forged = token.to_owned();
     forged.replace_range(10..11, if &forged[10..11] == "A" { "B" } else { "A" });
-    match links.inspect(&forged).await {
+    match links.inspect(&forged, None).await {
         Err(err) => println!("forged token: rejected: {err}"),
         Ok(_) => unreachable!("a forged token never verifies"),
     }

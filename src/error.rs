@@ -50,6 +50,9 @@ pub enum Rejection {
     /// The session was already reviewed with the other decision; a decision is final.
     #[error("the session was already reviewed with another decision")]
     ReviewConflict,
+    /// A hand-off token that was already accepted: a hand-off is single-use.
+    #[error("the hand-off was already used")]
+    HandoffUsed,
 }
 
 /// Input that fails validation. Returned before anything is stored.
@@ -126,6 +129,10 @@ pub enum InvalidInput {
     /// [`Outcome::Denied`](crate::Outcome::Denied).
     #[error("a review decision must be approved or denied")]
     InvalidDecision,
+    /// A start key that is not 16 to 64 URL-safe characters (see
+    /// [`StartKey`](crate::start::StartKey)). The key itself is not repeated.
+    #[error("a start key must be 16 to 64 URL-safe characters")]
+    InvalidStartKey,
 }
 
 /// The crate's error: what every store operation and every facade call returns.
@@ -142,6 +149,12 @@ pub enum Error {
     /// version, signed by an unknown key, forged or expired. Checked before any store access.
     #[error(transparent)]
     InvalidToken(#[from] TokenError),
+    /// The landing page's form token of a [`Start`](crate::start::Start) was rejected:
+    /// malformed, minted for another link or another browser's start key (`Forged`), or
+    /// expired. Checked after the link token and before any store access; a page answers it
+    /// with 400 and a link back to the landing page.
+    #[error("the form token was rejected: {0}")]
+    InvalidFormToken(#[source] TokenError),
     /// An object with this id already exists (atomic create).
     #[error("an object with this id already exists")]
     AlreadyExists,
@@ -165,10 +178,19 @@ impl Error {
         }
     }
 
-    /// The token error, if a link or session token was rejected.
+    /// The token error, if a link, session or hand-off token was rejected (not a form token:
+    /// see [`form_token_error`](Self::form_token_error)).
     pub fn token_error(&self) -> Option<TokenError> {
         match self {
             Self::InvalidToken(e) => Some(*e),
+            _ => None,
+        }
+    }
+
+    /// The token error, if a start's form token was rejected.
+    pub fn form_token_error(&self) -> Option<TokenError> {
+        match self {
+            Self::InvalidFormToken(e) => Some(*e),
             _ => None,
         }
     }

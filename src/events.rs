@@ -58,6 +58,16 @@ pub enum EventKind {
         /// Why.
         reason: AbandonReason,
     },
+    /// A session was handed off to another device: a hand-off token was accepted
+    /// ([`MagicLinks::accept_handoff`](crate::MagicLinks::accept_handoff)). Consumes no use and
+    /// no credit.
+    #[serde(rename = "session.handed_off")]
+    SessionHandedOff {
+        /// The link.
+        link: LinkId,
+        /// The session.
+        session: SessionId,
+    },
     /// A link was deactivated (final).
     #[serde(rename = "link.deactivated")]
     LinkDeactivated {

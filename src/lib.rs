@@ -15,6 +15,7 @@
 //! | [`clock`] | the [`Clock`](clock::Clock) trait, the system clock and a manual clock for tests | host services and tests |
 //! | [`store`] | the [`LinkStore`](store::LinkStore) and [`WebhookStore`](store::WebhookStore) traits, [`MemoryStore`](store::MemoryStore) and `PostgresStore` | choosing a store; implementing one |
 //! | [`webhooks`] | Standard Webhooks signing and verification, payloads, endpoints, the [`Dispatcher`](webhooks::Dispatcher), transports and delivery state | webhook senders and receivers |
+//! | [`start`] | start keys and the [`Start`](start::Start) that [`MagicLinks::redeem`] takes (idempotent starts, form tokens), hand-offs to a phone | landing and flow pages |
 //! | [`funnel`] | landing-page views by kind ([`ViewKind`](funnel::ViewKind)), the top of a link's funnel in [`LinkStats`] | landing pages, dashboards |
 //! | [`rules`] | the rules as pure functions with `now` passed in | store implementers, model tests |
 //! | `qr` | QR codes of link URLs (feature `qr`) | pages that show a link |
@@ -29,11 +30,16 @@
 //! Opening a link must never consume it: email scanners open links before people do. A landing
 //! page calls [`MagicLinks::inspect`] on GET and HEAD; only an explicit POST calls
 //! [`MagicLinks::redeem`], which returns the new session and its
-//! [session token](tokens::SessionToken) for the verification flow page.
+//! [session token](tokens::SessionToken) for the verification flow page. With a
+//! [start key](start::StartKey) from the browser's cookie a start is idempotent, and with the
+//! landing page's [form token](tokens::FormToken) it works only from a browser that loaded the
+//! page; a session can move to a phone with a [hand-off](MagicLinks::handoff) (see
+//! [`start`]).
 //!
 //! # Examples
 //!
 //! ```
+//! use magic_link::start::Start;
 //! use magic_link::store::MemoryStore;
 //! use magic_link::tokens::{token_from_url, Keyring, LinkBase};
 //! use magic_link::{AccountId, Flow, IdempotencyKey, MagicLinks, NewLink, Rejection};
@@ -48,8 +54,8 @@
 //!
 //! // The landing page receives the URL's path and takes the token from it.
 //! let token = token_from_url(&created.url)?;
-//! links.redeem(token).await?;
-//! let again = links.redeem(token).await.unwrap_err();
+//! links.redeem(token, Start::new()).await?;
+//! let again = links.redeem(token, Start::new()).await.unwrap_err();
 //! assert_eq!(again.rejection(), Some(Rejection::Exhausted));
 //! # Ok(()) }
 //! ```
@@ -94,6 +100,7 @@ mod page;
 pub mod qr;
 pub mod rules;
 mod sessions;
+pub mod start;
 mod stats;
 pub mod store;
 #[cfg(feature = "test-util")]

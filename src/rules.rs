@@ -272,6 +272,77 @@ pub fn abandon(
     }
 }
 
+/// What a start key's last session on a link means for a new start with that key (see
+/// [`start`](crate::start)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyedStart {
+    /// The session is open at `now`: return it, change nothing.
+    Resume,
+    /// The session is started but past its time to live: abandon it as expired
+    /// ([`expire`]) in the same step, then redeem.
+    ExpireThenRedeem,
+    /// The session has ended: redeem as without a key.
+    Redeem,
+}
+
+/// Decides a keyed start from the key's last session on the link.
+pub fn keyed_start(session: &Session, now: DateTime<Utc>) -> KeyedStart {
+    if session.is_stale(now) {
+        KeyedStart::ExpireThenRedeem
+    } else if session.is_open() {
+        KeyedStart::Resume
+    } else {
+        KeyedStart::Redeem
+    }
+}
+
+/// Whether `session` is open at `now`: started and within its time to live.
+///
+/// # Errors
+///
+/// [`Rejection::SessionCompleted`], [`Rejection::SessionAbandoned`] or
+/// [`Rejection::SessionExpired`].
+pub fn check_open(session: &Session, now: DateTime<Utc>) -> Result<(), Rejection> {
+    match session.status {
+        SessionStatus::Completed { .. } => Err(Rejection::SessionCompleted),
+        SessionStatus::Abandoned { .. } => Err(Rejection::SessionAbandoned),
+        SessionStatus::Started if now >= session.expires_at => Err(Rejection::SessionExpired),
+        SessionStatus::Started => Ok(()),
+    }
+}
+
+/// Accepts a hand-off of `session` that expires at `expires_at` and was `used` or not: marks it
+/// used and returns `session.handed_off`. Checks, in this order: single use, the hand-off's
+/// expiry, then that the session is open ([`check_open`]). On an error nothing changes.
+///
+/// # Errors
+///
+/// [`Rejection::HandoffUsed`]; [`TokenError::Expired`](crate::tokens::TokenError::Expired);
+/// the errors of [`check_open`].
+pub fn accept_handoff(
+    used: &mut bool,
+    expires_at: DateTime<Utc>,
+    session: &Session,
+    now: DateTime<Utc>,
+) -> Result<Effects<Session>, crate::Error> {
+    if *used {
+        return Err(Rejection::HandoffUsed.into());
+    }
+    if now >= expires_at {
+        return Err(crate::tokens::TokenError::Expired.into());
+    }
+    check_open(session, now)?;
+    *used = true;
+    Ok(Effects {
+        value: session.clone(),
+        events: vec![EventKind::SessionHandedOff {
+            link: session.link,
+            session: session.id,
+        }],
+        ledger: None,
+    })
+}
+
 /// Abandons `session` as expired if it is open and past its time to live; `None` otherwise.
 pub fn expire(
     session: &mut Session,

@@ -380,7 +380,12 @@ async fn started_session<S: LinkStore>(
         )
         .await
         .unwrap();
-    links.redeem(&created.token).await.unwrap().session.id
+    links
+        .redeem(&created.token, magic_link::start::Start::new())
+        .await
+        .unwrap()
+        .session
+        .id
 }
 
 async fn funded<S: LinkStore>(links: &MagicLinks<S, ManualClock>) -> AccountId {
@@ -599,10 +604,38 @@ impl LinkStore for Faulty {
         &self,
         link: LinkId,
         session: SessionId,
+        key: Option<magic_link::start::StartKeyHash>,
         ttl: SessionTtl,
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
-        self.inner.redeem(link, session, ttl, now).await
+        self.inner.redeem(link, session, key, ttl, now).await
+    }
+    async fn started_session(
+        &self,
+        link: LinkId,
+        key: magic_link::start::StartKeyHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, Error> {
+        self.inner.started_session(link, key, now).await
+    }
+    async fn create_handoff(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        handoff: magic_link::start::HandoffId,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.inner
+            .create_handoff(account, session, handoff, expires_at, now)
+            .await
+    }
+    async fn accept_handoff(
+        &self,
+        handoff: magic_link::start::HandoffId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.inner.accept_handoff(handoff, now).await
     }
     async fn complete(
         &self,

@@ -71,3 +71,62 @@ async fn concurrent_reviews_record_one_decision() {
     let report = conformance::review_race(Arc::new(ReferenceStore::new()), 32).await;
     assert_eq!(report.reviewed_events, 1, "{report:?}");
 }
+
+/// 32 tasks redeem one link at once with one start key: 1 use and 1 session, which every task
+/// gets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_starts_with_one_key_make_one_session() {
+    for _ in 0..20 {
+        let report = conformance::keyed_race(
+            Arc::new(MemoryStore::new()),
+            32,
+            UsageLimit::Unlimited,
+            |_| 7,
+        )
+        .await;
+        assert_eq!(report.successes, 32, "{report:?}");
+        assert_eq!(report.distinct_sessions, 1, "{report:?}");
+        assert_eq!(report.uses, 1, "{report:?}");
+    }
+    let report = conformance::keyed_race(
+        Arc::new(ReferenceStore::new()),
+        32,
+        UsageLimit::Unlimited,
+        |_| 7,
+    )
+    .await;
+    assert_eq!(
+        (report.distinct_sessions, report.uses),
+        (1, 1),
+        "{report:?}"
+    );
+}
+
+/// 32 tasks with distinct start keys on a link of 5 uses: exactly 5 sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_starts_with_distinct_keys_stop_at_the_limit() {
+    for _ in 0..20 {
+        let limit = UsageLimit::multi(5).unwrap();
+        let report =
+            conformance::keyed_race(Arc::new(MemoryStore::new()), 32, limit, |t| t as u64).await;
+        assert_eq!(report.successes, 5, "{report:?}");
+        assert_eq!(report.distinct_sessions, 5, "{report:?}");
+        assert_eq!(report.uses, 5, "{report:?}");
+        assert_eq!(
+            report.rejections.get(&Rejection::Exhausted),
+            Some(&27),
+            "{report:?}"
+        );
+    }
+}
+
+/// 32 tasks accept one hand-off at once: exactly one wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_accepts_of_one_handoff_have_one_winner() {
+    for _ in 0..20 {
+        assert_eq!(
+            conformance::handoff_race(Arc::new(MemoryStore::new()), 32).await,
+            1
+        );
+    }
+}

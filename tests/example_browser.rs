@@ -32,6 +32,91 @@ fn binaries_or_skip() -> Option<Binaries> {
     }
 }
 
+/// The phone the public pages are checked on: 390 × 844 CSS pixels.
+const PHONE: (u32, u32) = (390, 844);
+
+/// axe-core's `axe.min.js` (installed by `bash .ci/axe` under `target/axe`, or the file
+/// `AXE_CORE` names). Without it the accessibility test says why and skips, except under CI.
+fn axe_or_skip() -> Option<String> {
+    let path = std::env::var_os("AXE_CORE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| artefact_dir("axe").join("node_modules/axe-core/axe.min.js"));
+    match std::fs::read_to_string(&path) {
+        Ok(source) => Some(source),
+        Err(err) => {
+            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+            assert!(
+                !ci,
+                "{}: {err}: CI runs the accessibility checks (bash .ci/axe)",
+                path.display()
+            );
+            eprintln!(
+                "skipping the accessibility checks: {}: {err} (install with `bash .ci/axe`)",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// The controls of the page smaller than 44 × 44 CSS pixels (a radio button or checkbox counts
+/// with its label, which is what a finger taps), as `tag#id "text" W×H`.
+const SMALL_TAP_TARGETS: &str = "
+    const small = [];
+    const sel = 'a[href], button, summary, select, textarea, input:not([type=hidden])';
+    for (const el of document.querySelectorAll(sel)) {
+      const box = (el.type === 'radio' || el.type === 'checkbox') ? (el.closest('label') || el) : el;
+      const r = box.getBoundingClientRect();
+      if (r.width === 0 && r.height === 0) continue;
+      if (r.width < 44 || r.height < 44) {
+        small.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + ' \"'
+          + (box.textContent || '').trim().slice(0, 30) + '\" '
+          + Math.round(r.width) + 'x' + Math.round(r.height));
+      }
+    }
+    return small;";
+
+/// Runs axe-core in the page (injected with WebDriver's execute, which the page's CSP does not
+/// govern); the serious and critical violations, as `rule: help [targets]`.
+const AXE_RUN: &str = "
+    const done = arguments[arguments.length - 1];
+    axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations
+        .filter(v => v.impact === 'serious' || v.impact === 'critical')
+        .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' ['
+          + v.nodes.map(n => n.target.join(' ')).join(', ') + ']')))
+      .catch(e => done(['axe failed: ' + e]));";
+
+/// Checks the page the phone shows: it fits the viewport (no horizontal scrolling), its tap
+/// targets are at least 44 px, and axe-core finds no serious or critical violation.
+async fn audit(b: &Browser, axe: &str, page: &str) {
+    let fits = b
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth]",
+            vec![],
+        )
+        .await;
+    let (scroll, inner) = (fits[0].as_u64().unwrap(), fits[1].as_u64().unwrap());
+    assert_eq!(inner, u64::from(PHONE.0), "{page}: the phone's viewport");
+    assert!(
+        scroll <= inner,
+        "{page}: scrolls sideways ({scroll} px wide in a {inner} px viewport)"
+    );
+    let small = b.execute(SMALL_TAP_TARGETS, vec![]).await;
+    assert_eq!(
+        small,
+        serde_json::json!([]),
+        "{page}: tap targets under 44 x 44 px"
+    );
+    b.execute(axe, vec![]).await;
+    let violations = b.execute_async(AXE_RUN, vec![]).await;
+    let violations: Vec<String> = serde_json::from_value(violations).unwrap();
+    assert!(
+        violations.is_empty(),
+        "{page}: axe-core found serious or critical violations:\n  {}",
+        violations.join("\n  ")
+    );
+}
+
 enum Limit {
     Single,
     Multi(u32),
@@ -444,6 +529,7 @@ async fn needs_review_is_decided_on_the_dashboard() {
         "link.deactivated",
         "session.completed",
         "session.abandoned",
+        "session.handed_off",
         "credits.added",
     ] {
         b.click_css(&format!("input[name=event-type][value='{name}']"))
@@ -531,7 +617,7 @@ async fn the_dashboard_shows_a_completion_without_reload_or_polling() {
     );
 
     // A person starts and completes a session, in another client.
-    let res = http.post(&url).send().await.unwrap();
+    let res = example_support::start(&http, &url).await;
     assert_eq!(res.status(), 303);
     let flow = format!("{base}{}", res.headers()["location"].to_str().unwrap());
     let done = http
@@ -604,5 +690,234 @@ async fn the_dashboard_shows_a_completion_without_reload_or_polling() {
     )
     .await;
     b.quit().await;
+    drop(server);
+}
+
+/// The public pages on a phone (390 x 844): the landing page, the flow, the result and the
+/// problem pages fit the screen without sideways scrolling, their tap targets are at least
+/// 44 px, and axe-core finds no serious or critical violation on any of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_pages_fit_a_phone_and_pass_axe() {
+    let Some(bins) = binaries_or_skip() else {
+        return;
+    };
+    let Some(axe) = axe_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let server = Server::start(&[("INITIAL_CREDITS", "10")]);
+    let base = server.base.clone();
+    let (status, link) = example_support::post_json(
+        &http(),
+        &format!("{base}/api/links"),
+        &serde_json::json!({"name": "Phone check, with a rather long name that has to wrap",
+                            "flow": "document_and_selfie", "limit": "single"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{link}");
+    let url = link["url"].as_str().unwrap().to_owned();
+
+    let phone = Browser::start_phone(&bins, PHONE.0, PHONE.1).await;
+    phone.goto(&url).await;
+    phone.wait_for("main[data-page=landing]", WAIT).await;
+    audit(&phone, &axe, "the landing page").await;
+
+    phone.click_css("#start").await;
+    phone.wait_for("main[data-page=flow]", WAIT).await;
+    audit(&phone, &axe, "the flow page").await;
+
+    phone.click_css("#outcome-approved").await;
+    phone.click_css("#submit").await;
+    phone
+        .wait_for("main[data-page=done][data-outcome=approved]", WAIT)
+        .await;
+    audit(&phone, &axe, "the result page").await;
+
+    // The problem pages: a used link (410) and a forged one (404).
+    phone.goto(&url).await;
+    phone.wait_for("main[data-problem=used]", WAIT).await;
+    audit(&phone, &axe, "the problem page (used)").await;
+    let at = url.len() - 5;
+    let swap = if &url[at..=at] == "A" { "B" } else { "A" };
+    phone
+        .goto(&format!("{}{swap}{}", &url[..at], &url[at + 1..]))
+        .await;
+    phone.wait_for("main[data-problem=not_found]", WAIT).await;
+    audit(&phone, &axe, "the problem page (not found)").await;
+
+    phone.quit().await;
+    drop(server);
+}
+
+/// Two browsers with their own cookies, a desktop and a phone (390 x 844). The desktop starts,
+/// comes back to the link, sees "Continue your verification" and lands in the same session
+/// (one use). It hands off: the phone opens the short hand-off URL, continues and completes;
+/// the desktop says "continued on your phone", then shows the result by itself. The hand-off
+/// URL opened again is refused. On the phone, two quick presses of "Start verification" start
+/// one session, and a tampered form gets the 400 page. axe-core finds no serious or critical
+/// violation on the landing, flow, hand-off, result, refusal and 400 pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_resume_and_hand_off_between_two_browsers() {
+    let Some(bins) = binaries_or_skip() else {
+        return;
+    };
+    let Some(axe) = axe_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let server = Server::start(&[("INITIAL_CREDITS", "10")]);
+    let base = server.base.clone();
+    let create = |name: &str, limit: serde_json::Value| {
+        let base = base.clone();
+        let body = serde_json::json!({"name": name, "flow": "document_and_selfie", "limit": limit});
+        async move {
+            let (status, link) =
+                example_support::post_json(&http(), &format!("{base}/api/links"), &body).await;
+            assert_eq!(status, 201, "{link}");
+            let id = link["id"].as_str().unwrap().to_owned();
+            (id, link["url"].as_str().unwrap().to_owned())
+        }
+    };
+    let dir = artefact_dir("screenshots");
+    let desktop = Browser::start(&bins).await;
+    let phone = Browser::start_phone(&bins, PHONE.0, PHONE.1).await;
+
+    // The desktop starts a single-use link's verification.
+    let (id, url) = create("Account opening", serde_json::json!("single")).await;
+    desktop.goto(&url).await;
+    desktop.wait_for("main[data-page=landing]", WAIT).await;
+    desktop.click_css("#start").await;
+    desktop.wait_for("main[data-page=flow]", WAIT).await;
+    let flow = desktop.url().await;
+    assert_eq!(uses(&base, &id).await, 1);
+
+    // It comes back to the link (reload, back button, the email again): "Continue", and the
+    // same session, although the link is used up.
+    desktop.goto(&url).await;
+    desktop
+        .wait_for("main[data-page=landing][data-resume]", WAIT)
+        .await;
+    assert_eq!(
+        desktop.text_css("#continue").await,
+        "Continue your verification"
+    );
+    assert_eq!(desktop.text_css("#start").await, "Continue verification");
+    desktop.click_css("#start").await;
+    desktop.wait_for("main[data-page=flow]", WAIT).await;
+    assert_eq!(desktop.url().await, flow, "the same session");
+    assert_eq!(uses(&base, &id).await, 1, "continuing consumed nothing");
+
+    // "Continue on your phone": a QR code and a short URL, followed live.
+    desktop.click_css("#to-phone").await;
+    desktop
+        .wait_for("main[data-page=phone][data-live=open]", WAIT)
+        .await;
+    let handoff_url = desktop.text_css("#handoff-url").await;
+    assert!(
+        handoff_url.starts_with(&format!("{base}/h/")) && handoff_url.len() <= 100,
+        "{handoff_url} ({} characters)",
+        handoff_url.len()
+    );
+    desktop.find("figure.qr svg").await;
+    desktop.screenshot(&dir, "handoff-1-desktop-qr.png").await;
+    desktop
+        .execute("window.stillTheSamePage = true", vec![])
+        .await;
+
+    // The phone opens it: a page with a button (opening it consumed nothing).
+    phone.goto(&handoff_url).await;
+    phone.wait_for("main[data-page=handoff]", WAIT).await;
+    audit(&phone, &axe, "the hand-off page").await;
+    phone.screenshot(&dir, "phone-3-handoff.png").await;
+    phone.click_css("#accept").await;
+    phone.wait_for("main[data-page=flow]", WAIT).await;
+    audit(&phone, &axe, "the flow page (handed off)").await;
+    phone.screenshot(&dir, "phone-2-flow.png").await;
+
+    // The desktop says so, by itself.
+    desktop
+        .wait_for("main[data-page=phone][data-handed-off]", WAIT)
+        .await;
+    assert!(desktop
+        .text_css("#live-status")
+        .await
+        .starts_with("Continued on your phone"));
+    assert_eq!(
+        desktop
+            .execute("return window.stillTheSamePage === true", vec![])
+            .await,
+        true,
+        "no reload"
+    );
+
+    // The phone completes; the desktop shows the result without the person reloading it.
+    phone.click_css("#outcome-approved").await;
+    phone.click_css("#submit").await;
+    phone
+        .wait_for("main[data-page=done][data-outcome=approved]", WAIT)
+        .await;
+    audit(&phone, &axe, "the result page").await;
+    phone.screenshot(&dir, "phone-4-result.png").await;
+    desktop
+        .wait_for("main[data-page=done][data-outcome=approved]", WAIT)
+        .await;
+    desktop
+        .screenshot(&dir, "handoff-2-desktop-result.png")
+        .await;
+    assert_eq!(uses(&base, &id).await, 1);
+
+    // The hand-off URL again: the page opens, its button is refused.
+    phone.goto(&handoff_url).await;
+    phone.wait_for("main[data-page=handoff]", WAIT).await;
+    phone.click_css("#accept").await;
+    phone
+        .wait_for("main[data-problem=handoff_used]", WAIT)
+        .await;
+    audit(&phone, &axe, "the refusal page").await;
+    phone.screenshot(&dir, "phone-5-refused.png").await;
+
+    // On the phone, a new link: two quick presses of "Start verification" (both sent, as a
+    // double tap before the page changes would), one session.
+    let (id, url) = create("Newsletter", serde_json::json!({"multi": 3})).await;
+    phone.goto(&url).await;
+    phone.wait_for("main[data-page=landing]", WAIT).await;
+    audit(&phone, &axe, "the landing page").await;
+    phone.screenshot(&dir, "phone-1-landing.png").await;
+    let statuses = phone
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const form = document.getElementById('start-form');
+             const press = () => fetch(location.href, {method: 'POST', body: new URLSearchParams(new FormData(form)), redirect: 'manual'});
+             Promise.all([press(), press()]).then(rs => done(rs.map(r => r.type)));",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        statuses,
+        serde_json::json!(["opaqueredirect", "opaqueredirect"])
+    );
+    assert_eq!(uses(&base, &id).await, 1, "two presses, one use");
+
+    // A form whose token was tampered with: the 400 page, with a way back.
+    phone
+        .execute(
+            "const f = document.getElementById('start-form');
+             f.querySelector('input[name=form_token]').value = 'tampered';
+             f.submit();",
+            vec![],
+        )
+        .await;
+    phone
+        .wait_for("main[data-problem=form_rejected]", WAIT)
+        .await;
+    audit(&phone, &axe, "the 400 page").await;
+    phone.click_css("#back").await;
+    phone
+        .wait_for("main[data-page=landing][data-resume]", WAIT)
+        .await;
+    assert_eq!(uses(&base, &id).await, 1);
+
+    desktop.quit().await;
+    phone.quit().await;
     drop(server);
 }

@@ -34,6 +34,27 @@ async fn send(
     (status, retry_after, res.text().await.expect("a body"))
 }
 
+/// "Start verification" as a new browser (the landing page, then its form), with extra
+/// headers on the POST: its status, `Retry-After` and body.
+async fn start(url: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, String) {
+    let form = example_support::landing_form(&http(), url, None).await;
+    let mut req = http()
+        .post(url)
+        .header("cookie", &form.cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("form_token={}", form.form_token));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let res = req.send().await.expect("a response");
+    let status = res.status().as_u16();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, retry_after, res.text().await.expect("a body"))
+}
+
 /// The JSON error code of a body.
 fn code(body: &str) -> Value {
     serde_json::from_str::<Value>(body).unwrap_or(Value::Null)["code"].clone()
@@ -243,9 +264,9 @@ async fn rate_limits_answer_429_with_retry_after() {
     let url = link["url"].as_str().unwrap();
 
     // One start a minute: the second is refused with a page that says to wait.
-    let (status, _, _) = send(Method::POST, url, &[], None).await;
+    let (status, _, _) = start(url, &[]).await;
     assert_eq!(status, 303);
-    let (status, retry_after, page) = send(Method::POST, url, &[], None).await;
+    let (status, retry_after, page) = start(url, &[]).await;
     assert_eq!(status, 429, "{page}");
     seconds(retry_after);
     assert!(
@@ -299,7 +320,7 @@ async fn forwarded_for_counts_only_from_a_trusted_proxy() {
         } else {
             &[("x-forwarded-for", forwarded)]
         };
-        send(Method::POST, &url, headers, None).await.0
+        start(&url, headers).await.0
     };
 
     // From an untrusted peer (127.0.0.1 is not a trusted proxy here), the header is ignored:

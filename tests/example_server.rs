@@ -4,7 +4,9 @@
 
 mod example_support;
 
-use example_support::{get_json, http, post_json, Receiver, Server, SseStream};
+use example_support::{
+    get_json, http, landing_form, post_json, post_start, start, Receiver, Server, SseStream,
+};
 use serde_json::{json, Value};
 
 /// Asserts an API error: the status, the code, and a body of exactly `error` and `code`.
@@ -238,8 +240,10 @@ async fn links_over_the_api_and_their_pages() {
         assert!(!html.contains("<script>alert"));
     }
 
+    // Another browser's landing page, shown now: its start comes later.
+    let other = landing_form(&http, &url, None).await;
     // Start: 303 to the flow page, addressed by the session token.
-    let res = http.post(&url).send().await.unwrap();
+    let res = start(&http, &url).await;
     assert_eq!(res.status(), 303);
     let flow = format!("{base}{}", res.headers()["location"].to_str().unwrap());
     assert!(flow.contains("/s/"), "{flow}");
@@ -256,7 +260,7 @@ async fn links_over_the_api_and_their_pages() {
         .await
         .unwrap()
         .contains("data-problem=\"no_credits\""));
-    assert_eq!(http.post(&url).send().await.unwrap().status(), 503);
+    assert_eq!(post_start(&http, &url, &other).await.status(), 503);
 
     // Completing: a bad form is a 400 page; then approved; a second, different outcome changes
     // nothing; quitting a completed session changes nothing.
@@ -295,7 +299,7 @@ async fn links_over_the_api_and_their_pages() {
         .await
         .unwrap()
         .contains("data-problem=\"deactivated\""));
-    assert_eq!(http.post(&url).send().await.unwrap().status(), 410);
+    assert_eq!(post_start(&http, &url, &other).await.status(), 410);
     let (_, got) = get_json(&http, &format!("{base}/api/links/{id}")).await;
     assert_eq!(
         got["uses"], 1,
@@ -425,7 +429,7 @@ async fn quitting_releases_the_credit_but_not_the_use() {
     let link = create(&server, json!({"name": "Quitter", "flow": "document"})).await;
     let url = link["url"].as_str().unwrap();
 
-    let res = http.post(url).send().await.unwrap();
+    let res = start(&http, url).await;
     assert_eq!(res.status(), 303);
     let flow = format!("{base}{}", res.headers()["location"].to_str().unwrap());
     let page = http.get(&flow).send().await.unwrap().text().await.unwrap();
@@ -651,11 +655,7 @@ async fn completion_fires_a_signed_webhook() {
 
     // A verification completes.
     let link = create(&server, json!({"name": "Hooked", "flow": "selfie"})).await;
-    let res = http
-        .post(link["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let res = start(&http, link["url"].as_str().unwrap()).await;
     assert_eq!(res.status(), 303);
     let flow = format!("{base}{}", res.headers()["location"].to_str().unwrap());
     let res = http
@@ -725,11 +725,7 @@ async fn review_sends_session_reviewed_to_an_endpoint_that_chose_it() {
     );
 
     let link = create(&server, json!({"name": "Reviewed", "flow": "selfie"})).await;
-    let res = http
-        .post(link["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let res = start(&http, link["url"].as_str().unwrap()).await;
     assert_eq!(res.status(), 303);
     let flow = format!("{base}{}", res.headers()["location"].to_str().unwrap());
     let res = http
@@ -919,13 +915,25 @@ async fn landing_views_are_counted_by_kind_and_confirmed_once() {
 
     // A start from the browser that was shown the page confirms its view.
     let res = http.get(url).send().await.unwrap();
-    let view = view_id(&res.text().await.unwrap()).unwrap();
+    let start_key = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("ml_start="))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+        .expect("a person's browser gets a start key");
+    let shown = res.text().await.unwrap();
+    let view = view_id(&shown).unwrap();
+    let form_token = example_support::form_token(&shown).unwrap();
     let page = http.get(url).send().await.unwrap().text().await.unwrap();
     view_id(&page).expect("another page load, another view");
     assert_eq!(views(&stats().await), (1, 4, 2));
     let start = http
         .post(url)
-        .header("cookie", format!("ml_view={view}"))
+        .header("cookie", format!("ml_view={view}; {start_key}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("form_token={form_token}"))
         .send()
         .await
         .unwrap();
@@ -1025,7 +1033,7 @@ async fn flow_events_tell_only_their_session_that_it_ended() {
     let url = link["url"].as_str().unwrap();
     let mut flows = Vec::new();
     for _ in 0..2 {
-        let res = http.post(url).send().await.unwrap();
+        let res = start(&http, url).await;
         assert_eq!(res.status(), 303);
         flows.push(format!(
             "{base}{}",
@@ -1067,4 +1075,273 @@ async fn flow_events_tell_only_their_session_that_it_ended() {
     // A forged session token.
     let forged = format!("{}x/events", flows[0]);
     assert!(SseStream::open(&forged, None).await.is_err());
+}
+
+/// The link's uses, from the JSON API.
+async fn uses_of(base: &str, id: &str) -> u64 {
+    let (status, link) = get_json(&http(), &format!("{base}/api/links/{id}")).await;
+    assert_eq!(status, 200, "{link}");
+    link["uses"].as_u64().unwrap()
+}
+
+/// A start needs the form token that the link's landing page minted for this browser: without
+/// one, with another link's, another browser's or an expired one, it is a 400 page that links
+/// back to the landing page, and nothing is consumed. A bad link token is still a 404 first.
+#[tokio::test]
+async fn a_start_without_the_landing_pages_form_token_is_a_400() {
+    use chrono::{Duration, Utc};
+    use magic_link::start::StartKey;
+    use magic_link::tokens::{FormToken, Keyring};
+    use magic_link::LinkId;
+
+    let keyring = Keyring::generate().unwrap();
+    let keys = keyring.export();
+    let server = Server::start(&[
+        ("INITIAL_CREDITS", "5"),
+        ("MAGIC_LINK_KEYS", keys.expose_secret()),
+    ]);
+    let http = http();
+    let base = &server.base;
+    let link = create(&server, json!({"name": "Form", "flow": "selfie"})).await;
+    let other = create(&server, json!({"name": "Other", "flow": "selfie"})).await;
+    let (id, url) = (link["id"].as_str().unwrap(), link["url"].as_str().unwrap());
+    let token = url.rsplit('/').next().unwrap();
+    let other_url = other["url"].as_str().unwrap();
+
+    let refused = |res: reqwest::Response| async move {
+        assert_eq!(res.status(), 400);
+        let page = res.text().await.unwrap();
+        assert!(page.contains("data-problem=\"form_rejected\""), "{page}");
+        assert!(
+            page.contains(&format!("id=\"back\" href=\"/l/{token}\"")),
+            "a link back to the landing page: {page}"
+        );
+    };
+
+    // A bare POST, as a bot sends it: no cookie, no form.
+    refused(http.post(url).send().await.unwrap()).await;
+    // A cookie but no form token; a form token but no cookie.
+    let form = landing_form(&http, url, None).await;
+    refused(
+        http.post(url)
+            .header("cookie", &form.cookie)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let res = http
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("form_token={}", form.form_token))
+        .send()
+        .await
+        .unwrap();
+    refused(res).await;
+    // Another link's form token, with its own browser's cookie.
+    let elsewhere = landing_form(&http, other_url, None).await;
+    refused(post_start(&http, url, &elsewhere).await).await;
+    // Another browser's cookie with this page's form token.
+    let another = landing_form(&http, url, None).await;
+    let swapped = example_support::LandingForm {
+        cookie: another.cookie.clone(),
+        form_token: form.form_token.clone(),
+    };
+    refused(post_start(&http, url, &swapped).await).await;
+    // A form token that expired (signed with the server's keys, an hour ago).
+    let key = StartKey::new(form.cookie.trim_start_matches("ml_start=")).unwrap();
+    let link_id: LinkId = id.parse().unwrap();
+    let stale = FormToken::new(Utc::now() - Duration::hours(1)).sign(&keyring, link_id, &key);
+    let stale = example_support::LandingForm {
+        cookie: form.cookie.clone(),
+        form_token: stale,
+    };
+    refused(post_start(&http, url, &stale).await).await;
+    assert_eq!(uses_of(base, id).await, 0, "nothing was started");
+
+    // The link token is checked first: a forged one is a 404, form token or not.
+    let forged = format!("{}x", &url[..url.len() - 1]);
+    assert_eq!(http.post(&forged).send().await.unwrap().status(), 404);
+    assert_eq!(post_start(&http, &forged, &form).await.status(), 404);
+
+    // The page's own form starts.
+    assert_eq!(post_start(&http, url, &form).await.status(), 303);
+    assert_eq!(uses_of(base, id).await, 1);
+}
+
+/// One person, one use: a double submit of the landing page's form starts one session; the
+/// same browser coming back to the link sees "Continue your verification", which returns that
+/// session; another browser sees the normal landing page.
+#[tokio::test]
+async fn a_double_submit_and_a_return_resume_the_same_session() {
+    let server = Server::start(&[("INITIAL_CREDITS", "5")]);
+    let http = http();
+    let base = &server.base;
+    let link = create(
+        &server,
+        json!({"name": "Once", "flow": "selfie", "limit": {"multi": 3}}),
+    )
+    .await;
+    let (id, url) = (link["id"].as_str().unwrap(), link["url"].as_str().unwrap());
+
+    let form = landing_form(&http, url, None).await;
+    let (a, b) = tokio::join!(post_start(&http, url, &form), post_start(&http, url, &form));
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (303, 303));
+    let (a, b) = (&a.headers()["location"], &b.headers()["location"]);
+    let (flow_a, flow_b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    assert_eq!(uses_of(base, id).await, 1, "two presses, one use");
+    let (_, sessions) = get_json(&http, &format!("{base}/api/links/{id}/sessions")).await;
+    assert_eq!(
+        sessions["items"].as_array().unwrap().len(),
+        1,
+        "one session"
+    );
+    let (_, account) = get_json(&http, &format!("{base}/api/account")).await;
+    assert_eq!(account["held"], 1, "one credit held");
+
+    // Back to the link in the same browser: "Continue".
+    let again = http
+        .get(url)
+        .header("cookie", &form.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    assert!(
+        again.headers().get("set-cookie").is_none() || {
+            // Only the funnel's view cookie; the start key stays as it is.
+            again
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .all(|v| !v.to_str().unwrap().starts_with("ml_start="))
+        }
+    );
+    let page = again.text().await.unwrap();
+    assert!(page.contains("data-resume"), "{page}");
+    assert!(page.contains("Continue your verification"), "{page}");
+    let token = example_support::form_token(&page).unwrap();
+    let resumed = post_start(
+        &http,
+        url,
+        &example_support::LandingForm {
+            cookie: form.cookie.clone(),
+            form_token: token,
+        },
+    )
+    .await;
+    assert_eq!(resumed.status(), 303);
+    let resumed_flow = resumed.headers()["location"].to_str().unwrap();
+    let claims = |flow: &str| flow.rsplit('/').next().unwrap().to_owned();
+    // Session tokens of one session are signed the same way: the same URL.
+    assert_eq!(claims(resumed_flow), claims(flow_a));
+    assert_eq!(flow_a, flow_b);
+    assert_eq!(uses_of(base, id).await, 1, "continuing consumes nothing");
+
+    // Another device, without the cookie: the normal landing page, and its start is new.
+    let fresh = http.get(url).send().await.unwrap().text().await.unwrap();
+    assert!(!fresh.contains("data-resume") && fresh.contains("Start verification"));
+    assert_eq!(start(&http, url).await.status(), 303);
+    assert_eq!(uses_of(base, id).await, 2);
+}
+
+/// "Continue on your phone": the flow page links to a page with a QR code and a short URL
+/// (at most 100 characters); opening that URL consumes nothing; its button hands the session
+/// over once, to a flow page of the same session; a second use and an expired hand-off are
+/// refused with 410 pages; the first device's event stream says `handed_off`.
+#[tokio::test]
+async fn a_session_is_handed_off_to_a_phone_once() {
+    use chrono::{Duration, Utc};
+    use magic_link::start::HandoffId;
+    use magic_link::tokens::{HandoffToken, Keyring};
+
+    let keyring = Keyring::generate().unwrap();
+    let keys = keyring.export();
+    let server = Server::start(&[
+        ("INITIAL_CREDITS", "5"),
+        ("MAGIC_LINK_KEYS", keys.expose_secret()),
+    ]);
+    let http = http();
+    let base = &server.base;
+    let link = create(&server, json!({"name": "Handed", "flow": "selfie"})).await;
+    let (id, url) = (link["id"].as_str().unwrap(), link["url"].as_str().unwrap());
+    let res = start(&http, url).await;
+    assert_eq!(res.status(), 303);
+    let flow = format!("{base}{}", res.headers()["location"].to_str().unwrap());
+    let page = http.get(&flow).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("id=\"to-phone\""), "{page}");
+
+    let mut stream = SseStream::open(&format!("{flow}/events"), None)
+        .await
+        .unwrap();
+    let phone = http.get(format!("{flow}/phone")).send().await.unwrap();
+    assert_eq!(phone.status(), 200);
+    let phone = phone.text().await.unwrap();
+    assert!(phone.contains("<svg"), "a QR code: {phone}");
+    let at = phone.find("id=\"handoff-url\" class=\"url\">").unwrap() + 29;
+    let handoff_url = &phone[at..at + phone[at..].find('<').unwrap()];
+    assert!(
+        handoff_url.starts_with(&format!("{base}/h/")) && handoff_url.len() <= 100,
+        "a short URL: {handoff_url} ({} characters)",
+        handoff_url.len()
+    );
+
+    // Opened (a scanner, a preview, the person): nothing is used up.
+    for _ in 0..2 {
+        let opened = http.get(handoff_url).send().await.unwrap();
+        assert_eq!(opened.status(), 200);
+        assert!(opened.text().await.unwrap().contains("id=\"accept\""));
+    }
+    let accepted = http.post(handoff_url).send().await.unwrap();
+    assert_eq!(accepted.status(), 303);
+    let phone_flow = format!("{base}{}", accepted.headers()["location"].to_str().unwrap());
+    assert!(phone_flow.contains("/s/"));
+    assert_eq!(stream.next().await.event, "handed_off");
+
+    // A second use: refused.
+    let again = http.post(handoff_url).send().await.unwrap();
+    assert_eq!(again.status(), 410);
+    assert!(again
+        .text()
+        .await
+        .unwrap()
+        .contains("data-problem=\"handoff_used\""));
+
+    // The phone completes; the first device's stream says so; nothing more was consumed.
+    let done = http
+        .post(&phone_flow)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("outcome=approved")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    let ended = stream.next().await;
+    assert_eq!(ended.event, "ended");
+    let ended: Value = serde_json::from_str(&ended.data).unwrap();
+    assert_eq!(ended["outcome"], "approved");
+    assert_eq!(uses_of(base, id).await, 1);
+    let (_, account) = get_json(&http, &format!("{base}/api/account")).await;
+    assert_eq!(account["balance"], 4, "one credit billed");
+
+    // An expired hand-off (signed with the server's keys): refused when opened.
+    let expired = HandoffToken::new(
+        HandoffId::generate().unwrap(),
+        Utc::now() - Duration::minutes(1),
+    )
+    .sign(&keyring);
+    let res = http
+        .get(format!("{base}/h/{expired}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 410);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("data-problem=\"handoff_expired\""));
+    // A hand-off of a session that has ended: the phone page goes to the result.
+    let ended = http.get(format!("{flow}/phone")).send().await.unwrap();
+    assert_eq!(ended.status(), 303);
 }

@@ -68,7 +68,7 @@ async fn two_instances_share_one_database() {
             let http = http.clone();
             let token = token.clone();
             tokio::spawn(async move {
-                let res = http.post(format!("{base}/l/{token}")).send().await.unwrap();
+                let res = example_support::start(&http, &format!("{base}/l/{token}")).await;
                 res.status().as_u16()
             })
         })

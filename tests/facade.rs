@@ -41,7 +41,7 @@ async fn inspecting_never_consumes_a_use() {
     let events = links.events_after(account, 0, 100).await.unwrap().len();
     // An email scanner, a link preview and the person's browser all open the page.
     for _ in 0..50 {
-        let seen = links.inspect(&token).await.unwrap();
+        let seen = links.inspect(&token, None).await.unwrap();
         assert_eq!(seen.status, LinkStatus::Active);
         assert_eq!(seen.can_start(), Ok(()));
     }
@@ -52,8 +52,11 @@ async fn inspecting_never_consumes_a_use() {
         events
     );
 
-    links.redeem(&token).await.unwrap();
-    let used = links.inspect(&token).await.unwrap();
+    links
+        .redeem(&token, magic_link::start::Start::new())
+        .await
+        .unwrap();
+    let used = links.inspect(&token, None).await.unwrap();
     assert_eq!(used.status, LinkStatus::Exhausted);
     assert_eq!(used.can_start(), Err(Rejection::Exhausted));
 }
@@ -70,8 +73,11 @@ async fn inspection_reports_missing_credit() {
         .create_link(account, NewLink::new("B", Flow::Selfie))
         .await
         .unwrap();
-    links.redeem(&a.token).await.unwrap();
-    let seen = links.inspect(&b.token).await.unwrap();
+    links
+        .redeem(&a.token, magic_link::start::Start::new())
+        .await
+        .unwrap();
+    let seen = links.inspect(&b.token, None).await.unwrap();
     assert_eq!(seen.status, LinkStatus::Active);
     assert_eq!(seen.can_start(), Err(Rejection::NoCredits));
 }
@@ -91,12 +97,18 @@ async fn links_expire_on_the_clock_and_are_never_extended() {
         .await
         .unwrap();
     clock.advance(Duration::hours(2) - Duration::microseconds(1));
-    links.redeem(&link.token).await.unwrap();
+    links
+        .redeem(&link.token, magic_link::start::Start::new())
+        .await
+        .unwrap();
     clock.advance(Duration::microseconds(1));
     // The token carries the expiry: an expired link is refused before the store is asked.
-    let err = links.redeem(&link.token).await.unwrap_err();
+    let err = links
+        .redeem(&link.token, magic_link::start::Start::new())
+        .await
+        .unwrap_err();
     assert_eq!(err.token_error(), Some(TokenError::Expired));
-    let err = links.inspect(&link.token).await.unwrap_err();
+    let err = links.inspect(&link.token, None).await.unwrap_err();
     assert_eq!(err.token_error(), Some(TokenError::Expired));
     // The owner still sees the link, expired.
     let owned = links.link(account, link.link.id).await.unwrap();
@@ -115,7 +127,11 @@ async fn sessions_time_out_and_release_their_credit() {
         .create_link(account, NewLink::new("x", Flow::Selfie))
         .await
         .unwrap();
-    let session = links.redeem(&link.token).await.unwrap().session;
+    let session = links
+        .redeem(&link.token, magic_link::start::Start::new())
+        .await
+        .unwrap()
+        .session;
     clock.advance(Duration::minutes(10));
     let late = links
         .complete_session(account, session.id, Outcome::Approved)

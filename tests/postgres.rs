@@ -206,7 +206,7 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     .fetch_all(db.pool())
     .await
     .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
 
     // Migration 5: each delivery function names the Rust rule it mirrors.
     for (function, rule) in [
@@ -300,6 +300,59 @@ async fn concurrent_reviews_record_one_decision() {
     db.drop_schema().await;
 }
 
+/// 32 tasks over 16 connections redeem one link at once with one start key: 1 use and 1
+/// session, which every task gets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_starts_with_one_key_make_one_session() {
+    let Some(db) = TestDb::new(16).await else {
+        return;
+    };
+    let store = Arc::new(db.store.clone());
+    for _ in 0..5 {
+        let report =
+            conformance::keyed_race(Arc::clone(&store), 32, UsageLimit::Unlimited, |_| 7).await;
+        assert_eq!(report.successes, 32, "{report:?}");
+        assert_eq!(report.distinct_sessions, 1, "{report:?}");
+        assert_eq!(report.uses, 1, "{report:?}");
+    }
+    db.drop_schema().await;
+}
+
+/// 32 tasks over 16 connections with distinct start keys on a link of 5 uses: exactly 5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_starts_with_distinct_keys_stop_at_the_limit() {
+    let Some(db) = TestDb::new(16).await else {
+        return;
+    };
+    let store = Arc::new(db.store.clone());
+    for _ in 0..5 {
+        let limit = UsageLimit::multi(5).unwrap();
+        let report = conformance::keyed_race(Arc::clone(&store), 32, limit, |t| t as u64).await;
+        assert_eq!(report.successes, 5, "{report:?}");
+        assert_eq!(report.distinct_sessions, 5, "{report:?}");
+        assert_eq!(report.uses, 5, "{report:?}");
+        assert_eq!(
+            report.rejections.get(&Rejection::Exhausted),
+            Some(&27),
+            "{report:?}"
+        );
+    }
+    db.drop_schema().await;
+}
+
+/// 32 tasks over 16 connections accept one hand-off at once: exactly one wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_accepts_of_one_handoff_have_one_winner() {
+    let Some(db) = TestDb::new(16).await else {
+        return;
+    };
+    let store = Arc::new(db.store.clone());
+    for _ in 0..5 {
+        assert_eq!(conformance::handoff_race(Arc::clone(&store), 32).await, 1);
+    }
+    db.drop_schema().await;
+}
+
 /// Two service instances, each with its own pool, race on one single-use link.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_racing_on_a_single_use_link_have_one_winner() {
@@ -317,7 +370,7 @@ async fn two_instances_racing_on_a_single_use_link_have_one_winner() {
                 let mut outcomes = Vec::new();
                 for _ in 0..10 {
                     let result = store
-                        .redeem(link.id, SessionId::new(), ttl(), epoch())
+                        .redeem(link.id, SessionId::new(), None, ttl(), epoch())
                         .await;
                     outcomes.push(result.map(|_| ()).map_err(|e| e.rejection()));
                 }
@@ -440,7 +493,7 @@ async fn a_redemption_that_fails_midway_changes_nothing() {
 
         let store = db.store.clone();
         let redemption =
-            tokio::spawn(async move { store.redeem(link.id, session, ttl(), epoch()).await });
+            tokio::spawn(async move { store.redeem(link.id, session, None, ttl(), epoch()).await });
         let pid = waiting_redemption(db.pool(), &schema).await;
         let wrote: Vec<String> = sqlx::query_scalar(
             "SELECT c.relname::text FROM pg_locks k JOIN pg_class c ON c.oid = k.relation \
@@ -474,7 +527,7 @@ async fn a_redemption_that_fails_midway_changes_nothing() {
 
     let session = db
         .store
-        .redeem(link.id, session, ttl(), epoch())
+        .redeem(link.id, session, None, ttl(), epoch())
         .await
         .expect("the same redemption succeeds afterwards");
     assert_eq!(session.number, 1);
@@ -498,7 +551,7 @@ async fn a_concurrent_duplicate_session_id_is_already_exists() {
     let other = conformance::account_with(&db.store, 5).await;
     let mut first = db.pool().begin().await.expect("begin");
     sqlx::query(&format!(
-        "SELECT r_code FROM \"{schema}\".redeem($1, $2, $3, $4)"
+        "SELECT r_code FROM \"{schema}\".redeem($1, $2, NULL, $3, $4)"
     ))
     .bind(
         conformance::link_with(&db.store, other.id, UsageLimit::Unlimited, None)
@@ -514,7 +567,8 @@ async fn a_concurrent_duplicate_session_id_is_already_exists() {
     .expect("first redemption");
 
     let store = db.store.clone();
-    let second = tokio::spawn(async move { store.redeem(link.id, session, ttl(), epoch()).await });
+    let second =
+        tokio::spawn(async move { store.redeem(link.id, session, None, ttl(), epoch()).await });
     waiting_redemption(db.pool(), &schema).await;
     first.commit().await.expect("commit");
     let result = second.await.expect("task");
@@ -551,7 +605,7 @@ async fn the_outbox_is_gap_free_under_concurrent_writers() {
             tokio::spawn(async move {
                 for _ in 0..100 {
                     store
-                        .redeem(link, SessionId::new(), ttl(), epoch())
+                        .redeem(link, SessionId::new(), None, ttl(), epoch())
                         .await
                         .expect("redeem");
                 }
@@ -693,7 +747,10 @@ async fn the_dispatcher_delivers_from_postgres() {
         .create_link(account, NewLink::new("Invite", Flow::Selfie))
         .await
         .expect("link");
-    let started = links.redeem(&created.token).await.expect("redeem");
+    let started = links
+        .redeem(&created.token, magic_link::start::Start::new())
+        .await
+        .expect("redeem");
     links
         .complete_session_with_token(&started.session_token, Outcome::Approved)
         .await
@@ -898,7 +955,7 @@ async fn endpoints_set_before_event_types_keep_the_types_of_their_time() {
     let expected: Vec<EventType> = EventType::ALL
         .iter()
         .copied()
-        .filter(|&t| t != EventType::SessionReviewed)
+        .filter(|&t| t != EventType::SessionReviewed && t != EventType::SessionHandedOff)
         .collect();
     assert_eq!(endpoint.event_types(), expected);
 
@@ -1004,7 +1061,7 @@ async fn views_wait_on_no_redemption_and_block_none() {
     .expect("hold the counters row");
     for link in [viewed.id, other.id] {
         impatient
-            .redeem(link, SessionId::new(), ttl(), epoch())
+            .redeem(link, SessionId::new(), None, ttl(), epoch())
             .await
             .expect("a redemption does not wait on a view");
     }

@@ -252,7 +252,7 @@ async fn connections_killed_mid_statement_break_no_invariant() {
             let mut n = 0u32;
             while !stop.load(Ordering::Relaxed) && n < 400 {
                 n += 1;
-                match links.redeem(&token).await {
+                match links.redeem(&token, magic_link::start::Start::new()).await {
                     Ok(started) if (i + n).is_multiple_of(3) => {
                         ok.fetch_add(1, Ordering::Relaxed);
                         // Completing may also be cut off; that too must leave the rules whole.
@@ -299,7 +299,7 @@ async fn connections_killed_mid_statement_break_no_invariant() {
 
     // The pool recovers: new connections replace the killed ones.
     links
-        .redeem(&link.token)
+        .redeem(&link.token, magic_link::start::Start::new())
         .await
         .expect("a redemption after the storm");
     let (uses, ..) = check_invariants(&links, account, link.link.id, credits).await;
@@ -503,7 +503,7 @@ async fn a_server_restart_under_load_loses_nothing() {
                 if load_done.load(Ordering::Relaxed) {
                     break;
                 }
-                match links.redeem(&token).await {
+                match links.redeem(&token, magic_link::start::Start::new()).await {
                     Ok(started) => {
                         let id = started.session.id;
                         let done = match (i + n) % 3 {
@@ -565,7 +565,7 @@ async fn a_server_restart_under_load_loses_nothing() {
 
     // The pool recovered; the rules held.
     links
-        .redeem(&link.token)
+        .redeem(&link.token, magic_link::start::Start::new())
         .await
         .expect("a redemption after the restart");
     let (uses, completed, abandoned) =
@@ -628,4 +628,199 @@ async fn a_server_restart_under_load_loses_nothing() {
         expected.len()
     );
     store.pool().close().await;
+}
+
+/// A TCP proxy on 127.0.0.1 between one pool and the server that, once armed, cuts the
+/// connection at the first reply to a statement that ran: it watches the server's messages and
+/// holds back every message after arming; at a ReadyForQuery (`Z`) that follows a DataRow
+/// (`D`) or CommandComplete (`C`), the implicit transaction has committed on the server, and
+/// the proxy closes both sides instead of forwarding the reply. Replies of other round trips
+/// (a statement's Parse and Describe) are forwarded when their `Z` arrives.
+struct CuttingProxy {
+    addr: std::net::SocketAddr,
+    armed: Arc<AtomicBool>,
+    cuts: Arc<AtomicU64>,
+}
+
+impl CuttingProxy {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let armed = Arc::new(AtomicBool::new(false));
+        let cuts = Arc::new(AtomicU64::new(0));
+        let (armed2, cuts2) = (Arc::clone(&armed), Arc::clone(&cuts));
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                tokio::spawn(Self::pipe(
+                    client,
+                    server,
+                    Arc::clone(&armed2),
+                    Arc::clone(&cuts2),
+                ));
+            }
+        });
+        Self { addr, armed, cuts }
+    }
+
+    async fn pipe(
+        client: tokio::net::TcpStream,
+        server: tokio::net::TcpStream,
+        armed: Arc<AtomicBool>,
+        cuts: Arc<AtomicU64>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        let upstream = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+        });
+        // Server to client, message by message (the pool does not ask for TLS, so every server
+        // message is typed: one byte, then a big-endian length that counts itself).
+        let mut buf: Vec<u8> = Vec::new();
+        let mut held: Vec<u8> = Vec::new();
+        let mut ran = false;
+        let mut chunk = [0u8; 8192];
+        'read: loop {
+            let n = match server_read.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            while buf.len() >= 5 {
+                let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+                if buf.len() < 1 + len {
+                    break;
+                }
+                let message: Vec<u8> = buf.drain(..1 + len).collect();
+                if !armed.load(Ordering::SeqCst) && held.is_empty() {
+                    if client_write.write_all(&message).await.is_err() {
+                        break 'read;
+                    }
+                    continue;
+                }
+                let kind = message[0];
+                held.extend_from_slice(&message);
+                ran |= kind == b'D' || kind == b'C';
+                if kind == b'Z' {
+                    if ran && armed.swap(false, Ordering::SeqCst) {
+                        // Committed on the server; the reply never reaches the client.
+                        cuts.fetch_add(1, Ordering::SeqCst);
+                        break 'read;
+                    }
+                    if client_write.write_all(&held).await.is_err() {
+                        break 'read;
+                    }
+                    held.clear();
+                    ran = false;
+                }
+            }
+        }
+        upstream.abort();
+        let _ = client_write.shutdown().await;
+    }
+
+    fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+    }
+
+    fn cuts(&self) -> u64 {
+        self.cuts.load(Ordering::SeqCst)
+    }
+}
+
+/// Safe retry after an unknown outcome: the redemption's commit reaches the server, the
+/// connection drops before its reply comes back, and the caller gets a backend error. Its retry
+/// with the same start key returns the same session, and the link has one use, one hold and one
+/// `link.redeemed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_after_a_lost_commit_reply_returns_the_same_session() {
+    use magic_link::start::{Start, StartKey};
+    let Some(url) = database_url() else { return };
+    let direct = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .expect("connect");
+    let schema = unique("ml_proxy");
+    let store = migrated(direct.clone(), &schema).await;
+    let keyring = Keyring::generate().expect("keyring");
+    let base: magic_link::tokens::LinkBase = "https://verify.example.com/l/".parse().unwrap();
+    let links = MagicLinks::new(store.clone(), keyring.clone(), base.clone());
+    let account = links
+        .create_account(AccountId::new())
+        .await
+        .expect("account");
+    links
+        .top_up(account.id, 5, magic_link::IdempotencyKey::new("t").unwrap())
+        .await
+        .expect("top up");
+    let created = links
+        .create_link(account.id, NewLink::new("proxy", Flow::Selfie))
+        .await
+        .expect("link");
+
+    // A dedicated pool of one connection, through the proxy, without TLS.
+    let options = PgConnectOptions::from_str(&url)
+        .expect("DATABASE_URL")
+        .ssl_mode(sqlx::postgres::PgSslMode::Disable);
+    let upstream = tokio::net::lookup_host((options.get_host(), options.get_port()))
+        .await
+        .expect("resolve")
+        .next()
+        .expect("an address");
+    let proxy = CuttingProxy::start(upstream).await;
+    let proxied_pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.host("127.0.0.1").port(proxy.addr.port()))
+        .await
+        .expect("connect through the proxy");
+    let proxied = PostgresStore::builder(proxied_pool)
+        .schema(&schema)
+        .build()
+        .expect("valid schema name");
+    let through = MagicLinks::new(proxied, keyring, base);
+    // The connection is open and works.
+    assert_eq!(through.account(account.id).await.expect("read").balance, 5);
+
+    let key = StartKey::generate().expect("key");
+    proxy.arm();
+    let lost = through
+        .redeem(&created.token, Start::with_key(key.clone()))
+        .await;
+    assert!(
+        matches!(lost, Err(Error::Backend(_))),
+        "the caller sees a backend error: {lost:?}"
+    );
+    assert_eq!(proxy.cuts(), 1, "the proxy cut the reply");
+    assert_eq!(
+        links.link(account.id, created.link.id).await.unwrap().uses,
+        1,
+        "the first attempt committed"
+    );
+
+    let retried = through
+        .redeem(&created.token, Start::with_key(key))
+        .await
+        .expect("the retry");
+    assert!(retried.resumed, "the retry returns the committed session");
+    let sessions = links
+        .sessions(account.id, created.link.id, Page::first(10))
+        .await
+        .expect("sessions")
+        .items;
+    assert_eq!(sessions.len(), 1, "one session");
+    assert_eq!(sessions[0].id, retried.session.id, "the same session");
+    let (uses, _, _) = check_invariants(&links, account.id, created.link.id, 5).await;
+    assert_eq!(uses, 1, "uses == 1");
+    assert_eq!(links.account(account.id).await.unwrap().held, 1);
+
+    sqlx::raw_sql(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .execute(&direct)
+        .await
+        .expect("drop schema");
 }

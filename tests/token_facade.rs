@@ -43,10 +43,38 @@ impl LinkStore for Watched {
         &self,
         link: LinkId,
         session: SessionId,
+        key: Option<magic_link::start::StartKeyHash>,
         ttl: SessionTtl,
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
-        self.touch().redeem(link, session, ttl, now).await
+        self.touch().redeem(link, session, key, ttl, now).await
+    }
+    async fn started_session(
+        &self,
+        link: LinkId,
+        key: magic_link::start::StartKeyHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, Error> {
+        self.touch().started_session(link, key, now).await
+    }
+    async fn create_handoff(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        handoff: magic_link::start::HandoffId,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.touch()
+            .create_handoff(account, session, handoff, expires_at, now)
+            .await
+    }
+    async fn accept_handoff(
+        &self,
+        handoff: magic_link::start::HandoffId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.touch().accept_handoff(handoff, now).await
     }
     async fn complete(
         &self,
@@ -189,12 +217,19 @@ async fn create_link_returns_a_url_that_inspects_and_redeems() {
     let claims = links.verify_link_token(&created.token).unwrap();
     assert_eq!(claims.link(), created.link.id);
 
-    let seen = links.inspect(&created.token).await.unwrap();
+    let seen = links.inspect(&created.token, None).await.unwrap();
     assert_eq!(seen.link, created.link);
-    let started = links.redeem(&created.token).await.unwrap();
+    let started = links
+        .redeem(&created.token, magic_link::start::Start::new())
+        .await
+        .unwrap();
     assert_eq!(started.session.link, created.link.id);
     assert_eq!(
-        links.redeem(&created.token).await.unwrap_err().rejection(),
+        links
+            .redeem(&created.token, magic_link::start::Start::new())
+            .await
+            .unwrap_err()
+            .rejection(),
         Some(Rejection::Exhausted)
     );
 }
@@ -211,9 +246,18 @@ async fn session_tokens_drive_their_session() {
         )
         .await
         .unwrap();
-    let first = links.redeem(&created.token).await.unwrap();
-    let second = links.redeem(&created.token).await.unwrap();
-    let third = links.redeem(&created.token).await.unwrap();
+    let first = links
+        .redeem(&created.token, magic_link::start::Start::new())
+        .await
+        .unwrap();
+    let second = links
+        .redeem(&created.token, magic_link::start::Start::new())
+        .await
+        .unwrap();
+    let third = links
+        .redeem(&created.token, magic_link::start::Start::new())
+        .await
+        .unwrap();
 
     let claims = links.verify_session_token(&first.session_token).unwrap();
     assert_eq!(
@@ -290,7 +334,10 @@ async fn invalid_tokens_never_reach_the_store() {
         )
         .await
         .unwrap();
-    let started = links.redeem(&created.token).await.unwrap();
+    let started = links
+        .redeem(&created.token, magic_link::start::Start::new())
+        .await
+        .unwrap();
     let foreign = links_over(&store, Keyring::generate().unwrap(), &clock);
     let mut forged = created.token.clone();
     forged.replace_range(40..41, if &forged[40..41] == "A" { "B" } else { "A" });
@@ -326,11 +373,15 @@ async fn invalid_tokens_never_reach_the_store() {
     let before = store.calls();
     for (token, expected) in &link_cases {
         assert_eq!(
-            token_error(links.inspect(token).await),
+            token_error(links.inspect(token, None).await),
             *expected,
             "{token}"
         );
-        assert_eq!(token_error(links.redeem(token).await), *expected, "{token}");
+        assert_eq!(
+            token_error(links.redeem(token, magic_link::start::Start::new()).await),
+            *expected,
+            "{token}"
+        );
         assert_eq!(
             token_error(
                 links
@@ -342,7 +393,7 @@ async fn invalid_tokens_never_reach_the_store() {
         );
     }
     assert_eq!(
-        token_error(foreign.inspect(&created.token).await),
+        token_error(foreign.inspect(&created.token, None).await),
         TokenError::Forged
     );
     assert_eq!(
@@ -363,7 +414,11 @@ async fn invalid_tokens_never_reach_the_store() {
     }
     clock.set(expiry);
     assert_eq!(
-        token_error(links.redeem(&created.token).await),
+        token_error(
+            links
+                .redeem(&created.token, magic_link::start::Start::new())
+                .await
+        ),
         TokenError::Expired
     );
     assert_eq!(
@@ -392,7 +447,10 @@ async fn rotation_keeps_sent_links_working_until_their_key_is_removed() {
         )
         .await
         .unwrap();
-    let started = v1.redeem(&created.token).await.unwrap();
+    let started = v1
+        .redeem(&created.token, magic_link::start::Start::new())
+        .await
+        .unwrap();
 
     // The service restarts with a rotated keyring (key 2 signs, key 1 still verifies).
     assert_eq!(keyring.rotate().unwrap(), 2);
@@ -401,25 +459,28 @@ async fn rotation_keeps_sent_links_working_until_their_key_is_removed() {
         Keyring::parse(keyring.export().expose_secret()).unwrap(),
         &clock,
     );
-    assert!(v2.inspect(&created.token).await.is_ok());
+    assert!(v2.inspect(&created.token, None).await.is_ok());
     assert!(v2.verify_session_token(&started.session_token).is_ok());
     let new_url = v2.link_url(account, created.link.id).await.unwrap();
     assert_ne!(new_url, created.url);
     let new_token = magic_link::tokens::token_from_url(&new_url).unwrap();
-    assert!(v2.inspect(new_token).await.is_ok());
+    assert!(v2.inspect(new_token, None).await.is_ok());
 
     // Later, key 1 is retired: links sent before the rotation stop working.
     keyring.remove(1).unwrap();
     let v3 = links_over(&store, keyring, &clock);
     assert_eq!(
-        token_error(v3.inspect(&created.token).await),
+        token_error(v3.inspect(&created.token, None).await),
         TokenError::UnknownKey { key_id: 1 }
     );
     assert_eq!(
         token_error(v3.verify_session_token(&started.session_token)),
         TokenError::UnknownKey { key_id: 1 }
     );
-    assert!(v3.redeem(new_token).await.is_ok());
+    assert!(v3
+        .redeem(new_token, magic_link::start::Start::new())
+        .await
+        .is_ok());
 }
 
 #[tokio::test]
@@ -433,11 +494,102 @@ async fn debug_hides_link_and_session_tokens() {
     let printed = format!("{created:?}");
     assert!(!printed.contains(&created.token[10..40]), "{printed}");
     assert!(printed.contains(&created.link.id.to_string()));
-    let started = links.redeem(&created.token).await.unwrap();
+    let started = links
+        .redeem(&created.token, magic_link::start::Start::new())
+        .await
+        .unwrap();
     let printed = format!("{started:?}");
     assert!(!printed.contains(&started.session_token));
     assert!(!printed.contains(&started.session_token[10..30]));
     assert!(printed.contains("[redacted]"));
     let printed = format!("{links:?}");
     assert!(printed.contains("Keyring { signing_key_id: 1, key_ids: [1], .. }"));
+}
+
+/// The checks of a start run in order, link token, form token, store, and a rejected form
+/// token costs no store access: a missing one (empty), one for another link, another browser's
+/// key, an expired one, garbage. A bad link token is reported as such, whatever the form token.
+#[tokio::test]
+async fn bad_form_tokens_never_reach_the_store() {
+    use magic_link::start::{Start, StartKey};
+    let (links, store, clock) = setup();
+    let account = funded(&links, 5).await;
+    let spec = || NewLink::new("x", Flow::Selfie).limit(UsageLimit::Unlimited);
+    let created = links.create_link(account, spec()).await.unwrap();
+    let other = links.create_link(account, spec()).await.unwrap();
+    let key = StartKey::new("browser-a-0123456789").unwrap();
+    let other_key = StartKey::new("browser-b-0123456789").unwrap();
+    let form = links
+        .inspect(&created.token, Some(&key))
+        .await
+        .unwrap()
+        .form_token
+        .expect("a form token for a key");
+    let other_form = links
+        .inspect(&other.token, Some(&key))
+        .await
+        .unwrap()
+        .form_token
+        .unwrap();
+    let stale_form = form.clone();
+    clock.advance(Duration::minutes(59));
+    let fresh_form = links
+        .inspect(&created.token, Some(&key))
+        .await
+        .unwrap()
+        .form_token
+        .unwrap();
+    clock.advance(Duration::minutes(1));
+
+    let before = store.calls();
+    let cases: Vec<(Start, TokenError)> = vec![
+        (
+            Start::from_landing_page(key.clone(), ""),
+            TokenError::Truncated,
+        ),
+        (
+            Start::from_landing_page(key.clone(), "!garbage"),
+            TokenError::Malformed,
+        ),
+        (
+            Start::from_landing_page(key.clone(), other_form),
+            TokenError::Forged,
+        ),
+        (
+            Start::from_landing_page(other_key.clone(), fresh_form.clone()),
+            TokenError::Forged,
+        ),
+        (
+            Start::from_landing_page(key.clone(), stale_form),
+            TokenError::Expired,
+        ),
+        (
+            Start::from_landing_page(key.clone(), created.token.clone()),
+            TokenError::TooLong,
+        ),
+    ];
+    for (start, expected) in cases {
+        let got = links.redeem(&created.token, start.clone()).await;
+        match got {
+            Err(Error::InvalidFormToken(e)) => assert_eq!(e, expected, "{start:?}"),
+            other => panic!("{start:?}: expected a form token error, got {other:?}"),
+        }
+        // The link token is checked first.
+        assert_eq!(
+            token_error(links.redeem("garbage", start).await),
+            TokenError::UnknownVersion { version: 129 }
+        );
+    }
+    assert_eq!(
+        store.calls(),
+        before,
+        "no rejected form token reached the store"
+    );
+
+    let started = links
+        .redeem(&created.token, Start::from_landing_page(key, fresh_form))
+        .await
+        .expect("the page's own form token");
+    assert!(!started.resumed);
+    assert_eq!(links.link(account, created.link.id).await.unwrap().uses, 1);
 }

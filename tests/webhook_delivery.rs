@@ -165,7 +165,12 @@ async fn every_event_is_delivered_signed_with_its_id() {
         .create_link(w.account, NewLink::new("Invite", Flow::Selfie))
         .await
         .unwrap();
-    let session = w.links.redeem(&link.token).await.unwrap().session;
+    let session = w
+        .links
+        .redeem(&link.token, magic_link::start::Start::new())
+        .await
+        .unwrap()
+        .session;
     w.links
         .complete_session(w.account, session.id, Outcome::Approved)
         .await

@@ -126,7 +126,11 @@ async fn delivers_over_http_to_a_verifying_receiver() {
         )
         .await
         .unwrap();
-    let session = links.redeem(&link.token).await.unwrap().session;
+    let session = links
+        .redeem(&link.token, magic_link::start::Start::new())
+        .await
+        .unwrap()
+        .session;
     links
         .complete_session(account, session.id, Outcome::Denied)
         .await

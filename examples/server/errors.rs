@@ -146,6 +146,15 @@ pub(crate) enum Problem {
     SessionExpired,
     /// Too many starts from this client: 429, temporary (the rate limit sets `Retry-After`).
     TooManyRequests,
+    /// A start without the landing page's form token, or with one that is stale or was minted
+    /// for another link or browser: 400, with a link back to the landing page. Nothing started.
+    FormRejected,
+    /// A hand-off URL opened a second time: 410 Gone.
+    HandoffUsed,
+    /// A hand-off URL past its ten minutes: 410 Gone.
+    HandoffExpired,
+    /// A hand-off of a session that has ended (completed, abandoned or timed out): 410 Gone.
+    SessionEnded,
 }
 
 impl Problem {
@@ -173,6 +182,20 @@ impl Problem {
         }
     }
 
+    /// The problem of a refused or failed hand-off (on either device).
+    pub(crate) fn of_handoff_error(err: &Error) -> Self {
+        match err {
+            Error::Rejected(Rejection::HandoffUsed) => Self::HandoffUsed,
+            Error::Rejected(
+                Rejection::SessionCompleted
+                | Rejection::SessionAbandoned
+                | Rejection::SessionExpired,
+            ) => Self::SessionEnded,
+            Error::InvalidToken(TokenError::Expired) => Self::HandoffExpired,
+            err => Self::of_error(err),
+        }
+    }
+
     /// The problem of a failed call on a session token: like [`of_error`](Self::of_error), but
     /// an expired token is a session that timed out.
     pub(crate) fn of_session_error(err: &Error) -> Self {
@@ -185,11 +208,15 @@ impl Problem {
     fn status(self) -> StatusCode {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Used | Self::Expired | Self::Deactivated | Self::SessionExpired => {
-                StatusCode::GONE
-            }
+            Self::Used
+            | Self::Expired
+            | Self::Deactivated
+            | Self::SessionExpired
+            | Self::HandoffUsed
+            | Self::HandoffExpired
+            | Self::SessionEnded => StatusCode::GONE,
             Self::NoCredits | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::BadRequest | Self::FormRejected => StatusCode::BAD_REQUEST,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         }
     }
@@ -206,6 +233,10 @@ impl Problem {
             Self::BadRequest => "bad_request",
             Self::SessionExpired => "session_expired",
             Self::TooManyRequests => "too_many_requests",
+            Self::FormRejected => "form_rejected",
+            Self::HandoffUsed => "handoff_used",
+            Self::HandoffExpired => "handoff_expired",
+            Self::SessionEnded => "session_ended",
         }
     }
 
@@ -228,12 +259,27 @@ impl Problem {
             Self::BadRequest => (t.bad_request_title, t.bad_request_body),
             Self::SessionExpired => (t.session_expired_title, t.ended_body),
             Self::TooManyRequests => (t.busy_title, t.busy_body),
+            Self::FormRejected => (t.form_title, t.form_body),
+            Self::HandoffUsed => (t.handoff_used_title, t.handoff_refused_body),
+            Self::HandoffExpired => (t.handoff_expired_title, t.handoff_refused_body),
+            Self::SessionEnded => (t.ended_title, t.ended_body),
         }
     }
 
     /// The page that says what went wrong, in `t`'s language, with its status (and
     /// `Retry-After` when it is temporary).
     pub(crate) fn page(self, nonce: &CspNonce, t: &Texts) -> Response {
+        self.page_with_link(nonce, t, None)
+    }
+
+    /// [`page`](Self::page) with a link back to where the person can carry on: `back` is its
+    /// URL, labelled "Back to the verification page".
+    pub(crate) fn page_with_link(
+        self,
+        nonce: &CspNonce,
+        t: &Texts,
+        back: Option<&str>,
+    ) -> Response {
         let (title, body) = self.texts(t);
         // An hourglass when waiting helps, a warning sign otherwise.
         let icon = if self.is_temporary() {
@@ -248,6 +294,8 @@ impl Problem {
             icon,
             title,
             body,
+            back,
+            back_text => t.back_to_start,
         };
         let mut res = html::page(self.status(), "problem.html", context);
         if self.is_temporary() {

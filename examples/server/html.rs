@@ -17,13 +17,15 @@ use minijinja::{escape_formatter, AutoEscape, Environment, UndefinedBehavior, Va
 use crate::errors::log_error;
 
 /// The templates, by the name they are rendered (and extended, and included) by.
-const TEMPLATES: [(&str, &str); 11] = [
+const TEMPLATES: [(&str, &str); 13] = [
     ("layout.html", include_str!("assets/layout.html")),
     ("landing.html", include_str!("assets/landing.html")),
     ("flow.html", include_str!("assets/flow.html")),
     ("done.html", include_str!("assets/done.html")),
     ("ended.html", include_str!("assets/ended.html")),
     ("problem.html", include_str!("assets/problem.html")),
+    ("phone.html", include_str!("assets/phone.html")),
+    ("handoff.html", include_str!("assets/handoff.html")),
     ("dashboard.html", include_str!("assets/dashboard.html")),
     (
         "dashboard-credits.html",

@@ -49,6 +49,30 @@ pub(crate) struct Texts {
     pub(crate) bad_request_body: &'static str,
     pub(crate) busy_title: &'static str,
     pub(crate) busy_body: &'static str,
+    /// The landing page when this browser's session on the link is still open.
+    pub(crate) continue_title: &'static str,
+    pub(crate) continue_body: &'static str,
+    pub(crate) continue_button: &'static str,
+    /// The 400 page of a start without the landing page's form token (or with a stale one).
+    pub(crate) form_title: &'static str,
+    pub(crate) form_body: &'static str,
+    pub(crate) back_to_start: &'static str,
+    /// "Continue on your phone": the flow page's button and the page with the QR code.
+    pub(crate) phone_button: &'static str,
+    pub(crate) phone_title: &'static str,
+    pub(crate) phone_body: &'static str,
+    pub(crate) phone_qr: &'static str,
+    pub(crate) phone_once: &'static str,
+    pub(crate) phone_back: &'static str,
+    /// Shown live on the desktop once the phone has taken over.
+    pub(crate) handed_off: &'static str,
+    /// The phone's confirmation page of a hand-off URL, and its refusals.
+    pub(crate) handoff_title: &'static str,
+    pub(crate) handoff_body: &'static str,
+    pub(crate) handoff_button: &'static str,
+    pub(crate) handoff_used_title: &'static str,
+    pub(crate) handoff_expired_title: &'static str,
+    pub(crate) handoff_refused_body: &'static str,
 }
 
 pub(crate) const EN: Texts = Texts {
@@ -92,6 +116,25 @@ pub(crate) const EN: Texts = Texts {
     bad_request_body: "Go back and try again.",
     busy_title: "Too many attempts",
     busy_body: "Please wait a minute and try again. Your link has not been used.",
+    continue_title: "Continue your verification",
+    continue_body: "You have already started on this device. Continue where you left off.",
+    continue_button: "Continue verification",
+    form_title: "Please start from the verification page",
+    form_body: "This page was open too long or did not come from the link. Nothing was started.",
+    back_to_start: "Back to the verification page",
+    phone_button: "Continue on your phone",
+    phone_title: "Continue on your phone",
+    phone_body: "Scan the code with your phone's camera, or type this address on your phone:",
+    phone_qr: "QR code of the address below",
+    phone_once: "The code works once, for 10 minutes. This page shows the result when you finish on your phone.",
+    phone_back: "Continue on this device instead",
+    handed_off: "Continued on your phone. This page shows the result when you finish there.",
+    handoff_title: "Continue your verification here",
+    handoff_body: "This verification was started on another device. Continue it on this one; the other device then waits for you.",
+    handoff_button: "Continue here",
+    handoff_used_title: "This code has already been used",
+    handoff_expired_title: "This code has expired",
+    handoff_refused_body: "On the other device, choose \"Continue on your phone\" again for a new code.",
 };
 
 pub(crate) const LT: Texts = Texts {
@@ -135,6 +178,25 @@ pub(crate) const LT: Texts = Texts {
     bad_request_body: "Grįžkite ir bandykite dar kartą.",
     busy_title: "Per daug bandymų",
     busy_body: "Palaukite minutę ir bandykite dar kartą. Jūsų nuoroda nepanaudota.",
+    continue_title: "Tęskite patvirtinimą",
+    continue_body: "Šiame įrenginyje jau pradėjote. Tęskite ten, kur baigėte.",
+    continue_button: "Tęsti patvirtinimą",
+    form_title: "Pradėkite nuo patvirtinimo puslapio",
+    form_body: "Šis puslapis buvo atidarytas per ilgai arba atidarytas ne iš nuorodos. Niekas nepradėta.",
+    back_to_start: "Grįžti į patvirtinimo puslapį",
+    phone_button: "Tęsti telefone",
+    phone_title: "Tęsti telefone",
+    phone_body: "Nuskaitykite kodą telefono kamera arba įveskite šį adresą telefone:",
+    phone_qr: "Toliau pateikto adreso QR kodas",
+    phone_once: "Kodas veikia vieną kartą, 10 minučių. Baigus telefone, šiame puslapyje matysite rezultatą.",
+    phone_back: "Verčiau tęsti šiame įrenginyje",
+    handed_off: "Tęsiama telefone. Baigus ten, šiame puslapyje matysite rezultatą.",
+    handoff_title: "Tęskite patvirtinimą čia",
+    handoff_body: "Šis patvirtinimas pradėtas kitame įrenginyje. Tęskite jį šiame; kitas įrenginys palauks.",
+    handoff_button: "Tęsti čia",
+    handoff_used_title: "Šis kodas jau panaudotas",
+    handoff_expired_title: "Šio kodo galiojimas baigėsi",
+    handoff_refused_body: "Kitame įrenginyje dar kartą pasirinkite „Tęsti telefone“ ir gausite naują kodą.",
 };
 
 /// The texts for a link's language: Lithuanian for `lt` (any region), English otherwise.

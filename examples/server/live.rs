@@ -4,7 +4,7 @@
 //! | method and path          | who                         | events                            |
 //! |--------------------------|-----------------------------|-----------------------------------|
 //! | `GET /dashboard/events`  | the owner                   | `change` (each of the account's events, `id:` its `seq`, data its JSON), then `live` (the dashboard's live parts, rendered here) |
-//! | `GET /s/{token}/events`  | the holder of a session token | `ended` (data: its status and outcome) once that session is completed or abandoned; nothing of other sessions |
+//! | `GET /s/{token}/events`  | the holder of a session token | `handed_off` when that session moves to a phone ("Continue on your phone"), `ended` (data: its status and outcome) once it is completed or abandoned; nothing of other sessions |
 //!
 //! A browser's `EventSource` reconnects by itself and sends back the `id` of the last event it
 //! got as `Last-Event-ID`: the subscription resumes after it, so no change is missed or sent
@@ -162,7 +162,8 @@ where
     Ok(sse(stream))
 }
 
-/// `GET /s/{session token}/events`: `ended` once the session is completed or abandoned. The
+/// `GET /s/{session token}/events`: `handed_off` when the session moves to another device,
+/// `ended` once the session is completed or abandoned. The
 /// session token authorizes it; nothing of any other session (or the account) is sent.
 pub(crate) async fn flow<S>(
     State(app): State<AppState<S>>,
@@ -204,6 +205,14 @@ where
                     EventKind::SessionAbandoned { session: s, .. } if *s == session => {
                         let message = ended(None).id(event.seq.to_string());
                         return Some((message, Flow::Done));
+                    }
+                    // The phone took over: the page says so and keeps watching for the end.
+                    EventKind::SessionHandedOff { session: s, .. } if *s == session => {
+                        let message = SseEvent::default()
+                            .event("handed_off")
+                            .id(event.seq.to_string())
+                            .data("{}");
+                        return Some((message, Flow::Watching(events, closing)));
                     }
                     // Nothing of another session, or of the account, is sent.
                     _ => {}

@@ -60,6 +60,7 @@
 //! |-----------------|-----------------------------------------------------------------------|
 //! | `main.rs`       | configuration, start-up, the routes                                   |
 //! | `pages.rs`      | the pages of the person verifying: landing, flow, outcome             |
+//! | `handoff.rs`    | "Continue on your phone": the QR code, the phone's hand-off page       |
 //! | `views.rs`      | which landing-page views were people and which scanners (the funnel)  |
 //! | `dashboard.rs`  | the owner's dashboard and its live parts                              |
 //! | `live.rs`       | Server-Sent Events: the dashboard's and the flow page's live streams  |
@@ -81,6 +82,7 @@ mod dashboard;
 mod errors;
 mod extract;
 mod guard;
+mod handoff;
 mod html;
 mod i18n;
 mod inbox;
@@ -458,6 +460,11 @@ pub(crate) fn router<S: WebhookStore + Changes + Clone + 'static>(app: AppState<
     if let Some(limit) = &app.start_limit {
         start = start.route_layer(middleware::from_fn_with_state(limit.clone(), limits::limit));
     }
+    // "Continue here" on a phone: rate-limited per client, like a start.
+    let mut accept = post(handoff::accept::<S>);
+    if let Some(limit) = &app.start_limit {
+        accept = accept.route_layer(middleware::from_fn_with_state(limit.clone(), limits::limit));
+    }
     // The landing page's beacon (the funnel): rate-limited per client.
     let mut seen = post(views::seen::<S>);
     if let Some(limit) = &app.view_limit {
@@ -477,6 +484,8 @@ pub(crate) fn router<S: WebhookStore + Changes + Clone + 'static>(app: AppState<
         )
         .route("/s/{token}/quit", post(pages::quit::<S>))
         .route("/s/{token}/events", get(live::flow::<S>))
+        .route("/s/{token}/phone", get(handoff::phone::<S>))
+        .route("/h/{token}", get(handoff::open::<S>).merge(accept))
         .fallback(errors::not_found)
         .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

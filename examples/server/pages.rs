@@ -6,13 +6,28 @@
 //! verification" button posts to the same URL, which calls
 //! [`redeem`](magic_link::MagicLinks::redeem) and redirects (303) to the flow page, addressed
 //! by the session token.
+//!
+//! One person, one use (see [`magic_link::start`]):
+//!
+//! - The browser keeps a random start key in the cookie `ml_start` (`HttpOnly`,
+//!   `SameSite=Lax`, `Secure` when the base URL is https, sent only to `/l/` URLs). The landing
+//!   page sets it when it is missing and inspects the link with it.
+//! - The page's form carries the form token that `inspect` minted for this link and this key
+//!   (valid for an hour). A start without it, or with one of another link or browser, or a
+//!   stale one, starts nothing: a 400 page links back to the landing page. The checks run in
+//!   this order: the link token (404), the form token (400), then the store (410, 503).
+//! - While the session this browser started on the link is open, the landing page offers
+//!   "Continue your verification" instead, and its button returns that session (no new use):
+//!   so do a double click, a reload and the back button.
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use magic_link::clock::Clock;
+use magic_link::funnel::ViewKind;
+use magic_link::start::{Start, StartKey};
 use magic_link::store::LinkStore;
 use magic_link::{AbandonReason, Error, Flow, Link, Outcome, Session, SessionStatus};
 use minijinja::context;
@@ -57,8 +72,46 @@ fn steps(flow: Flow, t: &Texts) -> Vec<Step> {
     steps
 }
 
-/// `GET` and `HEAD /l/{token}`: the landing page. Inspects the link; consumes nothing. When
-/// the page is shown, counts the view for the link's funnel (see `views.rs`).
+/// The cookie that keeps this browser's start key.
+const START_COOKIE: &str = "ml_start";
+
+/// How long a browser keeps its start key: a day, longer than a session lives.
+const START_COOKIE_MAX_AGE: u64 = 24 * 60 * 60;
+
+/// The browser's start key, from its cookie, if it has a valid one.
+fn start_key(headers: &HeaderMap) -> Option<StartKey> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().strip_prefix(START_COOKIE)?.strip_prefix('='))
+        .find_map(|value| StartKey::new(value).ok())
+}
+
+/// The `Set-Cookie` that keeps a new start key: HttpOnly (no script reads it), SameSite=Lax
+/// (it goes with the person's own clicks, not with another site's POSTs), Secure on https,
+/// sent only to the landing pages' URLs.
+fn start_cookie<S>(app: &AppState<S>, key: &StartKey) -> Option<HeaderValue> {
+    let secure = if app.base_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{START_COOKIE}={}; Path={}/l/; Max-Age={START_COOKIE_MAX_AGE}; HttpOnly; \
+         SameSite=Lax{secure}",
+        key.expose_secret(),
+        app.path_prefix,
+    ))
+    .ok()
+}
+
+/// `GET` and `HEAD /l/{token}`: the landing page. Inspects the link with the browser's start
+/// key (a new one, set as a cookie, if it has none); consumes nothing. When the key's session
+/// on this link is still open, offers "Continue your verification" (also when the link is used
+/// up: that session took its last use). When the page is shown, counts the view for the link's
+/// funnel (see `views.rs`).
 pub(crate) async fn landing<S: LinkStore>(
     State(app): State<AppState<S>>,
     Token(token): Token,
@@ -66,16 +119,30 @@ pub(crate) async fn landing<S: LinkStore>(
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    let inspection = match app.links.inspect(&token).await {
+    let kind = views::classify(&method, &headers);
+    let (key, new_key) = match start_key(&headers) {
+        Some(key) => (Some(key), false),
+        // A scanner gets no key (and so no form token): it is not going to start.
+        None if kind == ViewKind::Scanner => (None, false),
+        // Without a key (the operating system's random source failed) the page still shows;
+        // its start is then refused with the 400 page.
+        None => (StartKey::generate().ok(), true),
+    };
+    let inspection = match app.links.inspect(&token, key.as_ref()).await {
         Ok(inspection) => inspection,
         Err(err) => return Problem::of_error(&err).page(&nonce, i18n::for_request(&headers)),
     };
     let link = &inspection.link;
     let t = i18n::for_language(&link.language);
-    if let Err(rejection) = inspection.can_start() {
-        return Problem::of_rejection(rejection).page(&nonce, t);
+    let resume = inspection
+        .open_session
+        .as_ref()
+        .is_some_and(|session| session.status == SessionStatus::Started);
+    if !resume {
+        if let Err(rejection) = inspection.can_start() {
+            return Problem::of_rejection(rejection).page(&nonce, t);
+        }
     }
-    let kind = views::classify(&method, &headers);
     let view = views::record(&app, &token, link.id, kind).await;
     let context = context! {
         lang => t.lang,
@@ -85,33 +152,64 @@ pub(crate) async fn landing<S: LinkStore>(
         language_tag => link.language.as_str(),
         steps => Serde(steps(link.flow, t)),
         view => view.map(|id| id.simple().to_string()),
+        form_token => &inspection.form_token,
+        resume,
     };
     let mut page = html::page(StatusCode::OK, "landing.html", context);
     if let Some(cookie) = view.and_then(|id| views::cookie(&app, &token, id)) {
         page.headers_mut().append(header::SET_COOKIE, cookie);
     }
+    if let Some(cookie) = key.filter(|_| new_key).and_then(|k| start_cookie(&app, &k)) {
+        page.headers_mut().append(header::SET_COOKIE, cookie);
+    }
     page
 }
 
-/// `POST /l/{token}`: "Start verification". Redeems the link (a use, a held credit, a new
-/// session) and redirects to the flow page. A start from the browser that was shown the
-/// landing page confirms that view as a person's (see `views.rs`).
+/// The landing page's form: the form token its `GET` minted.
+#[derive(Debug, Deserialize)]
+pub(crate) struct StartForm {
+    form_token: String,
+}
+
+/// `POST /l/{token}`: "Start verification" (or "Continue"). Checks the link token (404), then
+/// the form token against the browser's start key (400, with a link back to the landing page),
+/// then redeems the link: a use, a held credit, a new session; or, while the key's session on
+/// this link is open, that session again, consuming nothing. Redirects to the flow page. A
+/// start from the browser that was shown the landing page confirms that view as a person's
+/// (see `views.rs`).
 pub(crate) async fn start<S: LinkStore>(
     State(app): State<AppState<S>>,
     Token(token): Token,
     Extension(nonce): Extension<CspNonce>,
     headers: HeaderMap,
+    form: Result<Form<StartForm>, FormRejection>,
 ) -> Response {
-    if let Ok(claims) = app.links.verify_link_token(&token) {
+    let claims = match app.links.verify_link_token(&token) {
+        Ok(claims) => claims,
+        Err(err) => return Problem::of_error(&err).page(&nonce, i18n::for_request(&headers)),
+    };
+    // No store access before the form token is checked: the 400 page is in the browser's
+    // language.
+    let back = format!("{}/l/{token}", app.path_prefix);
+    let refused =
+        || Problem::FormRejected.page_with_link(&nonce, i18n::for_request(&headers), Some(&back));
+    let (Some(key), Ok(Form(form))) = (start_key(&headers), form) else {
+        return refused();
+    };
+    let start = Start::from_landing_page(key, form.form_token);
+    let started = app.links.redeem(&token, start).await;
+    if !matches!(started, Err(Error::InvalidFormToken(_))) {
+        // The form came from the landing page this browser was shown.
         views::confirm_from_cookie(&app, &token, claims.link(), &headers).await;
     }
-    match app.links.redeem(&token).await {
+    match started {
         Ok(started) => Redirect::to(&format!("{}/s/{}", app.path_prefix, started.session_token))
             .into_response(),
+        Err(Error::InvalidFormToken(_)) => refused(),
         Err(err) => {
             // The page is in the link's language when the link is known.
             let t = match &err {
-                Error::Rejected(_) => match app.links.inspect(&token).await {
+                Error::Rejected(_) => match app.links.inspect(&token, None).await {
                     Ok(inspection) => i18n::for_language(&inspection.link.language),
                     Err(_) => i18n::for_request(&headers),
                 },

@@ -28,6 +28,8 @@ pub async fn run_all<S: LinkStore>(store: &S) {
     super::review_decides_once(store).await;
     views_change_nothing_else(store).await;
     funnel_stats(store).await;
+    super::keyed_starts(store).await;
+    super::handoffs(store).await;
 }
 
 /// Atomic create: ids are never overwritten; links need an existing account.
@@ -80,7 +82,10 @@ pub async fn redeem_success<S: LinkStore>(store: &S) {
     let link = link_with(store, account.id, UsageLimit::multi(2).expect("n"), None).await;
     let id = SessionId::new();
     let now = epoch() + Duration::seconds(5);
-    let session = store.redeem(link.id, id, ttl(), now).await.expect("redeem");
+    let session = store
+        .redeem(link.id, id, None, ttl(), now)
+        .await
+        .expect("redeem");
     assert_eq!(session.id, id);
     assert_eq!(session.account, account.id);
     assert_eq!(session.link, link.id);
@@ -123,7 +128,7 @@ pub async fn redeem_success<S: LinkStore>(store: &S) {
         "redeem records a hold"
     );
 
-    let dup = store.redeem(link.id, id, ttl(), now).await;
+    let dup = store.redeem(link.id, id, None, ttl(), now).await;
     assert!(
         matches!(dup, Err(Error::AlreadyExists)),
         "a session id is never reused: {dup:?}"
@@ -165,7 +170,7 @@ pub async fn redeem_rejections<S: LinkStore>(store: &S) {
     let account = account_with(store, 1).await;
     rejected(
         store
-            .redeem(LinkId::new(), SessionId::new(), ttl(), epoch())
+            .redeem(LinkId::new(), SessionId::new(), None, ttl(), epoch())
             .await,
         Rejection::NotFound,
         "unknown link",
@@ -177,7 +182,7 @@ pub async fn redeem_rejections<S: LinkStore>(store: &S) {
     let state = Observed::of(store, expiring.clone()).await;
     rejected(
         store
-            .redeem(expiring.id, SessionId::new(), ttl(), expires)
+            .redeem(expiring.id, SessionId::new(), None, ttl(), expires)
             .await,
         Rejection::Expired,
         "expired at exactly expires_at",
@@ -192,7 +197,7 @@ pub async fn redeem_rejections<S: LinkStore>(store: &S) {
     let state = Observed::of(store, deactivated.clone()).await;
     rejected(
         store
-            .redeem(deactivated.id, SessionId::new(), ttl(), epoch())
+            .redeem(deactivated.id, SessionId::new(), None, ttl(), epoch())
             .await,
         Rejection::Deactivated,
         "deactivated",
@@ -201,7 +206,7 @@ pub async fn redeem_rejections<S: LinkStore>(store: &S) {
 
     let single = link_with(store, account.id, UsageLimit::Single, None).await;
     store
-        .redeem(single.id, SessionId::new(), ttl(), epoch())
+        .redeem(single.id, SessionId::new(), None, ttl(), epoch())
         .await
         .expect("first use of a single-use link");
     let single = store.link(account.id, single.id).await.expect("link");
@@ -210,7 +215,7 @@ pub async fn redeem_rejections<S: LinkStore>(store: &S) {
     let state = Observed::of(store, single.clone()).await;
     rejected(
         store
-            .redeem(single.id, SessionId::new(), ttl(), epoch())
+            .redeem(single.id, SessionId::new(), None, ttl(), epoch())
             .await,
         Rejection::Exhausted,
         "exhausted",
@@ -221,7 +226,7 @@ pub async fn redeem_rejections<S: LinkStore>(store: &S) {
     let state = Observed::of(store, hungry.clone()).await;
     rejected(
         store
-            .redeem(hungry.id, SessionId::new(), ttl(), epoch())
+            .redeem(hungry.id, SessionId::new(), None, ttl(), epoch())
             .await,
         Rejection::NoCredits,
         "no available credit (all held)",
@@ -232,7 +237,7 @@ pub async fn redeem_rejections<S: LinkStore>(store: &S) {
     let link = link_with(store, broke.id, UsageLimit::Unlimited, None).await;
     rejected(
         store
-            .redeem(link.id, SessionId::new(), ttl(), epoch())
+            .redeem(link.id, SessionId::new(), None, ttl(), epoch())
             .await,
         Rejection::NoCredits,
         "zero credits",
@@ -245,11 +250,11 @@ pub async fn complete_and_abandon<S: LinkStore>(store: &S) {
     let link = link_with(store, account.id, UsageLimit::Unlimited, None).await;
     let now = epoch() + Duration::minutes(1);
     let a = store
-        .redeem(link.id, SessionId::new(), ttl(), now)
+        .redeem(link.id, SessionId::new(), None, ttl(), now)
         .await
         .expect("redeem");
     let b = store
-        .redeem(link.id, SessionId::new(), ttl(), now)
+        .redeem(link.id, SessionId::new(), None, ttl(), now)
         .await
         .expect("redeem");
 
@@ -371,7 +376,7 @@ pub async fn session_expiry<S: LinkStore>(store: &S) {
     let account = account_with(store, 2).await;
     let link = link_with(store, account.id, UsageLimit::Unlimited, None).await;
     let session = store
-        .redeem(link.id, SessionId::new(), ttl(), epoch())
+        .redeem(link.id, SessionId::new(), None, ttl(), epoch())
         .await
         .expect("redeem");
     let before = session.expires_at - Duration::microseconds(1);
@@ -450,7 +455,9 @@ pub async fn deactivation_is_final<S: LinkStore>(store: &S) {
         .count();
     assert_eq!(deactivations, 1, "deactivating twice emits one event");
     rejected(
-        store.redeem(link.id, SessionId::new(), ttl(), at).await,
+        store
+            .redeem(link.id, SessionId::new(), None, ttl(), at)
+            .await,
         Rejection::Deactivated,
         "a deactivated link stays deactivated",
     );
@@ -511,7 +518,7 @@ pub async fn tenant_isolation<S: LinkStore>(store: &S) {
     let mallory = account_with(store, 2).await;
     let link = link_with(store, alice.id, UsageLimit::Unlimited, None).await;
     let session = store
-        .redeem(link.id, SessionId::new(), ttl(), epoch())
+        .redeem(link.id, SessionId::new(), None, ttl(), epoch())
         .await
         .expect("redeem");
     let m = mallory.id;
@@ -584,7 +591,7 @@ pub async fn stats_and_paging<S: LinkStore>(store: &S) {
     for i in 0..7 {
         let at = epoch() + Duration::seconds(i);
         let s = store
-            .redeem(link.id, SessionId::new(), ttl(), at)
+            .redeem(link.id, SessionId::new(), None, ttl(), at)
             .await
             .expect("redeem");
         ids.push(s.id);
@@ -667,7 +674,7 @@ pub async fn outbox_order<S: LinkStore>(store: &S) {
     let link = link_with(store, account.id, UsageLimit::Unlimited, None).await;
     for _ in 0..3 {
         store
-            .redeem(link.id, SessionId::new(), ttl(), epoch())
+            .redeem(link.id, SessionId::new(), None, ttl(), epoch())
             .await
             .expect("redeem");
     }
@@ -775,7 +782,9 @@ pub async fn lifecycle_events<S: LinkStore>(store: &S) {
     let account = account_with(store, 10).await;
     let two = link_with(store, account.id, UsageLimit::multi(2).expect("2"), None).await;
     ok(
-        store.redeem(two.id, SessionId::new(), ttl(), epoch()).await,
+        store
+            .redeem(two.id, SessionId::new(), None, ttl(), epoch())
+            .await,
         "redeem",
     );
     assert!(
@@ -785,7 +794,10 @@ pub async fn lifecycle_events<S: LinkStore>(store: &S) {
         "not exhausted after the first of two uses"
     );
     let last = SessionId::new();
-    ok(store.redeem(two.id, last, ttl(), epoch()).await, "redeem");
+    ok(
+        store.redeem(two.id, last, None, ttl(), epoch()).await,
+        "redeem",
+    );
     let kinds = kinds_of(store, account.id).await;
     assert_eq!(
         kinds[kinds.len() - 2..],
@@ -799,7 +811,9 @@ pub async fn lifecycle_events<S: LinkStore>(store: &S) {
         "the last use writes link.redeemed then link.exhausted"
     );
     rejected(
-        store.redeem(two.id, SessionId::new(), ttl(), epoch()).await,
+        store
+            .redeem(two.id, SessionId::new(), None, ttl(), epoch())
+            .await,
         Rejection::Exhausted,
         "exhausted",
     );
@@ -862,7 +876,7 @@ pub async fn lifecycle_events<S: LinkStore>(store: &S) {
     let session = SessionId::new();
     let open = link_with(store, account.id, UsageLimit::Unlimited, None).await;
     ok(
-        store.redeem(open.id, session, ttl(), epoch()).await,
+        store.redeem(open.id, session, None, ttl(), epoch()).await,
         "redeem",
     );
     let late = epoch() + ttl().duration();
@@ -890,11 +904,15 @@ pub async fn views_change_nothing_else<S: LinkStore>(store: &S) {
     let single = link_with(store, account.id, UsageLimit::Single, None).await;
     let now = epoch() + Duration::seconds(1);
     let session = ok(
-        store.redeem(link.id, SessionId::new(), ttl(), now).await,
+        store
+            .redeem(link.id, SessionId::new(), None, ttl(), now)
+            .await,
         "redeem",
     );
     ok(
-        store.redeem(single.id, SessionId::new(), ttl(), now).await,
+        store
+            .redeem(single.id, SessionId::new(), None, ttl(), now)
+            .await,
         "redeem",
     );
     ok(
@@ -1049,7 +1067,9 @@ pub async fn funnel_stats<S: LinkStore>(store: &S) {
     for i in 0..6 {
         let at = epoch() + Duration::seconds(i);
         let s = ok(
-            store.redeem(link.id, SessionId::new(), ttl(), at).await,
+            store
+                .redeem(link.id, SessionId::new(), None, ttl(), at)
+                .await,
             "redeem",
         );
         ids.push(s);

@@ -23,7 +23,8 @@
 //! - the core suite of [`LinkStore`](crate::store::LinkStore) checks ([`run_all`] and the
 //!   checks it runs), with its fixtures ([`epoch`], [`account_with`], [`link_with`]);
 //! - [`race`]: many tasks redeeming one link at once; [`review_race`]: many tasks reviewing
-//!   one session at once;
+//!   one session at once; [`keyed_race`]: many tasks redeeming one link with start keys;
+//!   [`handoff_race`]: many tasks accepting one hand-off;
 //! - the model test: [`compare_with_model`] replays random [`Op`] sequences against a store and
 //!   the [`ReferenceStore`], the rules applied to plain maps, and compares them after every
 //!   step;
@@ -41,6 +42,7 @@ mod model;
 mod race;
 mod reference;
 mod review;
+mod start;
 
 pub use delivery_model::{compare_delivery_with_model, AttemptReply, DeliveryOp, RetryAfterHeader};
 pub use fixtures::{account_with, epoch, link_with};
@@ -49,3 +51,4 @@ pub use model::{compare_with_model, Op};
 pub use race::{race, RaceReport};
 pub use reference::ReferenceStore;
 pub use review::{review_decides_once, review_race, ReviewRaceReport};
+pub use start::{handoff_race, handoffs, keyed_race, keyed_starts, KeyedRaceReport};

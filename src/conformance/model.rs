@@ -6,7 +6,9 @@ use chrono::{DateTime, Duration, Utc};
 use super::fixtures::{epoch, key, ttl};
 use super::ReferenceStore;
 use crate::funnel::{ViewChange, ViewCounts, ViewKind};
+use crate::start::{HandoffId, StartKey, StartKeyHash};
 use crate::store::LinkStore;
+use crate::tokens::TokenError;
 use crate::{
     Account, AccountId, Error, EventKind, InvalidInput, LedgerKind, Link, LinkId, LinkStats,
     NewLink, Outcome, Page, Rejection, Session, SessionId, SessionStatus, UsageLimit,
@@ -90,6 +92,34 @@ pub enum Op {
         /// Which change.
         change: u8,
     },
+    /// Redeem a link with start key `key % 3` (an index past the end means an unknown id).
+    RedeemWithKey {
+        /// Which link.
+        link: u8,
+        /// Which start key.
+        key: u8,
+    },
+    /// Read the open session of start key `key % 3` on a link.
+    StartedSession {
+        /// Which link.
+        link: u8,
+        /// Which start key.
+        key: u8,
+    },
+    /// Hand off a session as account `account % 2`, valid for `ttl` seconds.
+    Handoff {
+        /// Which session.
+        session: u8,
+        /// Acting account.
+        account: u8,
+        /// Seconds until the hand-off expires.
+        ttl: u16,
+    },
+    /// Accept a hand-off made so far.
+    AcceptHandoff {
+        /// Which hand-off.
+        handoff: u8,
+    },
 }
 
 /// What an operation returned, comparable across stores.
@@ -102,6 +132,8 @@ enum Returned {
     Count(usize),
     Rejected(Rejection),
     Invalid(InvalidInput),
+    Token(TokenError),
+    Open(Option<Session>),
     AlreadyExists,
     None,
 }
@@ -113,6 +145,7 @@ impl<T: Into<Returned>> From<Result<T, Error>> for Returned {
             Err(Error::Rejected(r)) => Self::Rejected(r),
             Err(Error::Invalid(i)) => Self::Invalid(i),
             Err(Error::AlreadyExists) => Self::AlreadyExists,
+            Err(Error::InvalidToken(t)) => Self::Token(t),
             Err(e) => panic!("backend failure: {e:?}"),
         }
     }
@@ -131,6 +164,12 @@ impl From<ViewCounts> for Returned {
     }
 }
 
+impl From<Option<Session>> for Returned {
+    fn from(s: Option<Session>) -> Self {
+        Self::Open(s)
+    }
+}
+
 impl From<usize> for Returned {
     fn from(n: usize) -> Self {
         Self::Count(n)
@@ -143,6 +182,14 @@ struct World {
     accounts: Vec<AccountId>,
     links: Vec<LinkId>,
     sessions: Vec<SessionId>,
+    handoffs: Vec<HandoffId>,
+}
+
+/// Start key `i % 3` of the model test.
+fn model_key(i: u8) -> StartKeyHash {
+    StartKey::new(format!("model-start-key-{}", i % 3))
+        .expect("valid key")
+        .hash()
 }
 
 impl World {
@@ -354,8 +401,8 @@ pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
             Op::Redeem { link } => {
                 let id = SessionId::new();
                 let link = world.link(link);
-                let got: Returned = store.redeem(link, id, ttl(), now).await.into();
-                let want = model.redeem(link, id, ttl(), now).await.into();
+                let got: Returned = store.redeem(link, id, None, ttl(), now).await.into();
+                let want = model.redeem(link, id, None, ttl(), now).await.into();
                 if matches!(got, Returned::Session(_)) {
                     world.sessions.push(id);
                 }
@@ -444,6 +491,52 @@ pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
                     model.record_view(link, change).await.into(),
                 )
             }
+            Op::RedeemWithKey { link, key } => {
+                let id = SessionId::new();
+                let (link, key) = (world.link(link), Some(model_key(key)));
+                let got: Returned = store.redeem(link, id, key, ttl(), now).await.into();
+                let want = model.redeem(link, id, key, ttl(), now).await.into();
+                if matches!(&got, Returned::Session(s) if s.id == id) {
+                    world.sessions.push(id);
+                }
+                (got, want)
+            }
+            Op::StartedSession { link, key } => {
+                let (link, key) = (world.link(link), model_key(key));
+                (
+                    store.started_session(link, key, now).await.into(),
+                    model.started_session(link, key, now).await.into(),
+                )
+            }
+            Op::Handoff {
+                session,
+                account,
+                ttl: seconds,
+            } => match world.session(session) {
+                None => (Returned::None, Returned::None),
+                Some(s) => {
+                    let a = world.account(account);
+                    let id = HandoffId::from_bytes(*SessionId::new().as_bytes());
+                    let until = now + Duration::seconds(i64::from(seconds));
+                    let got: Returned = store.create_handoff(a, s, id, until, now).await.into();
+                    let want = model.create_handoff(a, s, id, until, now).await.into();
+                    if matches!(got, Returned::Session(_)) {
+                        world.handoffs.push(id);
+                    }
+                    (got, want)
+                }
+            },
+            Op::AcceptHandoff { handoff } => {
+                if world.handoffs.is_empty() {
+                    (Returned::None, Returned::None)
+                } else {
+                    let id = world.handoffs[usize::from(handoff) % world.handoffs.len()];
+                    (
+                        store.accept_handoff(id, now).await.into(),
+                        model.accept_handoff(id, now).await.into(),
+                    )
+                }
+            }
         };
         assert_eq!(
             got, want,
@@ -481,12 +574,26 @@ pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
         let changed = after.accounts != before.accounts
             || after.links != before.links
             || after.sessions != before.sessions
-            || matches!(op, Op::ExpireLinks) && emitted > 0;
+            || matches!(op, Op::ExpireLinks) && emitted > 0
+            // An accepted hand-off changes the hand-off (the store's own bookkeeping, not part
+            // of a session) and writes `session.handed_off`.
+            || matches!(op, Op::AcceptHandoff { .. }) && matches!(got, Returned::Session(_));
         assert_eq!(
             emitted > 0,
             changed,
             "step {step} ({op:?}): no state change without an event, no event without a change"
         );
+        if let Op::AcceptHandoff { .. } = op {
+            let handed_off = after.events[before.events.len()..]
+                .iter()
+                .filter(|(_, _, e)| matches!(e, EventKind::SessionHandedOff { .. }))
+                .count();
+            assert_eq!(
+                handed_off,
+                usize::from(matches!(got, Returned::Session(_))),
+                "step {step} ({op:?}): one session.handed_off per accepted hand-off"
+            );
+        }
         if let Op::View { .. } = op {
             assert!(
                 after.accounts == before.accounts

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use super::delivery_model::DeliveryModel;
 use crate::funnel::{ViewChange, ViewCounts};
 use crate::rules;
+use crate::start::{HandoffId, StartKeyHash};
 use crate::store::{LinkStore, WebhookStore};
 use crate::webhooks::{Attempt, Claim, Delivery, Endpoint, Lease, NextStep};
 use crate::{
@@ -38,6 +39,10 @@ struct Model {
     expiry_reported: std::collections::HashSet<LinkId>,
     /// Landing-page views by link.
     views: HashMap<LinkId, ViewCounts>,
+    /// The last session each start key started on each link.
+    started: HashMap<(LinkId, StartKeyHash), SessionId>,
+    /// Hand-offs: account, session, expiry, used.
+    handoffs: HashMap<HandoffId, (AccountId, SessionId, DateTime<Utc>, bool)>,
     webhooks: DeliveryModel,
 }
 
@@ -151,23 +156,104 @@ impl LinkStore for ReferenceStore {
         &self,
         link: LinkId,
         session: SessionId,
+        key: Option<StartKeyHash>,
         ttl: SessionTtl,
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
         self.with(|m| {
+            let previous = key
+                .and_then(|k| m.started.get(&(link, k)))
+                .and_then(|id| m.sessions.get(id))
+                .cloned();
             let stored = m.links.get_mut(&link).ok_or(Rejection::NotFound)?;
             let owner = m
                 .accounts
                 .get_mut(&stored.account)
                 .ok_or(Rejection::NotFound)?;
+            let mut owner_after = owner.clone();
+            let mut expired = None;
+            if let Some(mut previous) = previous {
+                match rules::keyed_start(&previous, now) {
+                    rules::KeyedStart::Resume => return Ok(previous),
+                    rules::KeyedStart::ExpireThenRedeem => {
+                        expired = rules::expire(&mut previous, &mut owner_after, now);
+                    }
+                    rules::KeyedStart::Redeem => {}
+                }
+            }
             if m.sessions.contains_key(&session) {
                 return Err(Error::AlreadyExists);
             }
-            let effects = rules::redeem(stored, owner, session, ttl, now)?;
+            let effects = rules::redeem(stored, &mut owner_after, session, ttl, now)?;
+            *owner = owner_after;
             let account = owner.id;
+            if let Some(expired) = expired {
+                m.ledger.extend(expired.ledger);
+                m.emit(account, now, expired.events);
+                m.sessions.insert(expired.value.id, expired.value);
+            }
             m.ledger.extend(effects.ledger);
             m.sessions.insert(session, effects.value.clone());
             m.sessions_of.entry(link).or_default().push(session);
+            if let Some(key) = key {
+                m.started.insert((link, key), session);
+            }
+            m.emit(account, now, effects.events);
+            Ok(effects.value)
+        })
+    }
+
+    async fn started_session(
+        &self,
+        link: LinkId,
+        key: StartKeyHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, Error> {
+        Ok(self.with(|m| {
+            m.started
+                .get(&(link, key))
+                .and_then(|id| m.sessions.get(id))
+                .filter(|s| rules::check_open(s, now).is_ok())
+                .cloned()
+        }))
+    }
+
+    async fn create_handoff(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        handoff: HandoffId,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.with(|m| {
+            if m.handoffs.contains_key(&handoff) {
+                return Err(Error::AlreadyExists);
+            }
+            let stored = m
+                .sessions
+                .get(&session)
+                .filter(|s| s.account == account)
+                .cloned()
+                .ok_or(Rejection::NotFound)?;
+            rules::check_open(&stored, now)?;
+            m.handoffs
+                .insert(handoff, (account, session, expires_at, false));
+            Ok(stored)
+        })
+    }
+
+    async fn accept_handoff(
+        &self,
+        handoff: HandoffId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.with(|m| {
+            let (account, session, expires_at, used) =
+                m.handoffs.get_mut(&handoff).ok_or(Rejection::NotFound)?;
+            let stored = m.sessions.get(session).ok_or(Rejection::NotFound)?;
+            let effects = rules::accept_handoff(used, *expires_at, stored, now)?;
+            let account = *account;
             m.emit(account, now, effects.events);
             Ok(effects.value)
         })

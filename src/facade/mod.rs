@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, SystemClock};
+use crate::start::{Handoff, HandoffId, HandoffTtl, Start, StartKey, FORM_TOKEN_TTL};
 use crate::store::{IdSource, LinkStore};
-use crate::tokens::{Keyring, LinkBase, LinkToken, SessionToken};
+use crate::tokens::{FormToken, HandoffToken, Keyring, LinkBase, LinkToken, SessionToken};
 use crate::{
     Account, AccountId, Error, Event, IdempotencyKey, Link, LinkId, LinkStats, LinkStatus, NewLink,
     Outcome, Page, Paged, Rejection, Session, SessionId, SessionTtl,
@@ -62,6 +63,9 @@ pub struct Redemption {
     /// It is a bearer credential for this session until the session expires: keep it out of
     /// logs and shared URLs.
     pub session_token: String,
+    /// Whether this call started nothing: the start key's open session was returned (see
+    /// [`Start`]), or a hand-off was accepted. A new session is `false`.
+    pub resumed: bool,
 }
 
 impl fmt::Debug for Redemption {
@@ -69,6 +73,7 @@ impl fmt::Debug for Redemption {
         f.debug_struct("Redemption")
             .field("session", &self.session)
             .field("session_token", &"[redacted]")
+            .field("resumed", &self.resumed)
             .finish()
     }
 }
@@ -87,6 +92,16 @@ pub struct Inspection {
     pub credit_available: bool,
     /// When it was inspected.
     pub at: DateTime<Utc>,
+    /// The form token for the landing page's start form, when inspected with a start key:
+    /// bound to the link and the key, valid for an hour. Pass it back with
+    /// [`Start::from_landing_page`]. `None` without a key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form_token: Option<String>,
+    /// The open session that the start key started on this link, if any: the landing page
+    /// offers "Continue your verification" (its form starts nothing new, it returns this
+    /// session). `None` without a key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_session: Option<Session>,
 }
 
 impl Inspection {
@@ -111,6 +126,7 @@ impl Inspection {
 /// # Examples
 ///
 /// ```
+/// use magic_link::start::Start;
 /// use magic_link::store::MemoryStore;
 /// use magic_link::tokens::Keyring;
 /// use magic_link::{AccountId, Flow, IdempotencyKey, MagicLinks, NewLink, Outcome, UsageLimit};
@@ -130,9 +146,9 @@ impl Inspection {
 /// assert!(created.url.starts_with("https://verify.example.com/l/"));
 ///
 /// // A GET of the landing page (or an email scanner) only inspects.
-/// assert!(links.inspect(&created.token).await?.can_start().is_ok());
-/// // The person presses "Start verification".
-/// let started = links.redeem(&created.token).await?;
+/// assert!(links.inspect(&created.token, None).await?.can_start().is_ok());
+/// // The person presses "Start verification" (a backend start: no start key, no form token).
+/// let started = links.redeem(&created.token, Start::new()).await?;
 /// // The flow page reports the verification's outcome with the session token.
 /// links
 ///     .complete_session_with_token(&started.session_token, Outcome::Approved)
@@ -147,6 +163,7 @@ pub struct MagicLinks<S, C = SystemClock> {
     keyring: Keyring,
     link_base: LinkBase,
     session_ttl: SessionTtl,
+    handoff_ttl: HandoffTtl,
     ids: IdSource,
     /// The reader that [`subscribe`](Self::subscribe) starts, shared by clones.
     #[cfg(feature = "background")]
@@ -163,6 +180,7 @@ impl<S: LinkStore> MagicLinks<S> {
             keyring,
             link_base,
             session_ttl: SessionTtl::default(),
+            handoff_ttl: HandoffTtl::default(),
             ids: IdSource::random(),
             #[cfg(feature = "background")]
             live: crate::live::Hub::default(),
@@ -179,6 +197,7 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
             keyring: self.keyring,
             link_base: self.link_base,
             session_ttl: self.session_ttl,
+            handoff_ttl: self.handoff_ttl,
             ids: self.ids,
             #[cfg(feature = "background")]
             live: self.live,
@@ -197,6 +216,14 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
     /// Sets how long a started session stays open before it is abandoned as expired.
     pub fn session_ttl(mut self, ttl: SessionTtl) -> Self {
         self.session_ttl = ttl;
+        self
+    }
+
+    /// Sets how long a hand-off token stays valid (10 minutes by default; never beyond its
+    /// session's expiry).
+    #[must_use]
+    pub fn handoff_ttl(mut self, ttl: HandoffTtl) -> Self {
+        self.handoff_ttl = ttl;
         self
     }
 
@@ -318,23 +345,38 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
     }
 
     /// Reports a link's state for a landing page, from the token in its URL (see
-    /// [`token_from_url`](crate::tokens::token_from_url)). Consumes nothing: a GET or HEAD from an
-    /// email scanner must call this, never [`redeem`](Self::redeem).
+    /// [`token_from_url`](crate::tokens::token_from_url)). Consumes nothing and writes
+    /// nothing: a GET or HEAD from an email scanner must call this, never
+    /// [`redeem`](Self::redeem).
+    ///
+    /// With the browser's start key (from its cookie), it also mints the
+    /// [form token](Inspection::form_token) for the page's start form and reports the key's
+    /// [open session](Inspection::open_session) on this link, for "Continue your
+    /// verification" (one more store read).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidToken`] (before any store access), including
     /// [`TokenError::Expired`](crate::tokens::TokenError::Expired) for an authentic token of an expired
     /// link; `NotFound`; backend failures.
-    pub async fn inspect(&self, token: &str) -> Result<Inspection, Error> {
+    pub async fn inspect(&self, token: &str, key: Option<&StartKey>) -> Result<Inspection, Error> {
         let claims = self.verify_link_token(token)?;
         let (link, credit_available) = self.store.inspect(claims.link()).await?;
         let at = self.clock.now();
+        let (form_token, open_session) = match key {
+            Some(key) => (
+                Some(FormToken::new(at + FORM_TOKEN_TTL).sign(&self.keyring, link.id, key)),
+                self.store.started_session(link.id, key.hash(), at).await?,
+            ),
+            None => (None, None),
+        };
         Ok(Inspection {
             status: link.status(at),
             link,
             credit_available,
             at,
+            form_token,
+            open_session,
         })
     }
 
@@ -381,25 +423,91 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
     /// session, and signs the session's token. Call it from an explicit action of the person (a
     /// POST), never from a GET.
     ///
+    /// `start` says how (see [`start`](crate::start)): [`Start::new`] for a backend, which
+    /// starts a new session on every call; [`Start::with_key`] to make it idempotent (while the
+    /// session a key started on the link is open, the same key returns it, with
+    /// [`resumed`](Redemption::resumed), and consumes nothing), so a retry after a backend
+    /// error is safe; [`Start::from_landing_page`] to also require the page's form token.
+    ///
+    /// The checks run in this order: the link token, the form token (one HMAC), then the store.
+    ///
     /// # Errors
     ///
-    /// [`Error::InvalidToken`] (before any store access); `NotFound`, `Deactivated`,
-    /// `Expired`, `Exhausted` or `NoCredits` (nothing changed); backend failures.
-    pub async fn redeem(&self, token: &str) -> Result<Redemption, Error> {
+    /// [`Error::InvalidToken`] (before any store access); [`Error::InvalidFormToken`] (before
+    /// any store access); `NotFound`, `Deactivated`, `Expired`, `Exhausted` or `NoCredits`
+    /// (nothing changed); backend failures.
+    pub async fn redeem(&self, token: &str, start: Start) -> Result<Redemption, Error> {
         let claims = self.verify_link_token(token)?;
+        let now = self.clock.now();
+        if let (Some(form), Some(key)) = (start.form_token(), start.key()) {
+            FormToken::verify(form, &self.keyring, claims.link(), key, now)
+                .map_err(Error::InvalidFormToken)?;
+        }
+        let id = SessionId::from_uuid(self.ids.next());
         let session = self
             .store
             .redeem(
                 claims.link(),
-                SessionId::from_uuid(self.ids.next()),
+                id,
+                start.key().map(StartKey::hash),
                 self.session_ttl,
-                self.clock.now(),
+                now,
             )
             .await?;
         let session_token = SessionToken::for_session(&session).sign(&self.keyring);
         Ok(Redemption {
+            resumed: session.id != id,
             session,
             session_token,
+        })
+    }
+
+    /// Hands an open session off to another device: a single-use
+    /// [hand-off token](crate::tokens::HandoffToken), valid for the
+    /// [hand-off time to live](Self::handoff_ttl) (10 minutes by default, never beyond the
+    /// session's expiry), for a short URL and its QR code. Consumes nothing and writes no
+    /// event.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidToken`] for the session token (before any store access); `NotFound`;
+    /// `SessionCompleted`, `SessionAbandoned` or `SessionExpired`; backend failures.
+    pub async fn handoff(&self, session_token: &str) -> Result<Handoff, Error> {
+        let claims = self.verify_session_token(session_token)?;
+        let now = self.clock.now();
+        let expires_at = (now + self.handoff_ttl.duration()).min(claims.expires_at());
+        let id = HandoffId::from_bytes(*self.ids.next().as_bytes());
+        let session = self
+            .store
+            .create_handoff(claims.account(), claims.session(), id, expires_at, now)
+            .await?;
+        let token = HandoffToken::new(id, expires_at);
+        Ok(Handoff {
+            session,
+            expires_at: token.expires_at(),
+            token: token.sign(&self.keyring),
+        })
+    }
+
+    /// Accepts a hand-off on the other device: consumes the hand-off token (once, atomically),
+    /// writes `session.handed_off`, and returns the session with a session token for this
+    /// device ([`resumed`](Redemption::resumed) is `true`). Consumes no use and no credit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidToken`] (before any store access; an expired hand-off is
+    /// [`TokenError::Expired`](crate::tokens::TokenError::Expired)); `NotFound`; `HandoffUsed`
+    /// for a second use; `SessionCompleted`, `SessionAbandoned` or `SessionExpired` once the
+    /// session has ended; backend failures.
+    pub async fn accept_handoff(&self, handoff_token: &str) -> Result<Redemption, Error> {
+        let now = self.clock.now();
+        let claims = HandoffToken::verify(handoff_token, &self.keyring, now)?;
+        let session = self.store.accept_handoff(claims.handoff(), now).await?;
+        let session_token = SessionToken::for_session(&session).sign(&self.keyring);
+        Ok(Redemption {
+            session,
+            session_token,
+            resumed: true,
         })
     }
 
@@ -462,7 +570,7 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
     /// let account = links.create_account(AccountId::new()).await?;
     /// links.top_up(account.id, 1, IdempotencyKey::new("first")?).await?;
     /// let created = links.create_link(account.id, NewLink::new("Case", Flow::Document)).await?;
-    /// let started = links.redeem(&created.token).await?;
+    /// let started = links.redeem(&created.token, magic_link::start::Start::new()).await?;
     /// let id = started.session.id;
     /// links.complete_session(account.id, id, Outcome::NeedsReview).await?;
     /// // A person looked at the case.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::start::{HandoffId, StartKeyHash};
 use crate::store::LinkStore;
 use crate::store::WebhookStore;
 use crate::webhooks::Endpoint;
@@ -36,10 +37,39 @@ impl<S: LinkStore> LinkStore for Arc<S> {
         &self,
         link: LinkId,
         session: SessionId,
+        key: Option<StartKeyHash>,
         ttl: SessionTtl,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Session, Error>> + Send {
-        (**self).redeem(link, session, ttl, now)
+        (**self).redeem(link, session, key, ttl, now)
+    }
+
+    fn started_session(
+        &self,
+        link: LinkId,
+        key: StartKeyHash,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Session>, Error>> + Send {
+        (**self).started_session(link, key, now)
+    }
+
+    fn create_handoff(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        handoff: HandoffId,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Session, Error>> + Send {
+        (**self).create_handoff(account, session, handoff, expires_at, now)
+    }
+
+    fn accept_handoff(
+        &self,
+        handoff: HandoffId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Session, Error>> + Send {
+        (**self).accept_handoff(handoff, now)
     }
 
     fn complete(

@@ -5,6 +5,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use crate::funnel::{ViewChange, ViewCounts};
+use crate::start::{HandoffId, StartKeyHash};
 use crate::{
     Account, AccountId, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId, LinkStats,
     Outcome, Page, Paged, Session, SessionId, SessionTtl,
@@ -34,6 +35,7 @@ use crate::{
 /// use std::sync::atomic::{AtomicU64, Ordering};
 /// use chrono::{DateTime, Utc};
 /// use magic_link::clock::Clock;
+/// use magic_link::start::{HandoffId, Start, StartKeyHash};
 /// use magic_link::store::{LinkStore, MemoryStore};
 /// use magic_link::tokens::Keyring;
 /// use magic_link::*;
@@ -55,12 +57,37 @@ use crate::{
 ///         &self,
 ///         link: LinkId,
 ///         session: SessionId,
+///         key: Option<StartKeyHash>,
 ///         ttl: SessionTtl,
 ///         now: DateTime<Utc>,
 ///     ) -> Result<Session, Error> {
-///         let session = self.inner.redeem(link, session, ttl, now).await?;
-///         self.redemptions.fetch_add(1, Ordering::Relaxed);
-///         Ok(session)
+///         let started = self.inner.redeem(link, session, key, ttl, now).await?;
+///         if started.id == session {
+///             // Not a resumed start.
+///             self.redemptions.fetch_add(1, Ordering::Relaxed);
+///         }
+///         Ok(started)
+///     }
+///     async fn started_session(
+///         &self,
+///         link: LinkId,
+///         key: StartKeyHash,
+///         now: DateTime<Utc>,
+///     ) -> Result<Option<Session>, Error> {
+///         self.inner.started_session(link, key, now).await
+///     }
+///     async fn create_handoff(
+///         &self,
+///         account: AccountId,
+///         session: SessionId,
+///         handoff: HandoffId,
+///         expires_at: DateTime<Utc>,
+///         now: DateTime<Utc>,
+///     ) -> Result<Session, Error> {
+///         self.inner.create_handoff(account, session, handoff, expires_at, now).await
+///     }
+///     async fn accept_handoff(&self, handoff: HandoffId, now: DateTime<Utc>) -> Result<Session, Error> {
+///         self.inner.accept_handoff(handoff, now).await
 ///     }
 ///     async fn complete(
 ///         &self,
@@ -159,7 +186,7 @@ use crate::{
 /// let account = links.create_account(AccountId::new()).await.unwrap();
 /// links.top_up(account.id, 1, IdempotencyKey::new("first").unwrap()).await.unwrap();
 /// let created = links.create_link(account.id, NewLink::new("Demo", Flow::Selfie)).await.unwrap();
-/// links.redeem(&created.token).await.unwrap();
+/// links.redeem(&created.token, Start::new()).await.unwrap();
 /// assert_eq!(links.store().redemptions.load(Ordering::Relaxed), 1);
 /// # }
 /// ```
@@ -185,6 +212,14 @@ pub trait LinkStore: Send + Sync {
     /// against its owner's credits, consumes a use, holds a credit, stores the new session with
     /// id `session` and appends `link.redeemed`.
     ///
+    /// With a start key (its hash, `key`), under the same lock of the link: if a session that
+    /// this key started on this link is open at `now` (started and before its `expires_at`),
+    /// returns that session and changes nothing (no use, no hold, no event; the returned id is
+    /// not `session`, which is how a caller tells a resumed start). If the key's session is
+    /// started but stale, it is abandoned as expired (with its `session.abandoned`) in the same
+    /// step, before the new session is started with the key. Completed and abandoned sessions
+    /// of the key are ignored. The store keeps the hash with the session.
+    ///
     /// # Errors
     ///
     /// A [`Rejection`](crate::Rejection) (`NotFound`, `Deactivated`, `Expired`, `Exhausted`,
@@ -193,7 +228,55 @@ pub trait LinkStore: Send + Sync {
         &self,
         link: LinkId,
         session: SessionId,
+        key: Option<StartKeyHash>,
         ttl: SessionTtl,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Session, Error>> + Send;
+
+    /// The open session (started, and before its `expires_at` at `now`) that start key `key`
+    /// started on `link`, if any, for a landing page's "Continue your verification". Any
+    /// caller holding a valid link token may do this; it changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// Only backend failures (an unknown link has no session: `Ok(None)`).
+    fn started_session(
+        &self,
+        link: LinkId,
+        key: StartKeyHash,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Session>, Error>> + Send;
+
+    /// Records a hand-off of session `session` of `account`: `handoff` may be accepted once,
+    /// before `expires_at`, while the session is open. Changes nothing else and writes no
+    /// event.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`; `SessionCompleted`, `SessionAbandoned` or `SessionExpired` (at `now`) for
+    /// a session that is not open; [`Error::AlreadyExists`] if the hand-off id is taken.
+    fn create_handoff(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        handoff: HandoffId,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Session, Error>> + Send;
+
+    /// Accepts a hand-off in one atomic step: checks that it exists, was not used, has not
+    /// expired at `now` and that its session is open at `now`; marks it used and appends
+    /// `session.handed_off`. Returns the session. Of concurrent accepts of one hand-off,
+    /// exactly one succeeds.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`; `HandoffUsed`; `SessionCompleted`, `SessionAbandoned` or
+    /// `SessionExpired`; [`TokenError::Expired`](crate::tokens::TokenError::Expired) (as
+    /// [`Error::InvalidToken`]) for a hand-off past its expiry. Nothing changes on an error.
+    fn accept_handoff(
+        &self,
+        handoff: HandoffId,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Session, Error>> + Send;
 

@@ -257,7 +257,9 @@ impl TestKit {
     ///
     /// As for [`MagicLinks::redeem`].
     pub async fn start(&self, link: &CreatedLink) -> Result<Redemption, Error> {
-        self.links.redeem(&link.token).await
+        self.links
+            .redeem(&link.token, crate::start::Start::new())
+            .await
     }
 
     /// Completes a started session with `outcome`, as the verification flow does.

@@ -9,7 +9,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{LINK_CONTEXT, SESSION_CONTEXT};
+use super::{FORM_CONTEXT, HANDOFF_CONTEXT, LINK_CONTEXT, SESSION_CONTEXT};
 
 /// The length of a signing key, in bytes (256 bits).
 pub const KEY_LEN: usize = 32;
@@ -179,6 +179,10 @@ pub(super) struct Entry {
     pub(super) link: Hmac<Sha256>,
     /// HMAC-SHA256 keyed with `key` that has already absorbed the session context.
     pub(super) session: Hmac<Sha256>,
+    /// HMAC-SHA256 keyed with `key` that has already absorbed the form context.
+    pub(super) form: Hmac<Sha256>,
+    /// HMAC-SHA256 keyed with `key` that has already absorbed the hand-off context.
+    pub(super) handoff: Hmac<Sha256>,
 }
 
 impl Entry {
@@ -187,13 +191,19 @@ impl Entry {
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         let mut link = keyed.clone();
         link.update(LINK_CONTEXT);
-        let mut session = keyed;
+        let mut session = keyed.clone();
         session.update(SESSION_CONTEXT);
+        let mut form = keyed.clone();
+        form.update(FORM_CONTEXT);
+        let mut handoff = keyed;
+        handoff.update(HANDOFF_CONTEXT);
         Self {
             id,
             key,
             link,
             session,
+            form,
+            handoff,
         }
     }
 }

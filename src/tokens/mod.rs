@@ -32,11 +32,37 @@
 //! |     37 |      8 | expiry, `u64` Unix seconds, never `0`      |
 //! |     45 |     16 | tag                                        |
 //!
+//! Form token ([`FormToken`]), 29 bytes, 39 characters:
+//!
+//! | offset | length | field                                      |
+//! |-------:|-------:|--------------------------------------------|
+//! |      0 |      1 | version, `0x01`                            |
+//! |      1 |      4 | key id, `u32`                              |
+//! |      5 |      8 | expiry, `u64` Unix seconds, never `0`      |
+//! |     13 |     16 | tag                                        |
+//!
+//! Hand-off token ([`HandoffToken`]), 45 bytes, 60 characters:
+//!
+//! | offset | length | field                                      |
+//! |-------:|-------:|--------------------------------------------|
+//! |      0 |      1 | version, `0x01`                            |
+//! |      1 |      4 | key id, `u32`                              |
+//! |      5 |     16 | hand-off id, 16 random bytes               |
+//! |     21 |      8 | expiry, `u64` Unix seconds, never `0`      |
+//! |     29 |     16 | tag                                        |
+//!
 //! The tag is the first 16 bytes (128 bits) of
 //! `HMAC-SHA256(key, context || bytes before the tag)`, where `context` is the ASCII string
-//! `magic-link/v1/link` for link tokens and `magic-link/v1/session` for session tokens, with
-//! no terminator. Neither context is a prefix of the other, so a link token can never verify
-//! as a session token, nor the reverse (their lengths differ too).
+//! `magic-link/v1/link` for link tokens, `magic-link/v1/session` for session tokens,
+//! `magic-link/v1/form` for form tokens and `magic-link/v1/handoff` for hand-off tokens, with
+//! no terminator. No context is a prefix of another, so no token verifies as a token of
+//! another kind (a hand-off token has a link token's length, and fails as forged).
+//!
+//! A form token's tag covers more than its bytes: `HMAC-SHA256(key, context || bytes before
+//! the tag || link id (16 bytes) || n || start key)`, where `n` is the start key's length in
+//! one byte and the start key is its ASCII text. The token carries neither: whoever checks it
+//! supplies the link (from the link token) and the key (from the browser's cookie), so it
+//! verifies only for the link and the browser it was minted for.
 //!
 //! An expiry is a whole second, rounded down from the object's expiry, so a token never
 //! outlives its link or session; an expiry at or before 1970-01-01T00:00:01Z is written as
@@ -72,6 +98,7 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::start::{HandoffId, StartKey};
 use crate::{AccountId, Link, LinkId, Session, SessionId};
 
 pub use keys::{Keyring, KeyringError, KeyringSecret, SigningKey, KEY_LEN, MAX_KEYS};
@@ -91,11 +118,19 @@ pub(crate) const LINK_CONTEXT: &[u8] = b"magic-link/v1/link";
 /// The domain-separation context of session tokens.
 pub(crate) const SESSION_CONTEXT: &[u8] = b"magic-link/v1/session";
 
+/// The domain-separation context of form tokens.
+pub(crate) const FORM_CONTEXT: &[u8] = b"magic-link/v1/form";
+
+/// The domain-separation context of hand-off tokens.
+pub(crate) const HANDOFF_CONTEXT: &[u8] = b"magic-link/v1/handoff";
+
 /// The largest expiry a token carries, in Unix seconds.
 const MAX_EXPIRY: u64 = (1 << 40) - 1;
 
 const LINK_BYTES: usize = 1 + 4 + 16 + 8 + TAG_LEN;
 const SESSION_BYTES: usize = 1 + 4 + 16 + 16 + 8 + TAG_LEN;
+const FORM_BYTES: usize = 1 + 4 + 8 + TAG_LEN;
+const HANDOFF_BYTES: usize = 1 + 4 + 16 + 8 + TAG_LEN;
 
 /// Why a token was rejected. Each reason is its own variant; none carries secret material.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -327,6 +362,196 @@ impl SessionToken {
     }
 }
 
+/// The claims of a form token: until when the landing page's form may start a session.
+///
+/// [`MagicLinks::inspect`](crate::MagicLinks::inspect) mints one for the landing page of a
+/// link and a browser's [`StartKey`]; the page puts it in its start form, and
+/// [`Start::from_landing_page`](crate::start::Start::from_landing_page) hands it back to
+/// [`MagicLinks::redeem`](crate::MagicLinks::redeem), which checks it before any store access.
+/// The token carries only its expiry; its tag binds the link id and the start key too, which
+/// the checker supplies, so a form token works only for the link and the browser it was minted
+/// for. A token for another link or another browser's key fails as
+/// [`TokenError::Forged`].
+///
+/// # Examples
+///
+/// ```
+/// use chrono::{DateTime, Duration};
+/// use magic_link::start::StartKey;
+/// use magic_link::tokens::{FormToken, Keyring, TokenError};
+/// use magic_link::LinkId;
+///
+/// let keyring = Keyring::generate()?;
+/// let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+/// let (link, key) = (LinkId::new(), StartKey::new("0123456789abcdef")?);
+/// let token = FormToken::new(now + Duration::hours(1)).sign(&keyring, link, &key);
+/// assert_eq!(token.len(), FormToken::LEN);
+/// assert!(FormToken::verify(&token, &keyring, link, &key, now).is_ok());
+/// let other = StartKey::new("fedcba9876543210")?;
+/// assert_eq!(FormToken::verify(&token, &keyring, link, &other, now), Err(TokenError::Forged));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FormToken {
+    /// Unix seconds, never 0.
+    expiry: u64,
+}
+
+impl FormToken {
+    /// The length of an encoded form token, in characters.
+    pub const LEN: usize = encoded_len(FORM_BYTES);
+
+    /// The claims of a form token that expires at `expires_at` (rounded down to the second).
+    pub fn new(expires_at: DateTime<Utc>) -> Self {
+        Self {
+            expiry: encode_expiry(expires_at),
+        }
+    }
+
+    /// When the token expires (whole seconds).
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        decode_expiry(self.expiry)
+    }
+
+    /// The encoded token for `link` and `key`, signed with the keyring's newest key.
+    pub fn sign(&self, keys: &Keyring, link: LinkId, key: &StartKey) -> String {
+        let entry = keys.signing();
+        let mut buf = [0u8; FORM_BYTES];
+        buf[5..13].copy_from_slice(&self.expiry.to_be_bytes());
+        let secret = key.expose_secret().as_bytes();
+        seal_bound(
+            buf,
+            entry,
+            &entry.form,
+            &[link.as_bytes(), &[secret.len() as u8], secret],
+        )
+    }
+
+    /// Checks an encoded token for `link` and `key` with any key of `keys`: one HMAC.
+    ///
+    /// Pure, free of heap allocation, and constant-time in the tag.
+    ///
+    /// # Errors
+    ///
+    /// One [`TokenError`] per reason, checked in the order the [module docs](crate::tokens)
+    /// give; a token for another link or key is [`TokenError::Forged`].
+    pub fn verify(
+        token: &str,
+        keys: &Keyring,
+        link: LinkId,
+        key: &StartKey,
+        now: DateTime<Utc>,
+    ) -> Result<Self, TokenError> {
+        let secret = key.expose_secret().as_bytes();
+        let buf = open_bound::<FORM_BYTES>(
+            token,
+            keys,
+            |e| &e.form,
+            |b| (1..=MAX_EXPIRY).contains(&read_u64(b, 5)),
+            &[link.as_bytes(), &[secret.len() as u8], secret],
+        )?;
+        let claims = Self {
+            expiry: read_u64(&buf, 5),
+        };
+        if is_past(claims.expiry, now) {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+/// The claims of a hand-off token: which hand-off, and until when.
+///
+/// [`MagicLinks::handoff`](crate::MagicLinks::handoff) makes one for an open session; the store
+/// keeps the hand-off's id with its session and whether it was used, and
+/// [`MagicLinks::accept_handoff`](crate::MagicLinks::accept_handoff) consumes it once. The
+/// token is 60 characters, so `https://verify.example.com/h/<token>` is 89.
+///
+/// # Security
+///
+/// Until it is used or expires, a hand-off token is a bearer credential for its session.
+///
+/// # Examples
+///
+/// ```
+/// use chrono::{DateTime, Duration};
+/// use magic_link::start::HandoffId;
+/// use magic_link::tokens::{HandoffToken, Keyring, LinkToken};
+///
+/// let keyring = Keyring::generate()?;
+/// let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+/// let claims = HandoffToken::new(HandoffId::generate()?, now + Duration::minutes(10));
+/// let token = claims.sign(&keyring);
+/// assert_eq!(token.len(), HandoffToken::LEN);
+/// assert_eq!(HandoffToken::verify(&token, &keyring, now), Ok(claims));
+/// // Never a link token, though as long.
+/// assert!(LinkToken::verify(&token, &keyring, now).is_err());
+/// # Ok::<(), magic_link::tokens::KeyringError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HandoffToken {
+    handoff: HandoffId,
+    /// Unix seconds, never 0.
+    expiry: u64,
+}
+
+impl HandoffToken {
+    /// The length of an encoded hand-off token, in characters.
+    pub const LEN: usize = encoded_len(HANDOFF_BYTES);
+
+    /// The claims for hand-off `handoff`, which expires at `expires_at` (rounded down to the
+    /// second).
+    pub fn new(handoff: HandoffId, expires_at: DateTime<Utc>) -> Self {
+        Self {
+            handoff,
+            expiry: encode_expiry(expires_at),
+        }
+    }
+
+    /// The hand-off's id.
+    pub fn handoff(&self) -> HandoffId {
+        self.handoff
+    }
+
+    /// When the token expires (whole seconds).
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        decode_expiry(self.expiry)
+    }
+
+    /// The encoded token, signed with the keyring's newest key.
+    pub fn sign(&self, keys: &Keyring) -> String {
+        let entry = keys.signing();
+        let mut buf = [0u8; HANDOFF_BYTES];
+        buf[5..21].copy_from_slice(self.handoff.as_bytes());
+        buf[21..29].copy_from_slice(&self.expiry.to_be_bytes());
+        seal(buf, entry, &entry.handoff)
+    }
+
+    /// Checks an encoded token with any key of `keys` and reads its claims.
+    ///
+    /// Pure, free of heap allocation, and constant-time in the tag.
+    ///
+    /// # Errors
+    ///
+    /// One [`TokenError`] per reason, checked in the order the [module docs](crate::tokens) give.
+    pub fn verify(token: &str, keys: &Keyring, now: DateTime<Utc>) -> Result<Self, TokenError> {
+        let buf = open::<HANDOFF_BYTES>(
+            token,
+            keys,
+            |e| &e.handoff,
+            |b| (1..=MAX_EXPIRY).contains(&read_u64(b, 21)),
+        )?;
+        let claims = Self {
+            handoff: HandoffId::from_bytes(read_16(&buf, 5)),
+            expiry: read_u64(&buf, 21),
+        };
+        if is_past(claims.expiry, now) {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
 /// The number of base64 characters, without padding, for `bytes` bytes.
 const fn encoded_len(bytes: usize) -> usize {
     (bytes * 4).div_ceil(3)
@@ -426,11 +651,25 @@ fn decode_exact<const N: usize>(text: &[u8], out: &mut [u8; N]) -> bool {
 }
 
 /// Fills in the version, key id and tag of `buf`, whose fields are set, and encodes it.
-fn seal<const N: usize>(mut buf: [u8; N], entry: &Entry, mac: &Hmac<Sha256>) -> String {
+fn seal<const N: usize>(buf: [u8; N], entry: &Entry, mac: &Hmac<Sha256>) -> String {
+    seal_bound(buf, entry, mac, &[])
+}
+
+/// As [`seal`], with `bound` absorbed after the bytes: values the tag binds that the token does
+/// not carry.
+fn seal_bound<const N: usize>(
+    mut buf: [u8; N],
+    entry: &Entry,
+    mac: &Hmac<Sha256>,
+    bound: &[&[u8]],
+) -> String {
     buf[0] = VERSION;
     buf[1..5].copy_from_slice(&entry.id.to_be_bytes());
     let mut mac = mac.clone();
     mac.update(&buf[..N - TAG_LEN]);
+    for b in bound {
+        mac.update(b);
+    }
     let tag = mac.finalize().into_bytes();
     buf[N - TAG_LEN..].copy_from_slice(&tag[..TAG_LEN]);
     URL_SAFE_NO_PAD.encode(buf)
@@ -444,6 +683,18 @@ fn open<const N: usize>(
     keys: &Keyring,
     mac: impl FnOnce(&Entry) -> &Hmac<Sha256>,
     fields_ok: impl FnOnce(&[u8; N]) -> bool,
+) -> Result<[u8; N], TokenError> {
+    open_bound(token, keys, mac, fields_ok, &[])
+}
+
+/// As [`open`], with `bound` absorbed after the bytes (see [`seal_bound`]).
+#[inline]
+fn open_bound<const N: usize>(
+    token: &str,
+    keys: &Keyring,
+    mac: impl FnOnce(&Entry) -> &Hmac<Sha256>,
+    fields_ok: impl FnOnce(&[u8; N]) -> bool,
+    bound: &[&[u8]],
 ) -> Result<[u8; N], TokenError> {
     let text = token.as_bytes();
     let (Some(&c0), Some(&c1)) = (text.first(), text.get(1)) else {
@@ -474,6 +725,9 @@ fn open<const N: usize>(
     let (body, tag) = buf.split_at(N - TAG_LEN);
     let mut mac = mac(entry).clone();
     mac.update(body);
+    for b in bound {
+        mac.update(b);
+    }
     mac.verify_truncated_left(tag)
         .map_err(|_| TokenError::Forged)?;
     Ok(buf)
@@ -496,6 +750,14 @@ mod tests {
         assert_eq!(LINK_BYTES, 45);
         assert_eq!(LinkToken::LEN, 60);
         const { assert!(LinkToken::LEN <= 64) };
+        assert_eq!(FormToken::LEN, 39);
+        assert_eq!(HandoffToken::LEN, 60);
+        let contexts = [LINK_CONTEXT, SESSION_CONTEXT, FORM_CONTEXT, HANDOFF_CONTEXT];
+        for (i, a) in contexts.iter().enumerate() {
+            for (j, b) in contexts.iter().enumerate() {
+                assert!(i == j || !a.starts_with(b), "{a:?} {b:?}");
+            }
+        }
         assert_eq!(SESSION_BYTES, 61);
         assert_eq!(SessionToken::LEN, 82);
         assert!(!LINK_CONTEXT.starts_with(SESSION_CONTEXT));

@@ -42,6 +42,8 @@ pub enum EventType {
     SessionCompleted,
     /// `session.reviewed`: the owner's final decision after a `needs_review` outcome.
     SessionReviewed,
+    /// `session.handed_off`: a session moved to another device.
+    SessionHandedOff,
     /// `session.abandoned`
     SessionAbandoned,
     /// `credits.added`
@@ -59,6 +61,7 @@ impl EventType {
         Self::LinkDeactivated,
         Self::SessionCompleted,
         Self::SessionReviewed,
+        Self::SessionHandedOff,
         Self::SessionAbandoned,
         Self::CreditsAdded,
     ];
@@ -73,6 +76,7 @@ impl EventType {
             Self::LinkDeactivated => "link.deactivated",
             Self::SessionCompleted => "session.completed",
             Self::SessionReviewed => "session.reviewed",
+            Self::SessionHandedOff => "session.handed_off",
             Self::SessionAbandoned => "session.abandoned",
             Self::CreditsAdded => "credits.added",
         }
@@ -85,6 +89,7 @@ impl EventType {
             EventKind::LinkRedeemed { .. } => Self::LinkRedeemed,
             EventKind::SessionCompleted { .. } => Self::SessionCompleted,
             EventKind::SessionReviewed { .. } => Self::SessionReviewed,
+            EventKind::SessionHandedOff { .. } => Self::SessionHandedOff,
             EventKind::SessionAbandoned { .. } => Self::SessionAbandoned,
             EventKind::LinkDeactivated { .. } => Self::LinkDeactivated,
             EventKind::LinkExhausted { .. } => Self::LinkExhausted,
@@ -185,7 +190,7 @@ mod tests {
             "link",
             "LINK.CREATED",
             "link.created ",
-            "session.handed_off",
+            "session.handed-off",
         ] {
             assert_eq!(
                 bad.parse::<EventType>(),

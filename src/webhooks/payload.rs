@@ -18,6 +18,7 @@ use crate::{AbandonReason, AccountId, Event, EventKind, LinkId, Outcome, Session
 /// | `link.redeemed` | `account_id`, `link_id`, `session_id` |
 /// | `session.completed` | `account_id`, `link_id`, `session_id`, `outcome` (`approved`, `denied`, `needs_review`) |
 /// | `session.reviewed` | `account_id`, `link_id`, `session_id`, `decision` (`approved`, `denied`) |
+/// | `session.handed_off` | `account_id`, `link_id`, `session_id` |
 /// | `session.abandoned` | `account_id`, `link_id`, `session_id`, `reason` (`explicit`, `expired`) |
 /// | `link.deactivated` | `account_id`, `link_id` |
 /// | `link.exhausted` | `account_id`, `link_id` |
@@ -102,7 +103,8 @@ impl WebhookPayload {
             | EventKind::LinkExpired { link } => {
                 data.link_id = Some(*link);
             }
-            EventKind::LinkRedeemed { link, session } => {
+            EventKind::LinkRedeemed { link, session }
+            | EventKind::SessionHandedOff { link, session } => {
                 data.link_id = Some(*link);
                 data.session_id = Some(*session);
             }

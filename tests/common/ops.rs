@@ -22,5 +22,10 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Expire),
         1 => Just(Op::ExpireLinks),
         2 => (0u8..8, any::<u8>()).prop_map(|(link, change)| Op::View { link, change }),
+        4 => (0u8..8, any::<u8>()).prop_map(|(link, key)| Op::RedeemWithKey { link, key }),
+        1 => (0u8..8, any::<u8>()).prop_map(|(link, key)| Op::StartedSession { link, key }),
+        2 => (any::<u8>(), any::<u8>(), 0u16..1200)
+            .prop_map(|(session, account, ttl)| Op::Handoff { session, account, ttl }),
+        2 => any::<u8>().prop_map(|handoff| Op::AcceptHandoff { handoff }),
     ]
 }

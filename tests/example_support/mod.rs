@@ -174,6 +174,70 @@ pub fn http() -> reqwest::Client {
         .expect("an HTTP client")
 }
 
+/// What a browser takes from a landing page for its start: its start-key cookie
+/// (`ml_start=...`, set by the page when the browser had none) and the form's token.
+#[derive(Debug, Clone)]
+pub struct LandingForm {
+    /// `ml_start=<key>`, for a `Cookie` header.
+    pub cookie: String,
+    /// The hidden `form_token` field.
+    pub form_token: String,
+}
+
+/// GETs a landing page as a browser holding `cookie` (`ml_start=...`), or as a new browser;
+/// panics unless the page has the start form.
+pub async fn landing_form(http: &reqwest::Client, url: &str, cookie: Option<&str>) -> LandingForm {
+    let mut req = http.get(url);
+    if let Some(cookie) = cookie {
+        req = req.header("cookie", cookie);
+    }
+    let res = req.send().await.expect("the landing page");
+    let set = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("ml_start="))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned());
+    let cookie = match (cookie, set) {
+        (_, Some(set)) => set,
+        (Some(cookie), None) => cookie.to_owned(),
+        (None, None) => panic!("the landing page set no start-key cookie"),
+    };
+    let page = res.text().await.expect("the landing page's HTML");
+    let form_token =
+        form_token(&page).unwrap_or_else(|| panic!("no form token on the landing page: {page}"));
+    LandingForm { cookie, form_token }
+}
+
+/// The landing page's form token, if it has the form.
+pub fn form_token(page: &str) -> Option<String> {
+    let at = page.find("name=\"form_token\" value=\"")? + "name=\"form_token\" value=\"".len();
+    let len = page[at..].find('"')?;
+    Some(page[at..at + len].to_owned())
+}
+
+/// POSTs a landing page's start form as the browser that `form` came from.
+pub async fn post_start(
+    http: &reqwest::Client,
+    url: &str,
+    form: &LandingForm,
+) -> reqwest::Response {
+    http.post(url)
+        .header("cookie", &form.cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("form_token={}", form.form_token))
+        .send()
+        .await
+        .expect("a start")
+}
+
+/// Starts a session as a new browser would: the landing page, then its form.
+pub async fn start(http: &reqwest::Client, url: &str) -> reqwest::Response {
+    let form = landing_form(http, url, None).await;
+    post_start(http, url, &form).await
+}
+
 /// POSTs JSON, returning the status and the JSON answer.
 pub async fn post_json(
     http: &reqwest::Client,

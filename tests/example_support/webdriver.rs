@@ -68,8 +68,25 @@ fn free_port() -> u16 {
 }
 
 impl Browser {
-    /// Starts ChromeDriver and a headless Chromium with a fresh profile.
+    /// Starts ChromeDriver and a headless Chromium with a fresh profile (a desktop window).
     pub async fn start(bins: &Binaries) -> Self {
+        Self::launch(bins, None).await
+    }
+
+    /// Like [`Browser::start`], but a phone: Chrome's mobile emulation with a viewport of
+    /// `width` × `height` CSS pixels (device pixel ratio 1, so screenshots have that size too),
+    /// touch, and a phone's user agent. Its cookies are its own (another profile).
+    pub async fn start_phone(bins: &Binaries, width: u32, height: u32) -> Self {
+        let emulation = json!({
+            "deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0,
+                              "mobile": true, "touch": true},
+            "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 \
+                          (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36",
+        });
+        Self::launch(bins, Some(emulation)).await
+    }
+
+    async fn launch(bins: &Binaries, mobile_emulation: Option<Value>) -> Self {
         let port = free_port();
         let profile = std::env::temp_dir().join(format!(
             "magic-link-chromium-{}-{}",
@@ -132,9 +149,13 @@ impl Browser {
             "--lang=en-US",
             &format!("--user-data-dir={}", browser.profile.display()),
         ];
+        let mut options = json!({"binary": bins.chromium, "args": args});
+        if let Some(emulation) = mobile_emulation {
+            options["mobileEmulation"] = emulation;
+        }
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {"binary": bins.chromium, "args": args},
+            "goog:chromeOptions": options,
             // Chrome's DevTools network events, for `requests_sent`.
             "goog:loggingPrefs": {"performance": "ALL"},
         }}});
@@ -312,6 +333,17 @@ impl Browser {
         self.cmd(
             "POST",
             "/execute/sync",
+            json!({ "script": script, "args": args }),
+        )
+        .await
+    }
+
+    /// Runs an asynchronous script in the page: it gets a callback as its last argument
+    /// (`arguments[arguments.length - 1]`) and calls it with its result.
+    pub async fn execute_async(&self, script: &str, args: Vec<Value>) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/async",
             json!({ "script": script, "args": args }),
         )
         .await

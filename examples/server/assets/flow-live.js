@@ -1,12 +1,22 @@
-// The flow page: when the session ends elsewhere (finished on a phone, or by the owner's
-// backend), the server says so on /s/{token}/events (Server-Sent Events) and the page shows
-// where the session stands. Nothing is polled; without JavaScript, a link does it.
+// The flow page and the "Continue on your phone" page: the server tells them on
+// /s/{token}/events (Server-Sent Events) when the session moves to a phone (`handed_off`: the
+// page says so, and the form here is put away) and when it ends (`ended`: finished on a phone,
+// or by the owner's backend): the page then shows where the session stands. Nothing is polled;
+// without JavaScript, a link does it.
 (function(){
 'use strict';
 const main = document.querySelector('main[data-events]');
 if (!main || !window.EventSource) return;
+const status = document.getElementById('live-status');
 const events = new EventSource(main.dataset.events);
-events.addEventListener('ended', () => { events.close(); location.reload(); });
+events.addEventListener('open', () => { main.dataset.live = 'open'; });
+events.addEventListener('handed_off', () => {
+  main.dataset.handedOff = '';
+  if (status) status.textContent = status.dataset.handedOff;
+  const form = document.getElementById('flow-form');
+  if (form) form.hidden = true;
+});
+events.addEventListener('ended', () => { events.close(); location.replace(main.dataset.flow); });
 // The person is acting on this page: its own answer shows the outcome.
 document.addEventListener('submit', () => events.close());
 })();

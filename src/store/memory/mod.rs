@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::funnel::{ViewChange, ViewCounts};
 use crate::rules::{self, Effects};
+use crate::start::{HandoffId, StartKeyHash};
 use crate::store::{ChangeSignal, Changes, IdSource, LinkStore};
 use crate::{
     Account, AccountId, Error, Event, EventId, EventKind, IdempotencyKey, LedgerEntry, LedgerKind,
@@ -52,6 +53,8 @@ pub struct MemoryStore {
     sessions: Shards<SessionId, Session>,
     outbox: Box<[Mutex<Vec<Event>>]>,
     seq: AtomicU64,
+    /// Hand-offs; locked before any session lock, never with a link or account lock.
+    handoffs: Mutex<HashMap<HandoffId, HandoffEntry>>,
     webhooks: Mutex<DeliveryBook>,
     ids: IdSource,
     /// Raised after each step's events are appended (see [`Changes`](crate::store::Changes)).
@@ -67,6 +70,17 @@ struct LinkEntry {
     expiry_reported: bool,
     /// Landing-page views, by kind.
     views: ViewCounts,
+    /// The last session each start key (by its hash) started on this link.
+    started: HashMap<StartKeyHash, SessionId>,
+}
+
+/// A hand-off: its session, expiry and single use.
+#[derive(Debug)]
+struct HandoffEntry {
+    account: AccountId,
+    session: SessionId,
+    expires_at: DateTime<Utc>,
+    used: bool,
 }
 
 #[derive(Debug)]
@@ -103,6 +117,7 @@ impl MemoryStore {
             sessions: Shards::new(),
             outbox: (0..SHARDS).map(|_| Mutex::default()).collect(),
             seq: AtomicU64::new(0),
+            handoffs: Mutex::default(),
             webhooks: Mutex::default(),
             ids: IdSource::random(),
             changes: ChangeSignal::new(),
@@ -229,6 +244,7 @@ impl LinkStore for MemoryStore {
                 sessions: Vec::new(),
                 expiry_reported: false,
                 views: ViewCounts::default(),
+                started: HashMap::new(),
             },
         );
         self.emit(
@@ -244,6 +260,7 @@ impl LinkStore for MemoryStore {
         &self,
         link: LinkId,
         session: SessionId,
+        key: Option<StartKeyHash>,
         ttl: SessionTtl,
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
@@ -253,15 +270,118 @@ impl LinkStore for MemoryStore {
         let owner = entry.link.account;
         let mut accounts = self.accounts.lock(&owner);
         let account = accounts.get_mut(&owner).ok_or(Rejection::NotFound)?;
+        // The key's last session on this link, read under its own shard lock (released before
+        // the new session's is taken: one session lock at a time). The account lock, held
+        // throughout, keeps its status from changing meanwhile.
+        let previous = key
+            .and_then(|k| entry.started.get(&k).copied())
+            .and_then(|id| self.sessions.lock(&id).get(&id).cloned());
+        let mut owner_after = account.account.clone();
+        let mut expired = None;
+        if let Some(mut previous) = previous {
+            match rules::keyed_start(&previous, now) {
+                rules::KeyedStart::Resume => return Ok(previous),
+                rules::KeyedStart::ExpireThenRedeem => {
+                    expired = rules::expire(&mut previous, &mut owner_after, now);
+                }
+                rules::KeyedStart::Redeem => {}
+            }
+        }
         let mut sessions = self.sessions.lock(&session);
         if sessions.contains_key(&session) {
             return Err(Error::AlreadyExists);
         }
-        let effects = rules::redeem(&mut entry.link, &mut account.account, session, ttl, now)?;
+        // On a rejection nothing changed: the expiry above was on copies.
+        let effects = rules::redeem(&mut entry.link, &mut owner_after, session, ttl, now)?;
+        account.account = owner_after;
+        let mut events = Vec::new();
+        if let Some(expired) = expired {
+            account.record(expired.ledger);
+            events.extend(expired.events);
+            let id = expired.value.id;
+            if id.shard() == session.shard() {
+                sessions.insert(id, expired.value);
+            } else {
+                drop(sessions);
+                self.sessions.lock(&id).insert(id, expired.value);
+                sessions = self.sessions.lock(&session);
+            }
+        }
         account.record(effects.ledger);
+        events.extend(effects.events);
         entry.sessions.push(session);
+        if let Some(key) = key {
+            entry.started.insert(key, session);
+        }
         sessions.insert(session, effects.value.clone());
-        self.emit(owner, event_id, now, effects.events);
+        self.emit(owner, event_id, now, events);
+        Ok(effects.value)
+    }
+
+    async fn started_session(
+        &self,
+        link: LinkId,
+        key: StartKeyHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, Error> {
+        let id = self
+            .links
+            .lock(&link)
+            .get(&link)
+            .and_then(|e| e.started.get(&key).copied());
+        Ok(id
+            .and_then(|id| self.sessions.lock(&id).get(&id).cloned())
+            .filter(|s| rules::check_open(s, now).is_ok()))
+    }
+
+    async fn create_handoff(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        handoff: HandoffId,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        let mut handoffs = lock(&self.handoffs);
+        if handoffs.contains_key(&handoff) {
+            return Err(Error::AlreadyExists);
+        }
+        let stored = self
+            .sessions
+            .lock(&session)
+            .get(&session)
+            .filter(|s| s.account == account)
+            .cloned()
+            .ok_or(Rejection::NotFound)?;
+        rules::check_open(&stored, now)?;
+        handoffs.insert(
+            handoff,
+            HandoffEntry {
+                account,
+                session,
+                expires_at,
+                used: false,
+            },
+        );
+        Ok(stored)
+    }
+
+    async fn accept_handoff(
+        &self,
+        handoff: HandoffId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        let event_id = self.event_id();
+        let mut handoffs = lock(&self.handoffs);
+        let entry = handoffs.get_mut(&handoff).ok_or(Rejection::NotFound)?;
+        // The session's lock, held while its status is checked and the event appended.
+        let sessions = self.sessions.lock(&entry.session);
+        let stored = sessions
+            .get(&entry.session)
+            .filter(|s| s.account == entry.account)
+            .ok_or(Rejection::NotFound)?;
+        let effects = rules::accept_handoff(&mut entry.used, entry.expires_at, stored, now)?;
+        self.emit(entry.account, event_id, now, effects.events);
         Ok(effects.value)
     }
 

@@ -58,6 +58,8 @@ pub(super) fn status(code: i32) -> Result<(), Error> {
         13 => Rejection::SessionCompleted,
         14 => Rejection::NotUnderReview,
         15 => Rejection::ReviewConflict,
+        16 => Rejection::HandoffUsed,
+        17 => return Err(crate::tokens::TokenError::Expired.into()),
         other => return Err(Error::backend(Corrupt::Status(other))),
     };
     Err(rejection.into())
@@ -288,6 +290,10 @@ pub(super) fn event(row: &PgRow, at: usize) -> Result<Event, Error> {
             link: link()?,
             session: session()?,
             reason: reason(&text(at + 8, "reason")?)?,
+        },
+        "session_handed_off" => EventKind::SessionHandedOff {
+            link: link()?,
+            session: session()?,
         },
         "link_deactivated" => EventKind::LinkDeactivated { link: link()? },
         "link_exhausted" => EventKind::LinkExhausted { link: link()? },

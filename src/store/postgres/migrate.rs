@@ -55,6 +55,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "endpoint_event_types_and_review",
         template: include_str!("../../../migrations/0008_endpoint_event_types_and_review.sql"),
     },
+    Migration {
+        version: 9,
+        name: "start_keys_and_handoffs",
+        template: include_str!("../../../migrations/0009_start_keys_and_handoffs.sql"),
+    },
 ];
 
 /// The placeholder for the schema in the templates.

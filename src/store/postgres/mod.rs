@@ -8,6 +8,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
 use crate::funnel::{ViewChange, ViewCounts, ViewKind};
 use crate::rules;
+use crate::start::{HandoffId, StartKeyHash};
 use crate::store::LinkStore;
 use crate::{
     Account, AccountId, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId, Outcome,
@@ -374,16 +375,19 @@ impl LinkStore for PostgresStore {
         &self,
         link: LinkId,
         session: SessionId,
+        key: Option<StartKeyHash>,
         ttl: SessionTtl,
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
         let expires_at = now
             .checked_add_signed(ttl.duration())
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let key = key.map(|k| k.as_bytes().to_vec());
         let row = retry(|| {
             sqlx::query(&self.sql.redeem)
                 .bind(link.as_uuid())
                 .bind(session.as_uuid())
+                .bind(key.as_deref())
                 .bind(now)
                 .bind(expires_at)
                 .fetch_one(&self.pool)
@@ -397,22 +401,83 @@ impl LinkStore for PostgresStore {
             }
         })?;
         status(get(&row, 0)?)?;
-        self.live.changed();
+        let id = SessionId::from_uuid(get(&row, 5)?);
+        if id == session {
+            // A resumed start changed nothing.
+            self.live.changed();
+        }
         let number: i64 = get(&row, 2)?;
         let flow: &str = get(&row, 3)?;
         Ok(Session {
-            id: session,
+            id,
             account: AccountId::from_uuid(get(&row, 1)?),
             link,
             number: number as u64,
             flow: decode::flow(flow)?,
             language: decode::language(get(&row, 4)?)?,
             status: SessionStatus::Started,
-            started_at: now,
-            expires_at,
+            started_at: get(&row, 6)?,
+            expires_at: get(&row, 7)?,
             decision: None,
             reviewed_at: None,
         })
+    }
+
+    async fn started_session(
+        &self,
+        link: LinkId,
+        key: StartKeyHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, Error> {
+        let row = retry(|| {
+            sqlx::query(&self.sql.started_session)
+                .bind(link.as_uuid())
+                .bind(&key.as_bytes()[..])
+                .bind(now)
+                .fetch_optional(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?;
+        row.map(|row| decode::session(&row, 0)).transpose()
+    }
+
+    async fn create_handoff(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        handoff: HandoffId,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        let row = self
+            .one(|| {
+                sqlx::query(&self.sql.create_handoff)
+                    .bind(&handoff.as_bytes()[..])
+                    .bind(account.as_uuid())
+                    .bind(session.as_uuid())
+                    .bind(expires_at)
+                    .bind(now)
+            })
+            .await?;
+        status(get(&row, 0)?)?;
+        decode::session(&row, 1)
+    }
+
+    async fn accept_handoff(
+        &self,
+        handoff: HandoffId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        let row = self
+            .one(|| {
+                sqlx::query(&self.sql.accept_handoff)
+                    .bind(&handoff.as_bytes()[..])
+                    .bind(now)
+            })
+            .await?;
+        status(get(&row, 0)?)?;
+        self.live.changed();
+        decode::session(&row, 1)
     }
 
     async fn complete(

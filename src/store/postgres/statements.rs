@@ -12,6 +12,9 @@ pub(super) struct Statements {
     pub(super) create_account: String,
     pub(super) insert_link: String,
     pub(super) redeem: String,
+    pub(super) started_session: String,
+    pub(super) create_handoff: String,
+    pub(super) accept_handoff: String,
     pub(super) finish: String,
     pub(super) review: String,
     pub(super) expire: String,
@@ -46,8 +49,15 @@ impl Statements {
             ),
             insert_link: s("SELECT r_code \
                  FROM __SCHEMA__.insert_link($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
-            redeem: s("SELECT r_code, r_account, r_number, r_flow, r_language \
-                 FROM __SCHEMA__.redeem($1, $2, $3, $4)"),
+            redeem: s(
+                "SELECT r_code, r_account, r_number, r_flow, r_language, r_session, \
+                 r_started_at, r_expires_at FROM __SCHEMA__.redeem($1, $2, $3, $4, $5)",
+            ),
+            started_session: s("SELECT {session} FROM __SCHEMA__.sessions s \
+                 WHERE s.link_id = $1 AND s.start_key = $2 AND s.status = 'started' \
+                 AND s.expires_at > $3"),
+            create_handoff: s("SELECT * FROM __SCHEMA__.create_handoff($1, $2, $3, $4, $5)"),
+            accept_handoff: s("SELECT * FROM __SCHEMA__.accept_handoff($1, $2)"),
             finish: s("SELECT * FROM __SCHEMA__.finish($1, $2, $3, $4)"),
             review: s("SELECT * FROM __SCHEMA__.review_session($1, $2, $3, $4)"),
             expire: s("SELECT r_expired FROM __SCHEMA__.expire_sessions($1, $2)"),
