@@ -528,6 +528,7 @@ async fn needs_review_is_decided_on_the_dashboard() {
         "link.expired",
         "link.deactivated",
         "session.completed",
+        "session.handed_off",
         "session.abandoned",
         "session.handed_off",
         "credits.added",
