@@ -530,7 +530,6 @@ async fn needs_review_is_decided_on_the_dashboard() {
         "session.completed",
         "session.handed_off",
         "session.abandoned",
-        "session.handed_off",
         "credits.added",
     ] {
         b.click_css(&format!("input[name=event-type][value='{name}']"))
