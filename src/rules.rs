@@ -311,6 +311,29 @@ pub fn check_open(session: &Session, now: DateTime<Utc>) -> Result<(), Rejection
     }
 }
 
+/// Whether a hand-off of `session` that expires at `expires_at` and was `used` or not could be
+/// accepted at `now`: the checks of [`accept_handoff`], in its order, changing nothing (for a
+/// page that shows the refusal before anyone presses "Continue").
+///
+/// # Errors
+///
+/// As [`accept_handoff`].
+pub fn check_handoff(
+    used: bool,
+    expires_at: DateTime<Utc>,
+    session: &Session,
+    now: DateTime<Utc>,
+) -> Result<(), crate::Error> {
+    if used {
+        return Err(Rejection::HandoffUsed.into());
+    }
+    if now >= expires_at {
+        return Err(crate::tokens::TokenError::Expired.into());
+    }
+    check_open(session, now)?;
+    Ok(())
+}
+
 /// Accepts a hand-off of `session` that expires at `expires_at` and was `used` or not: marks it
 /// used and returns `session.handed_off`. Checks, in this order: single use, the hand-off's
 /// expiry, then that the session is open ([`check_open`]). On an error nothing changes.
@@ -325,13 +348,7 @@ pub fn accept_handoff(
     session: &Session,
     now: DateTime<Utc>,
 ) -> Result<Effects<Session>, crate::Error> {
-    if *used {
-        return Err(Rejection::HandoffUsed.into());
-    }
-    if now >= expires_at {
-        return Err(crate::tokens::TokenError::Expired.into());
-    }
-    check_open(session, now)?;
+    check_handoff(*used, expires_at, session, now)?;
     *used = true;
     Ok(Effects {
         value: session.clone(),

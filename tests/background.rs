@@ -637,6 +637,13 @@ impl LinkStore for Faulty {
     ) -> Result<Session, Error> {
         self.inner.accept_handoff(handoff, now).await
     }
+    async fn check_handoff(
+        &self,
+        handoff: magic_link::start::HandoffId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.inner.check_handoff(handoff, now).await
+    }
     async fn complete(
         &self,
         account: AccountId,

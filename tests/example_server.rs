@@ -1298,10 +1298,17 @@ async fn a_session_is_handed_off_to_a_phone_once() {
     assert!(phone_flow.contains("/s/"));
     assert_eq!(stream.next().await.event, "handed_off");
 
-    // A second use: refused.
+    // A second use: refused, and so is opening it again (a read; nothing is used).
     let again = http.post(handoff_url).send().await.unwrap();
     assert_eq!(again.status(), 410);
     assert!(again
+        .text()
+        .await
+        .unwrap()
+        .contains("data-problem=\"handoff_used\""));
+    let reopened = http.get(handoff_url).send().await.unwrap();
+    assert_eq!(reopened.status(), 410);
+    assert!(reopened
         .text()
         .await
         .unwrap()

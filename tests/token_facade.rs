@@ -76,6 +76,13 @@ impl LinkStore for Watched {
     ) -> Result<Session, Error> {
         self.touch().accept_handoff(handoff, now).await
     }
+    async fn check_handoff(
+        &self,
+        handoff: magic_link::start::HandoffId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.touch().check_handoff(handoff, now).await
+    }
     async fn complete(
         &self,
         account: AccountId,

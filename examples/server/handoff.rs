@@ -3,26 +3,25 @@
 //! | method and path        | device         | what                                                  |
 //! |------------------------|----------------|-------------------------------------------------------|
 //! | `GET /s/{token}/phone` | the first one  | mints a hand-off ([`MagicLinks::handoff`]) and shows its short URL as a QR code |
-//! | `GET /h/{handoff}`     | the phone      | a page with a "Continue here" button; consumes nothing |
+//! | `GET /h/{handoff}`     | the phone      | checks it ([`MagicLinks::check_handoff`]) and shows a "Continue here" button, or the refusal; consumes nothing |
 //! | `POST /h/{handoff}`    | the phone      | accepts the hand-off ([`MagicLinks::accept_handoff`]) and redirects to the phone's own flow page |
 //!
 //! A hand-off token works once, for ten minutes, and never after its session has ended; the
-//! refusals are problem pages (410). Opening the URL is a `GET` that only checks the token's
-//! signature and expiry: link scanners and chat previews open URLs too, and must not use it up.
+//! refusals are problem pages (410). Opening the URL is a `GET` that only checks the token and
+//! reads the store: link scanners and chat previews open URLs too, and must not use it up.
 //! The first device's pages follow the session's event stream (`live.rs`): they show
 //! "continued on your phone" when the phone accepts (`session.handed_off`) and the result when
 //! it finishes.
 //!
 //! [`MagicLinks::handoff`]: magic_link::MagicLinks::handoff
+//! [`MagicLinks::check_handoff`]: magic_link::MagicLinks::check_handoff
 //! [`MagicLinks::accept_handoff`]: magic_link::MagicLinks::accept_handoff
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
-use magic_link::clock::Clock;
 use magic_link::store::LinkStore;
-use magic_link::tokens::HandoffToken;
 use magic_link::{qr, Error, Rejection};
 use minijinja::context;
 use minijinja::value::{Serde, Value};
@@ -82,8 +81,12 @@ pub(crate) async fn phone<S: LinkStore>(
     html::page(StatusCode::OK, "phone.html", context)
 }
 
-/// `GET /h/{hand-off token}`: the phone's "Continue here" page. Checks the token's signature
-/// and expiry (no store access) and consumes nothing.
+/// `GET /h/{hand-off token}`: the phone's "Continue here" page. Checks the token (signature and
+/// expiry first, then with a read of the store: [`MagicLinks::check_handoff`]) and consumes
+/// nothing, so a used or expired hand-off, or one of a session that has ended, shows its
+/// refusal page at once.
+///
+/// [`MagicLinks::check_handoff`]: magic_link::MagicLinks::check_handoff
 pub(crate) async fn open<S: LinkStore>(
     State(app): State<AppState<S>>,
     Token(token): Token,
@@ -91,9 +94,8 @@ pub(crate) async fn open<S: LinkStore>(
     headers: HeaderMap,
 ) -> Response {
     let t = i18n::for_request(&headers);
-    let now = app.links.clock().now();
-    if let Err(err) = HandoffToken::verify(&token, app.links.keyring(), now) {
-        return Problem::of_handoff_error(&Error::InvalidToken(err)).page(&nonce, t);
+    if let Err(err) = app.links.check_handoff(&token).await {
+        return Problem::of_handoff_error(&err).page(&nonce, t);
     }
     let context = context! { lang => t.lang, nonce => nonce.as_str(), t => Serde(t) };
     html::page(StatusCode::OK, "handoff.html", context)

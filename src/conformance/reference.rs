@@ -259,6 +259,20 @@ impl LinkStore for ReferenceStore {
         })
     }
 
+    async fn check_handoff(
+        &self,
+        handoff: HandoffId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.with(|m| {
+            let (_, session, expires_at, used) =
+                m.handoffs.get(&handoff).ok_or(Rejection::NotFound)?;
+            let stored = m.sessions.get(session).ok_or(Rejection::NotFound)?;
+            rules::check_handoff(*used, *expires_at, stored, now)?;
+            Ok(stored.clone())
+        })
+    }
+
     async fn complete(
         &self,
         account: AccountId,

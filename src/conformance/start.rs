@@ -274,12 +274,27 @@ pub async fn handoffs<S: LinkStore>(store: &S) {
     let account_before = ok(store.account(account.id).await, "account");
 
     let at = epoch() + Duration::minutes(1);
+    // Checking changes nothing and writes no event (the count of events below includes it).
+    for _ in 0..2 {
+        let checked = ok(store.check_handoff(id, at).await, "check_handoff");
+        assert_eq!(checked, session, "checking returns the session");
+    }
+    rejected(
+        store.check_handoff(new_handoff(), at).await,
+        Rejection::NotFound,
+        "checking an unknown hand-off",
+    );
     let accepted = ok(store.accept_handoff(id, at).await, "accept_handoff");
     assert_eq!(accepted, session, "accepting returns the same session");
     rejected(
         store.accept_handoff(id, at).await,
         Rejection::HandoffUsed,
         "a hand-off is single-use",
+    );
+    rejected(
+        store.check_handoff(id, at).await,
+        Rejection::HandoffUsed,
+        "checking a used hand-off",
     );
     rejected(
         store.accept_handoff(new_handoff(), at).await,
@@ -310,6 +325,11 @@ pub async fn handoffs<S: LinkStore>(store: &S) {
             .await,
         "create_handoff",
     );
+    let r = store.check_handoff(late, soon).await;
+    assert!(
+        matches!(r, Err(Error::InvalidToken(TokenError::Expired))),
+        "checking a hand-off at its expiry: {r:?}"
+    );
     let r = store.accept_handoff(late, soon).await;
     assert!(
         matches!(r, Err(Error::InvalidToken(TokenError::Expired))),
@@ -329,6 +349,11 @@ pub async fn handoffs<S: LinkStore>(store: &S) {
             .complete(account.id, session.id, Outcome::Denied, at)
             .await,
         "complete",
+    );
+    rejected(
+        store.check_handoff(pending, at).await,
+        Rejection::SessionCompleted,
+        "checking a hand-off of a completed session",
     );
     rejected(
         store.accept_handoff(pending, at).await,

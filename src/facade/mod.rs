@@ -511,6 +511,20 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
         })
     }
 
+    /// Checks a hand-off token without consuming it: verifies it, then asks the store whether
+    /// it could be accepted now ([`LinkStore::check_handoff`]). Changes nothing and writes no
+    /// event: for the page a hand-off URL opens (scanners open links too), so that a used,
+    /// expired or ended hand-off is refused there at once rather than after "Continue".
+    ///
+    /// # Errors
+    ///
+    /// As [`accept_handoff`](Self::accept_handoff).
+    pub async fn check_handoff(&self, handoff_token: &str) -> Result<Session, Error> {
+        let now = self.clock.now();
+        let claims = HandoffToken::verify(handoff_token, &self.keyring, now)?;
+        self.store.check_handoff(claims.handoff(), now).await
+    }
+
     /// The session token of a session of `account`, signed again (tokens are not stored).
     ///
     /// # Errors

@@ -72,6 +72,14 @@ impl<S: LinkStore> LinkStore for Arc<S> {
         (**self).accept_handoff(handoff, now)
     }
 
+    fn check_handoff(
+        &self,
+        handoff: HandoffId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Session, Error>> + Send {
+        (**self).check_handoff(handoff, now)
+    }
+
     fn complete(
         &self,
         account: AccountId,

@@ -89,6 +89,9 @@ use crate::{
 ///     async fn accept_handoff(&self, handoff: HandoffId, now: DateTime<Utc>) -> Result<Session, Error> {
 ///         self.inner.accept_handoff(handoff, now).await
 ///     }
+///     async fn check_handoff(&self, handoff: HandoffId, now: DateTime<Utc>) -> Result<Session, Error> {
+///         self.inner.check_handoff(handoff, now).await
+///     }
 ///     async fn complete(
 ///         &self,
 ///         account: AccountId,
@@ -275,6 +278,20 @@ pub trait LinkStore: Send + Sync {
     /// `SessionExpired`; [`TokenError::Expired`](crate::tokens::TokenError::Expired) (as
     /// [`Error::InvalidToken`]) for a hand-off past its expiry. Nothing changes on an error.
     fn accept_handoff(
+        &self,
+        handoff: HandoffId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Session, Error>> + Send;
+
+    /// Checks, without changing anything or writing an event, whether a hand-off could be
+    /// accepted at `now` (see [`rules::check_handoff`](crate::rules::check_handoff)); returns
+    /// its session. For the page a hand-off URL opens, which must not consume it (scanners
+    /// open links too) but should show a used or expired hand-off as refused at once.
+    ///
+    /// # Errors
+    ///
+    /// As [`accept_handoff`](Self::accept_handoff).
+    fn check_handoff(
         &self,
         handoff: HandoffId,
         now: DateTime<Utc>,

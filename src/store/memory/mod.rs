@@ -385,6 +385,22 @@ impl LinkStore for MemoryStore {
         Ok(effects.value)
     }
 
+    async fn check_handoff(
+        &self,
+        handoff: HandoffId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        let handoffs = lock(&self.handoffs);
+        let entry = handoffs.get(&handoff).ok_or(Rejection::NotFound)?;
+        let sessions = self.sessions.lock(&entry.session);
+        let stored = sessions
+            .get(&entry.session)
+            .filter(|s| s.account == entry.account)
+            .ok_or(Rejection::NotFound)?;
+        rules::check_handoff(entry.used, entry.expires_at, stored, now)?;
+        Ok(stored.clone())
+    }
+
     async fn complete(
         &self,
         account: AccountId,

@@ -480,6 +480,24 @@ impl LinkStore for PostgresStore {
         decode::session(&row, 1)
     }
 
+    async fn check_handoff(
+        &self,
+        handoff: HandoffId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        let row = retry(|| {
+            sqlx::query(&self.sql.check_handoff)
+                .bind(&handoff.as_bytes()[..])
+                .fetch_optional(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?
+        .ok_or(Rejection::NotFound)?;
+        let session = decode::session(&row, 2)?;
+        rules::check_handoff(get(&row, 0)?, get(&row, 1)?, &session, now)?;
+        Ok(session)
+    }
+
     async fn complete(
         &self,
         account: AccountId,

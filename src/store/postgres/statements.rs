@@ -15,6 +15,7 @@ pub(super) struct Statements {
     pub(super) started_session: String,
     pub(super) create_handoff: String,
     pub(super) accept_handoff: String,
+    pub(super) check_handoff: String,
     pub(super) finish: String,
     pub(super) review: String,
     pub(super) expire: String,
@@ -58,6 +59,10 @@ impl Statements {
                  AND s.expires_at > $3"),
             create_handoff: s("SELECT * FROM __SCHEMA__.create_handoff($1, $2, $3, $4, $5)"),
             accept_handoff: s("SELECT * FROM __SCHEMA__.accept_handoff($1, $2)"),
+            check_handoff: s("SELECT h.used_at IS NOT NULL, h.expires_at, {session} \
+                 FROM __SCHEMA__.handoffs h JOIN __SCHEMA__.sessions s \
+                     ON s.id = h.session_id AND s.account_id = h.account_id \
+                 WHERE h.id = $1"),
             finish: s("SELECT * FROM __SCHEMA__.finish($1, $2, $3, $4)"),
             review: s("SELECT * FROM __SCHEMA__.review_session($1, $2, $3, $4)"),
             expire: s("SELECT r_expired FROM __SCHEMA__.expire_sessions($1, $2)"),
