@@ -861,6 +861,13 @@ async fn start_resume_and_hand_off_between_two_browsers() {
     desktop
         .wait_for("main[data-page=done][data-outcome=approved]", WAIT)
         .await;
+    assert_eq!(
+        desktop
+            .execute("return window.stillTheSamePage === true", vec![])
+            .await,
+        true,
+        "the result replaced the page's content: no reload"
+    );
     desktop
         .screenshot(&dir, "handoff-2-desktop-result.png")
         .await;
