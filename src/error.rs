@@ -133,6 +133,27 @@ pub enum InvalidInput {
     /// [`StartKey`](crate::start::StartKey)). The key itself is not repeated.
     #[error("a start key must be 16 to 64 URL-safe characters")]
     InvalidStartKey,
+    /// A [`Reference`](crate::Reference) that is empty, longer than `max` bytes or holds a
+    /// control character. The reference itself is not repeated.
+    #[error("a reference must be 1 to {max} bytes of UTF-8 without control characters")]
+    InvalidReference {
+        /// The limit, in bytes.
+        max: usize,
+    },
+    /// [`Metadata`](crate::Metadata) past its limits, or with an empty key or a control
+    /// character. Nothing of it is repeated.
+    #[error(
+        "metadata holds at most {max_keys} keys of 1 to {max_key_chars} characters, \
+         values of at most {max_value_chars}, without control characters"
+    )]
+    InvalidMetadata {
+        /// The most keys.
+        max_keys: usize,
+        /// The longest key, in characters.
+        max_key_chars: usize,
+        /// The longest value, in characters.
+        max_value_chars: usize,
+    },
 }
 
 /// The crate's error: what every store operation and every facade call returns.

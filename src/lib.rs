@@ -95,6 +95,7 @@ mod links;
 #[cfg_attr(docsrs, doc(cfg(feature = "background")))]
 pub mod live;
 mod page;
+mod references;
 #[cfg(feature = "qr")]
 #[cfg_attr(docsrs, doc(cfg(feature = "qr")))]
 pub mod qr;
@@ -116,6 +117,7 @@ pub use facade::{CreatedLink, Inspection, MagicLinks, Redemption};
 pub use ids::{AccountId, EventId, LinkId, SessionId};
 pub use links::{Flow, Language, Link, LinkStatus, NewLink, UsageLimit};
 pub use page::{Page, Paged};
+pub use references::{Metadata, Reference};
 pub use sessions::{AbandonReason, Outcome, Session, SessionStatus, SessionTtl};
 pub use stats::{LinkStats, OutcomeCounts};
 

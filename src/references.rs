@@ -1,0 +1,255 @@
+//! The owner's reference and metadata of a link or session: whom or what it is for.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::InvalidInput;
+
+/// The owner's id for whom or what a link or session is: their customer's or order's id.
+///
+/// At most [`MAX_LEN`](Self::MAX_LEN) bytes of UTF-8, not empty, with no control characters.
+/// It travels in personal URLs (see `MagicLinks::personal_url`)
+/// and webhook payloads, and URLs pass through mail scanners, proxies and logs: use an
+/// opaque id (`cus_8f2k`), never a name, an email address or a phone number.
+///
+/// Cloning is cheap.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Reference(Arc<str>);
+
+impl Reference {
+    /// The longest reference accepted, in bytes.
+    pub const MAX_LEN: usize = 128;
+
+    /// Validates a reference.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput::InvalidReference`] for an empty reference, one longer than
+    /// [`MAX_LEN`](Self::MAX_LEN) bytes, or one with a control character.
+    pub fn new(reference: impl AsRef<str>) -> Result<Self, InvalidInput> {
+        let reference = reference.as_ref();
+        if reference.is_empty()
+            || reference.len() > Self::MAX_LEN
+            || reference.chars().any(char::is_control)
+        {
+            return Err(InvalidInput::InvalidReference { max: Self::MAX_LEN });
+        }
+        Ok(Self(reference.into()))
+    }
+
+    /// Validates a reference given as bytes (from a token).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput::InvalidReference`] for bytes that are not UTF-8 or not a valid
+    /// reference.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, InvalidInput> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| InvalidInput::InvalidReference { max: Self::MAX_LEN })?;
+        Self::new(text)
+    }
+
+    /// The reference.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Reference({:?})", &*self.0)
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Reference {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Reference {
+    type Err = InvalidInput;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl Serialize for Reference {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Reference {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::new(&*text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The owner's key-value metadata of a link: string keys to string values, as Stripe's.
+///
+/// At most [`MAX_KEYS`](Self::MAX_KEYS) keys; a key is 1 to [`MAX_KEY_CHARS`](Self::MAX_KEY_CHARS)
+/// characters, a value at most [`MAX_VALUE_CHARS`](Self::MAX_VALUE_CHARS); neither holds control
+/// characters. Keys are kept in order. Like a [`Reference`], it reaches webhook payloads and
+/// logs: keep personal data out of it.
+#[derive(Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Metadata(BTreeMap<String, String>);
+
+impl Metadata {
+    /// The most keys accepted.
+    pub const MAX_KEYS: usize = 50;
+    /// The longest key accepted, in characters.
+    pub const MAX_KEY_CHARS: usize = 40;
+    /// The longest value accepted, in characters.
+    pub const MAX_VALUE_CHARS: usize = 500;
+
+    /// No metadata.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Validates metadata from key-value pairs; a repeated key keeps its last value.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput::InvalidMetadata`] when a limit is passed or a key or value holds a
+    /// control character (an empty key too).
+    pub fn from_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Result<Self, InvalidInput>
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut map = BTreeMap::new();
+        for (key, value) in pairs {
+            let (key, value) = (key.into(), value.into());
+            check_entry(&key, &value)?;
+            map.insert(key, value);
+            if map.len() > Self::MAX_KEYS {
+                return Err(invalid_metadata());
+            }
+        }
+        Ok(Self(map))
+    }
+
+    /// Adds or replaces one entry.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput::InvalidMetadata`] as for [`from_pairs`](Self::from_pairs); nothing
+    /// changes then.
+    pub fn insert(
+        &mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<(), InvalidInput> {
+        let (key, value) = (key.into(), value.into());
+        check_entry(&key, &value)?;
+        if self.0.len() == Self::MAX_KEYS && !self.0.contains_key(&key) {
+            return Err(invalid_metadata());
+        }
+        self.0.insert(key, value);
+        Ok(())
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// The entries, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.0.iter()).finish()
+    }
+}
+
+impl<'de> Deserialize<'de> for Metadata {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, String>::deserialize(deserializer)?;
+        Self::from_pairs(map).map_err(serde::de::Error::custom)
+    }
+}
+
+fn invalid_metadata() -> InvalidInput {
+    InvalidInput::InvalidMetadata {
+        max_keys: Metadata::MAX_KEYS,
+        max_key_chars: Metadata::MAX_KEY_CHARS,
+        max_value_chars: Metadata::MAX_VALUE_CHARS,
+    }
+}
+
+fn check_entry(key: &str, value: &str) -> Result<(), InvalidInput> {
+    let key_ok = !key.is_empty()
+        && key.chars().count() <= Metadata::MAX_KEY_CHARS
+        && !key.chars().any(char::is_control);
+    let value_ok = value.chars().count() <= Metadata::MAX_VALUE_CHARS
+        && !value.chars().any(char::is_control);
+    if key_ok && value_ok {
+        Ok(())
+    } else {
+        Err(invalid_metadata())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_bounded_and_free_of_control_characters() {
+        assert!(Reference::new("cus_8f2k").is_ok());
+        assert!(Reference::new("é".repeat(64)).is_ok()); // 128 bytes
+        assert!(Reference::new("é".repeat(64) + "x").is_err());
+        assert!(Reference::new("").is_err());
+        assert!(Reference::new("a\nb").is_err());
+        assert!(Reference::new("a\u{7f}b").is_err());
+        assert!(Reference::from_bytes(&[0xff, 0x41]).is_err());
+        assert!(serde_json::from_str::<Reference>("\"a\\u0000\"").is_err());
+    }
+
+    #[test]
+    fn metadata_keeps_stripes_limits() {
+        let full = Metadata::from_pairs((0..50).map(|i| (format!("k{i}"), "v"))).unwrap();
+        assert_eq!(full.len(), 50);
+        assert!(Metadata::from_pairs((0..51).map(|i| (format!("k{i}"), "v"))).is_err());
+        let mut m = full.clone();
+        assert!(m.insert("k50", "v").is_err());
+        assert!(m.insert("k1", "w").is_ok());
+        assert_eq!(m.get("k1"), Some("w"));
+        assert!(Metadata::from_pairs([("k".repeat(41), "v")]).is_err());
+        assert!(Metadata::from_pairs([("k".repeat(40), "é".repeat(500))]).is_ok());
+        assert!(Metadata::from_pairs([("k", "v".repeat(501))]).is_err());
+        assert!(Metadata::from_pairs([("", "v")]).is_err());
+        assert!(Metadata::from_pairs([("k", "a\rb")]).is_err());
+        assert!(serde_json::from_str::<Metadata>(r#"{"":"x"}"#).is_err());
+        let json = serde_json::to_string(&full).unwrap();
+        assert_eq!(serde_json::from_str::<Metadata>(&json).unwrap(), full);
+    }
+}
