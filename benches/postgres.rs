@@ -220,7 +220,7 @@ async fn redeem_many(store: &PostgresStore, tasks: u64, total: u64, hot: bool) -
                         u128::from(fastrand_u64()) % LINKS
                     };
                     let session = store
-                        .redeem(link_id(n), SessionId::new(), None, ttl, now())
+                        .redeem(link_id(n), SessionId::new(), None, None, ttl, now())
                         .await
                         .expect("redeem");
                     black_box(session);

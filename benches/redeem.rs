@@ -138,7 +138,8 @@ fn run_on<S: LinkStore>(stores: &[(&S, &[LinkId])], iters: u64) -> Duration {
                 barrier.wait();
                 for _ in 0..per_thread {
                     let link = links[rng.next(links.len())];
-                    let r = now_or_never(store.redeem(link, SessionId::new(), None, ttl, now()));
+                    let r =
+                        now_or_never(store.redeem(link, SessionId::new(), None, None, ttl, now()));
                     black_box(r.unwrap());
                 }
                 barrier.wait();
@@ -261,7 +262,7 @@ fn memory_per_object() {
     let with_links = LIVE.load(Ordering::Relaxed);
     let ttl = SessionTtl::default();
     for link in &links {
-        now_or_never(store.redeem(*link, SessionId::new(), None, ttl, now())).unwrap();
+        now_or_never(store.redeem(*link, SessionId::new(), None, None, ttl, now())).unwrap();
     }
     let with_sessions = LIVE.load(Ordering::Relaxed);
     // `links` (the id list) is the bench's own, not the store's.

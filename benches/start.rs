@@ -84,7 +84,7 @@ async fn start_many<S: LinkStore + 'static>(
                             .hash()
                     });
                     let session = store
-                        .redeem(links[n], SessionId::new(), key, ttl, now())
+                        .redeem(links[n], SessionId::new(), key, None, ttl, now())
                         .await
                         .expect("redeem");
                     black_box(session);

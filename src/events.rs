@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::webhooks::EventType;
-use crate::{AbandonReason, AccountId, EventId, LinkId, Outcome, SessionId};
+use crate::{AbandonReason, AccountId, EventId, LinkId, Metadata, Outcome, Reference, SessionId};
 
 /// What happened. Each state-changing operation emits exactly one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +89,24 @@ pub enum EventKind {
         /// The link.
         link: LinkId,
     },
+    /// A link's reference and metadata were erased
+    /// ([`MagicLinks::redact_link`](crate::MagicLinks::redact_link)); so were those of its
+    /// sessions, and the labels of every stored event about them.
+    #[serde(rename = "link.redacted")]
+    LinkRedacted {
+        /// The link.
+        link: LinkId,
+    },
+    /// A session's reference was erased
+    /// ([`MagicLinks::redact_session`](crate::MagicLinks::redact_session)), with the labels of
+    /// every stored event about it.
+    #[serde(rename = "session.redacted")]
+    SessionRedacted {
+        /// The link.
+        link: LinkId,
+        /// The session.
+        session: SessionId,
+    },
     /// Credits were added to the account.
     #[serde(rename = "credits.added")]
     CreditsAdded {
@@ -100,6 +118,37 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The link the event is about, if any.
+    pub fn link(&self) -> Option<LinkId> {
+        match self {
+            Self::LinkCreated { link }
+            | Self::LinkRedeemed { link, .. }
+            | Self::SessionCompleted { link, .. }
+            | Self::SessionReviewed { link, .. }
+            | Self::SessionAbandoned { link, .. }
+            | Self::SessionHandedOff { link, .. }
+            | Self::LinkDeactivated { link }
+            | Self::LinkExhausted { link }
+            | Self::LinkExpired { link }
+            | Self::LinkRedacted { link }
+            | Self::SessionRedacted { link, .. } => Some(*link),
+            Self::CreditsAdded { .. } => None,
+        }
+    }
+
+    /// The session the event is about, if any.
+    pub fn session(&self) -> Option<SessionId> {
+        match self {
+            Self::LinkRedeemed { session, .. }
+            | Self::SessionCompleted { session, .. }
+            | Self::SessionReviewed { session, .. }
+            | Self::SessionAbandoned { session, .. }
+            | Self::SessionHandedOff { session, .. }
+            | Self::SessionRedacted { session, .. } => Some(*session),
+            _ => None,
+        }
+    }
+
     /// The event type's name, as webhooks send it (`link.redeemed`, `session.completed`, ...).
     pub fn name(&self) -> &'static str {
         self.event_type().name()
@@ -126,4 +175,30 @@ pub struct Event {
     /// What happened.
     #[serde(flatten)]
     pub kind: EventKind,
+    /// The owner's labels of the event's link and session as they were when it happened
+    /// (redaction erases them here too). Absent from JSON while empty.
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
+}
+
+/// The owner's labels of an event's link and session: what a webhook receiver ties the event
+/// to its own records with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Labels {
+    /// The link's [`Reference`](crate::Reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Reference>,
+    /// The session's reference: the recipient of the personal URL that started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_reference: Option<Reference>,
+    /// The link's [`Metadata`](crate::Metadata).
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
+}
+
+impl Labels {
+    /// Whether there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.reference.is_none() && self.session_reference.is_none() && self.metadata.is_empty()
+    }
 }

@@ -95,10 +95,10 @@ mod links;
 #[cfg_attr(docsrs, doc(cfg(feature = "background")))]
 pub mod live;
 mod page;
-mod references;
 #[cfg(feature = "qr")]
 #[cfg_attr(docsrs, doc(cfg(feature = "qr")))]
 pub mod qr;
+mod references;
 pub mod rules;
 mod sessions;
 pub mod start;
@@ -112,7 +112,7 @@ pub mod webhooks;
 
 pub use credits::{Account, IdempotencyKey, LedgerEntry, LedgerKind};
 pub use error::{Error, InvalidInput, Rejection};
-pub use events::{Event, EventKind};
+pub use events::{Event, EventKind, Labels};
 pub use facade::{CreatedLink, Inspection, MagicLinks, Redemption};
 pub use ids::{AccountId, EventId, LinkId, SessionId};
 pub use links::{Flow, Language, Link, LinkStatus, NewLink, UsageLimit};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{AccountId, InvalidInput, LinkId};
+use crate::{AccountId, InvalidInput, LinkId, Metadata, Reference};
 
 /// The longest language tag accepted, in bytes.
 const MAX_LANGUAGE_LEN: usize = 64;
@@ -172,7 +172,8 @@ impl<'de> Deserialize<'de> for Language {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewLink {
-    /// Internal name, shown on the dashboard and the landing page.
+    /// Internal name, shown on the owner's dashboard; never on a page a visitor sees (those
+    /// show the account's display name).
     pub name: String,
     /// The verification steps.
     pub flow: Flow,
@@ -185,6 +186,12 @@ pub struct NewLink {
     /// The interface language, as a BCP 47 tag (default: `en`).
     #[serde(default = "default_language")]
     pub language: String,
+    /// The owner's id for whom or what the link is (see [`Reference`]).
+    #[serde(default)]
+    pub reference: Option<Reference>,
+    /// The owner's key-value data (see [`Metadata`]).
+    #[serde(default)]
+    pub metadata: Metadata,
 }
 
 fn default_limit() -> UsageLimit {
@@ -204,7 +211,21 @@ impl NewLink {
             limit: default_limit(),
             expires_at: None,
             language: default_language(),
+            reference: None,
+            metadata: Metadata::new(),
         }
+    }
+
+    /// Sets the owner's reference: their id for whom or what the link is.
+    pub fn reference(mut self, reference: Reference) -> Self {
+        self.reference = Some(reference);
+        self
+    }
+
+    /// Sets the owner's metadata.
+    pub fn metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
     }
 
     /// Sets the usage limit.
@@ -264,6 +285,18 @@ pub struct Link {
     pub created_at: DateTime<Utc>,
     /// When the link was deactivated, if it was.
     pub deactivated_at: Option<DateTime<Utc>>,
+    /// The owner's id for whom or what the link is; `None` when none was set, and after
+    /// redaction. Absent from JSON while `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Reference>,
+    /// The owner's key-value data; empty after redaction. Absent from JSON while empty.
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
+    /// When the link's reference and metadata were erased
+    /// ([`MagicLinks::redact_link`](crate::MagicLinks::redact_link)). Absent from JSON while
+    /// `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redacted_at: Option<DateTime<Utc>>,
 }
 
 impl Link {
@@ -309,6 +342,9 @@ impl Link {
             uses: 0,
             created_at: now,
             deactivated_at: None,
+            reference: spec.reference,
+            metadata: spec.metadata,
+            redacted_at: None,
         })
     }
 

@@ -11,7 +11,7 @@ use crate::clock::truncate_to_micros;
 
 use crate::{
     AbandonReason, Account, Error, EventKind, IdempotencyKey, InvalidInput, LedgerEntry,
-    LedgerKind, Link, LinkStatus, Outcome, Rejection, Session, SessionId, SessionStatus,
+    LedgerKind, Link, LinkStatus, Outcome, Reference, Rejection, Session, SessionId, SessionStatus,
     SessionTtl,
 };
 
@@ -74,7 +74,8 @@ pub fn check_redeemable(
 
 /// Redeems `link`: consumes a use, holds one of `account`'s credits and starts a session.
 ///
-/// `account` must be the link's owner; stores guarantee it.
+/// `account` must be the link's owner; stores guarantee it. The session records `reference`
+/// (a personal URL's recipient) unless the link was redacted.
 ///
 /// # Errors
 ///
@@ -83,6 +84,7 @@ pub fn redeem(
     link: &mut Link,
     account: &mut Account,
     session: SessionId,
+    reference: Option<Reference>,
     ttl: SessionTtl,
     now: DateTime<Utc>,
 ) -> Result<Effects<Session>, Rejection> {
@@ -104,6 +106,9 @@ pub fn redeem(
             .unwrap_or(DateTime::<Utc>::MAX_UTC),
         decision: None,
         reviewed_at: None,
+        // A redacted link records no reference, even from a personal URL.
+        reference: reference.filter(|_| link.redacted_at.is_none()),
+        redacted_at: None,
     };
     let mut events = vec![EventKind::LinkRedeemed {
         link: link.id,

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{AccountId, Flow, InvalidInput, Language, LinkId, SessionId};
+use crate::{AccountId, Flow, InvalidInput, Language, LinkId, Reference, SessionId};
 
 /// The result of a completed verification, reported by the host service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -94,6 +94,16 @@ pub struct Session {
     /// When the decision was recorded; set together with [`decision`](Self::decision).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reviewed_at: Option<DateTime<Utc>>,
+    /// The recipient's reference, for a session started from a personal URL
+    /// ([`MagicLinks::personal_url`](crate::MagicLinks::personal_url)); `None` for the link's
+    /// shared URL, and after redaction. Absent from JSON while `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Reference>,
+    /// When the session's reference was erased
+    /// ([`MagicLinks::redact_session`](crate::MagicLinks::redact_session), or its link's
+    /// redaction). Absent from JSON while `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redacted_at: Option<DateTime<Utc>>,
 }
 
 impl Session {

@@ -137,6 +137,24 @@ impl StartKey {
     pub fn hash(&self) -> StartKeyHash {
         StartKeyHash(Sha256::digest(self.0.as_bytes()).into())
     }
+
+    /// The hash that scopes this key to one recipient: [`hash`](Self::hash) for a link's
+    /// shared URL (`None`), and for a personal URL the SHA-256 of the key, a zero byte and the
+    /// recipient's [`Reference`](crate::Reference). So one browser holds one start per link
+    /// and recipient: opening a second recipient's personal URL of the same link starts (or
+    /// resumes) that recipient's own session, never the first one's.
+    pub fn hash_for(&self, reference: Option<&crate::Reference>) -> StartKeyHash {
+        match reference {
+            None => self.hash(),
+            Some(reference) => {
+                let mut digest = Sha256::new();
+                digest.update(self.0.as_bytes());
+                digest.update([0]);
+                digest.update(reference.as_str().as_bytes());
+                StartKeyHash(digest.finalize().into())
+            }
+        }
+    }
 }
 
 impl fmt::Debug for StartKey {

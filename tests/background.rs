@@ -605,10 +605,13 @@ impl LinkStore for Faulty {
         link: LinkId,
         session: SessionId,
         key: Option<magic_link::start::StartKeyHash>,
+        reference: Option<magic_link::Reference>,
         ttl: SessionTtl,
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
-        self.inner.redeem(link, session, key, ttl, now).await
+        self.inner
+            .redeem(link, session, key, reference, ttl, now)
+            .await
     }
     async fn started_session(
         &self,
@@ -714,6 +717,20 @@ impl LinkStore for Faulty {
     }
     async fn links(&self, account: AccountId, page: Page) -> Result<Paged<Link>, Error> {
         self.inner.links(account, page).await
+    }
+    async fn links_by_reference(
+        &self,
+        account: AccountId,
+        reference: &magic_link::Reference,
+    ) -> Result<Vec<Link>, Error> {
+        self.inner.links_by_reference(account, reference).await
+    }
+    async fn sessions_by_reference(
+        &self,
+        account: AccountId,
+        reference: &magic_link::Reference,
+    ) -> Result<Vec<Session>, Error> {
+        self.inner.sessions_by_reference(account, reference).await
     }
     async fn session(&self, account: AccountId, session: SessionId) -> Result<Session, Error> {
         self.inner.session(account, session).await

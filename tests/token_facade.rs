@@ -44,10 +44,13 @@ impl LinkStore for Watched {
         link: LinkId,
         session: SessionId,
         key: Option<magic_link::start::StartKeyHash>,
+        reference: Option<magic_link::Reference>,
         ttl: SessionTtl,
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
-        self.touch().redeem(link, session, key, ttl, now).await
+        self.touch()
+            .redeem(link, session, key, reference, ttl, now)
+            .await
     }
     async fn started_session(
         &self,
@@ -147,6 +150,20 @@ impl LinkStore for Watched {
     }
     async fn links(&self, account: AccountId, page: Page) -> Result<Paged<Link>, Error> {
         self.touch().links(account, page).await
+    }
+    async fn links_by_reference(
+        &self,
+        account: AccountId,
+        reference: &magic_link::Reference,
+    ) -> Result<Vec<Link>, Error> {
+        self.touch().links_by_reference(account, reference).await
+    }
+    async fn sessions_by_reference(
+        &self,
+        account: AccountId,
+        reference: &magic_link::Reference,
+    ) -> Result<Vec<Session>, Error> {
+        self.touch().sessions_by_reference(account, reference).await
     }
     async fn session(&self, account: AccountId, session: SessionId) -> Result<Session, Error> {
         self.touch().session(account, session).await

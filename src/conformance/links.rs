@@ -83,7 +83,7 @@ pub async fn redeem_success<S: LinkStore>(store: &S) {
     let id = SessionId::new();
     let now = epoch() + Duration::seconds(5);
     let session = store
-        .redeem(link.id, id, None, ttl(), now)
+        .redeem(link.id, id, None, None, ttl(), now)
         .await
         .expect("redeem");
     assert_eq!(session.id, id);
@@ -128,7 +128,7 @@ pub async fn redeem_success<S: LinkStore>(store: &S) {
         "redeem records a hold"
     );
 
-    let dup = store.redeem(link.id, id, None, ttl(), now).await;
+    let dup = store.redeem(link.id, id, None, None, ttl(), now).await;
     assert!(
         matches!(dup, Err(Error::AlreadyExists)),
         "a session id is never reused: {dup:?}"
@@ -170,7 +170,7 @@ pub async fn redeem_rejections<S: LinkStore>(store: &S) {
     let account = account_with(store, 1).await;
     rejected(
         store
-            .redeem(LinkId::new(), SessionId::new(), None, ttl(), epoch())
+            .redeem(LinkId::new(), SessionId::new(), None, None, ttl(), epoch())
             .await,
         Rejection::NotFound,
         "unknown link",
@@ -182,7 +182,7 @@ pub async fn redeem_rejections<S: LinkStore>(store: &S) {
     let state = Observed::of(store, expiring.clone()).await;
     rejected(
         store
-            .redeem(expiring.id, SessionId::new(), None, ttl(), expires)
+            .redeem(expiring.id, SessionId::new(), None, None, ttl(), expires)
             .await,
         Rejection::Expired,
         "expired at exactly expires_at",
@@ -197,7 +197,7 @@ pub async fn redeem_rejections<S: LinkStore>(store: &S) {
     let state = Observed::of(store, deactivated.clone()).await;
     rejected(
         store
-            .redeem(deactivated.id, SessionId::new(), None, ttl(), epoch())
+            .redeem(deactivated.id, SessionId::new(), None, None, ttl(), epoch())
             .await,
         Rejection::Deactivated,
         "deactivated",
@@ -206,7 +206,7 @@ pub async fn redeem_rejections<S: LinkStore>(store: &S) {
 
     let single = link_with(store, account.id, UsageLimit::Single, None).await;
     store
-        .redeem(single.id, SessionId::new(), None, ttl(), epoch())
+        .redeem(single.id, SessionId::new(), None, None, ttl(), epoch())
         .await
         .expect("first use of a single-use link");
     let single = store.link(account.id, single.id).await.expect("link");
@@ -215,7 +215,7 @@ pub async fn redeem_rejections<S: LinkStore>(store: &S) {
     let state = Observed::of(store, single.clone()).await;
     rejected(
         store
-            .redeem(single.id, SessionId::new(), None, ttl(), epoch())
+            .redeem(single.id, SessionId::new(), None, None, ttl(), epoch())
             .await,
         Rejection::Exhausted,
         "exhausted",
@@ -226,7 +226,7 @@ pub async fn redeem_rejections<S: LinkStore>(store: &S) {
     let state = Observed::of(store, hungry.clone()).await;
     rejected(
         store
-            .redeem(hungry.id, SessionId::new(), None, ttl(), epoch())
+            .redeem(hungry.id, SessionId::new(), None, None, ttl(), epoch())
             .await,
         Rejection::NoCredits,
         "no available credit (all held)",
@@ -237,7 +237,7 @@ pub async fn redeem_rejections<S: LinkStore>(store: &S) {
     let link = link_with(store, broke.id, UsageLimit::Unlimited, None).await;
     rejected(
         store
-            .redeem(link.id, SessionId::new(), None, ttl(), epoch())
+            .redeem(link.id, SessionId::new(), None, None, ttl(), epoch())
             .await,
         Rejection::NoCredits,
         "zero credits",
@@ -250,11 +250,11 @@ pub async fn complete_and_abandon<S: LinkStore>(store: &S) {
     let link = link_with(store, account.id, UsageLimit::Unlimited, None).await;
     let now = epoch() + Duration::minutes(1);
     let a = store
-        .redeem(link.id, SessionId::new(), None, ttl(), now)
+        .redeem(link.id, SessionId::new(), None, None, ttl(), now)
         .await
         .expect("redeem");
     let b = store
-        .redeem(link.id, SessionId::new(), None, ttl(), now)
+        .redeem(link.id, SessionId::new(), None, None, ttl(), now)
         .await
         .expect("redeem");
 
@@ -376,7 +376,7 @@ pub async fn session_expiry<S: LinkStore>(store: &S) {
     let account = account_with(store, 2).await;
     let link = link_with(store, account.id, UsageLimit::Unlimited, None).await;
     let session = store
-        .redeem(link.id, SessionId::new(), None, ttl(), epoch())
+        .redeem(link.id, SessionId::new(), None, None, ttl(), epoch())
         .await
         .expect("redeem");
     let before = session.expires_at - Duration::microseconds(1);
@@ -456,7 +456,7 @@ pub async fn deactivation_is_final<S: LinkStore>(store: &S) {
     assert_eq!(deactivations, 1, "deactivating twice emits one event");
     rejected(
         store
-            .redeem(link.id, SessionId::new(), None, ttl(), at)
+            .redeem(link.id, SessionId::new(), None, None, ttl(), at)
             .await,
         Rejection::Deactivated,
         "a deactivated link stays deactivated",
@@ -518,7 +518,7 @@ pub async fn tenant_isolation<S: LinkStore>(store: &S) {
     let mallory = account_with(store, 2).await;
     let link = link_with(store, alice.id, UsageLimit::Unlimited, None).await;
     let session = store
-        .redeem(link.id, SessionId::new(), None, ttl(), epoch())
+        .redeem(link.id, SessionId::new(), None, None, ttl(), epoch())
         .await
         .expect("redeem");
     let m = mallory.id;
@@ -591,7 +591,7 @@ pub async fn stats_and_paging<S: LinkStore>(store: &S) {
     for i in 0..7 {
         let at = epoch() + Duration::seconds(i);
         let s = store
-            .redeem(link.id, SessionId::new(), None, ttl(), at)
+            .redeem(link.id, SessionId::new(), None, None, ttl(), at)
             .await
             .expect("redeem");
         ids.push(s.id);
@@ -674,7 +674,7 @@ pub async fn outbox_order<S: LinkStore>(store: &S) {
     let link = link_with(store, account.id, UsageLimit::Unlimited, None).await;
     for _ in 0..3 {
         store
-            .redeem(link.id, SessionId::new(), None, ttl(), epoch())
+            .redeem(link.id, SessionId::new(), None, None, ttl(), epoch())
             .await
             .expect("redeem");
     }
@@ -783,7 +783,7 @@ pub async fn lifecycle_events<S: LinkStore>(store: &S) {
     let two = link_with(store, account.id, UsageLimit::multi(2).expect("2"), None).await;
     ok(
         store
-            .redeem(two.id, SessionId::new(), None, ttl(), epoch())
+            .redeem(two.id, SessionId::new(), None, None, ttl(), epoch())
             .await,
         "redeem",
     );
@@ -795,7 +795,7 @@ pub async fn lifecycle_events<S: LinkStore>(store: &S) {
     );
     let last = SessionId::new();
     ok(
-        store.redeem(two.id, last, None, ttl(), epoch()).await,
+        store.redeem(two.id, last, None, None, ttl(), epoch()).await,
         "redeem",
     );
     let kinds = kinds_of(store, account.id).await;
@@ -812,7 +812,7 @@ pub async fn lifecycle_events<S: LinkStore>(store: &S) {
     );
     rejected(
         store
-            .redeem(two.id, SessionId::new(), None, ttl(), epoch())
+            .redeem(two.id, SessionId::new(), None, None, ttl(), epoch())
             .await,
         Rejection::Exhausted,
         "exhausted",
@@ -876,7 +876,9 @@ pub async fn lifecycle_events<S: LinkStore>(store: &S) {
     let session = SessionId::new();
     let open = link_with(store, account.id, UsageLimit::Unlimited, None).await;
     ok(
-        store.redeem(open.id, session, None, ttl(), epoch()).await,
+        store
+            .redeem(open.id, session, None, None, ttl(), epoch())
+            .await,
         "redeem",
     );
     let late = epoch() + ttl().duration();
@@ -905,13 +907,13 @@ pub async fn views_change_nothing_else<S: LinkStore>(store: &S) {
     let now = epoch() + Duration::seconds(1);
     let session = ok(
         store
-            .redeem(link.id, SessionId::new(), None, ttl(), now)
+            .redeem(link.id, SessionId::new(), None, None, ttl(), now)
             .await,
         "redeem",
     );
     ok(
         store
-            .redeem(single.id, SessionId::new(), None, ttl(), now)
+            .redeem(single.id, SessionId::new(), None, None, ttl(), now)
             .await,
         "redeem",
     );
@@ -1068,7 +1070,7 @@ pub async fn funnel_stats<S: LinkStore>(store: &S) {
         let at = epoch() + Duration::seconds(i);
         let s = ok(
             store
-                .redeem(link.id, SessionId::new(), None, ttl(), at)
+                .redeem(link.id, SessionId::new(), None, None, ttl(), at)
                 .await,
             "redeem",
         );

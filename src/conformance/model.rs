@@ -401,8 +401,8 @@ pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
             Op::Redeem { link } => {
                 let id = SessionId::new();
                 let link = world.link(link);
-                let got: Returned = store.redeem(link, id, None, ttl(), now).await.into();
-                let want = model.redeem(link, id, None, ttl(), now).await.into();
+                let got: Returned = store.redeem(link, id, None, None, ttl(), now).await.into();
+                let want = model.redeem(link, id, None, None, ttl(), now).await.into();
                 if matches!(got, Returned::Session(_)) {
                     world.sessions.push(id);
                 }
@@ -494,8 +494,8 @@ pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
             Op::RedeemWithKey { link, key } => {
                 let id = SessionId::new();
                 let (link, key) = (world.link(link), Some(model_key(key)));
-                let got: Returned = store.redeem(link, id, key, ttl(), now).await.into();
-                let want = model.redeem(link, id, key, ttl(), now).await.into();
+                let got: Returned = store.redeem(link, id, key, None, ttl(), now).await.into();
+                let want = model.redeem(link, id, key, None, ttl(), now).await.into();
                 if matches!(&got, Returned::Session(s) if s.id == id) {
                     world.sessions.push(id);
                 }

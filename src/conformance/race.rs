@@ -50,7 +50,7 @@ pub async fn race<S: LinkStore + 'static>(
                 let mut outcomes = Vec::with_capacity(attempts);
                 for _ in 0..attempts {
                     let r = store
-                        .redeem(link.id, SessionId::new(), None, ttl(), epoch())
+                        .redeem(link.id, SessionId::new(), None, None, ttl(), epoch())
                         .await;
                     outcomes.push(r.map(|_| ()).map_err(|e| match e {
                         Error::Rejected(r) => r,

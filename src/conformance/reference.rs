@@ -12,8 +12,9 @@ use crate::start::{HandoffId, StartKeyHash};
 use crate::store::{LinkStore, WebhookStore};
 use crate::webhooks::{Attempt, Claim, Delivery, Endpoint, Lease, NextStep};
 use crate::{
-    AbandonReason, Account, AccountId, Error, Event, EventId, EventKind, IdempotencyKey,
-    LedgerEntry, LedgerKind, Link, LinkId, Outcome, Rejection, Session, SessionId, SessionTtl,
+    AbandonReason, Account, AccountId, Error, Event, EventId, EventKind, IdempotencyKey, Labels,
+    LedgerEntry, LedgerKind, Link, LinkId, Outcome, Reference, Rejection, Session, SessionId,
+    SessionTtl,
 };
 use crate::{LinkStats, Page, Paged};
 
@@ -47,15 +48,24 @@ struct Model {
 }
 
 impl Model {
-    /// Appends exactly the events the rule returned, in order.
+    /// Appends exactly the events the rule returned, in order, with the labels their link and
+    /// session have now.
     fn emit(&mut self, account: AccountId, at: DateTime<Utc>, kinds: Vec<EventKind>) {
         for kind in kinds {
+            let link = kind.link().and_then(|id| self.links.get(&id));
+            let session = kind.session().and_then(|id| self.sessions.get(&id));
+            let labels = Labels {
+                reference: link.and_then(|l| l.reference.clone()),
+                session_reference: session.and_then(|s| s.reference.clone()),
+                metadata: link.map(|l| l.metadata.clone()).unwrap_or_default(),
+            };
             self.outbox.push(Event {
                 seq: self.outbox.len() as u64 + 1,
                 id: EventId::new(),
                 account,
                 at,
                 kind,
+                labels,
             });
         }
     }
@@ -157,6 +167,7 @@ impl LinkStore for ReferenceStore {
         link: LinkId,
         session: SessionId,
         key: Option<StartKeyHash>,
+        reference: Option<Reference>,
         ttl: SessionTtl,
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
@@ -184,7 +195,7 @@ impl LinkStore for ReferenceStore {
             if m.sessions.contains_key(&session) {
                 return Err(Error::AlreadyExists);
             }
-            let effects = rules::redeem(stored, &mut owner_after, session, ttl, now)?;
+            let effects = rules::redeem(stored, &mut owner_after, session, reference, ttl, now)?;
             *owner = owner_after;
             let account = owner.id;
             if let Some(expired) = expired {
@@ -437,6 +448,40 @@ impl LinkStore for ReferenceStore {
                 .cloned();
             Ok(page_of(owned, page))
         })
+    }
+
+    async fn links_by_reference(
+        &self,
+        account: AccountId,
+        reference: &Reference,
+    ) -> Result<Vec<Link>, Error> {
+        Ok(self.with(|m| {
+            m.link_order
+                .iter()
+                .filter_map(|id| m.links.get(id))
+                .filter(|l| l.account == account && l.reference.as_ref() == Some(reference))
+                .take(crate::store::MAX_BY_REFERENCE)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn sessions_by_reference(
+        &self,
+        account: AccountId,
+        reference: &Reference,
+    ) -> Result<Vec<Session>, Error> {
+        Ok(self.with(|m| {
+            let mut found: Vec<Session> = m
+                .sessions
+                .values()
+                .filter(|s| s.account == account && s.reference.as_ref() == Some(reference))
+                .cloned()
+                .collect();
+            found.sort_by_key(|s| (s.started_at, s.id));
+            found.truncate(crate::store::MAX_BY_REFERENCE);
+            found
+        }))
     }
 
     async fn session(&self, account: AccountId, session: SessionId) -> Result<Session, Error> {

@@ -17,7 +17,7 @@ async fn started<S: LinkStore>(store: &S, account: AccountId) -> Session {
     let link = link_with(store, account, UsageLimit::Unlimited, None).await;
     ok(
         store
-            .redeem(link.id, SessionId::new(), None, ttl(), epoch())
+            .redeem(link.id, SessionId::new(), None, None, ttl(), epoch())
             .await,
         "redeem",
     )

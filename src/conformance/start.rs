@@ -36,7 +36,7 @@ pub async fn keyed_starts<S: LinkStore>(store: &S) {
 
     let first = ok(
         store
-            .redeem(link.id, SessionId::new(), Some(a), ttl(), epoch())
+            .redeem(link.id, SessionId::new(), Some(a), None, ttl(), epoch())
             .await,
         "keyed redeem",
     );
@@ -44,7 +44,7 @@ pub async fn keyed_starts<S: LinkStore>(store: &S) {
     let later = epoch() + Duration::minutes(5);
     let again = ok(
         store
-            .redeem(link.id, SessionId::new(), Some(a), ttl(), later)
+            .redeem(link.id, SessionId::new(), Some(a), None, ttl(), later)
             .await,
         "keyed redeem again",
     );
@@ -94,14 +94,14 @@ pub async fn keyed_starts<S: LinkStore>(store: &S) {
 
     let with_b = ok(
         store
-            .redeem(link.id, SessionId::new(), Some(b), ttl(), later)
+            .redeem(link.id, SessionId::new(), Some(b), None, ttl(), later)
             .await,
         "another key",
     );
     assert_ne!(with_b.id, first.id, "another key starts another session");
     let elsewhere = ok(
         store
-            .redeem(other_link.id, SessionId::new(), Some(a), ttl(), later)
+            .redeem(other_link.id, SessionId::new(), Some(a), None, ttl(), later)
             .await,
         "the key on another link",
     );
@@ -127,7 +127,7 @@ pub async fn keyed_starts<S: LinkStore>(store: &S) {
     );
     let second = ok(
         store
-            .redeem(link.id, SessionId::new(), Some(a), ttl(), later)
+            .redeem(link.id, SessionId::new(), Some(a), None, ttl(), later)
             .await,
         "keyed redeem after completion",
     );
@@ -151,7 +151,7 @@ pub async fn keyed_starts<S: LinkStore>(store: &S) {
     let before = events_of(store, account.id).await.len();
     let third = ok(
         store
-            .redeem(link.id, SessionId::new(), Some(a), ttl(), stale_at)
+            .redeem(link.id, SessionId::new(), Some(a), None, ttl(), stale_at)
             .await,
         "keyed redeem with a stale session",
     );
@@ -191,7 +191,7 @@ pub async fn keyed_starts<S: LinkStore>(store: &S) {
     let before = events_of(store, account.id).await.len();
     rejected(
         store
-            .redeem(link.id, SessionId::new(), Some(a), ttl(), stale_at)
+            .redeem(link.id, SessionId::new(), Some(a), None, ttl(), stale_at)
             .await,
         Rejection::Exhausted,
         "a rejected keyed start",
@@ -208,6 +208,7 @@ pub async fn keyed_starts<S: LinkStore>(store: &S) {
                 link.id,
                 SessionId::new(),
                 Some(a),
+                None,
                 ttl(),
                 third.started_at + Duration::minutes(1),
             )
@@ -220,13 +221,13 @@ pub async fn keyed_starts<S: LinkStore>(store: &S) {
     let open = link_with(store, account.id, UsageLimit::Unlimited, None).await;
     let x = ok(
         store
-            .redeem(open.id, SessionId::new(), None, ttl(), epoch())
+            .redeem(open.id, SessionId::new(), None, None, ttl(), epoch())
             .await,
         "redeem",
     );
     let y = ok(
         store
-            .redeem(open.id, SessionId::new(), None, ttl(), epoch())
+            .redeem(open.id, SessionId::new(), None, None, ttl(), epoch())
             .await,
         "redeem",
     );
@@ -240,7 +241,7 @@ pub async fn handoffs<S: LinkStore>(store: &S) {
     let link = link_with(store, account.id, UsageLimit::Unlimited, None).await;
     let session = ok(
         store
-            .redeem(link.id, SessionId::new(), None, ttl(), epoch())
+            .redeem(link.id, SessionId::new(), None, None, ttl(), epoch())
             .await,
         "redeem",
     );
@@ -369,7 +370,7 @@ pub async fn handoffs<S: LinkStore>(store: &S) {
     );
     let abandoned = ok(
         store
-            .redeem(link.id, SessionId::new(), None, ttl(), epoch())
+            .redeem(link.id, SessionId::new(), None, None, ttl(), epoch())
             .await,
         "redeem",
     );
@@ -388,7 +389,7 @@ pub async fn handoffs<S: LinkStore>(store: &S) {
     );
     let stale = ok(
         store
-            .redeem(link.id, SessionId::new(), None, ttl(), epoch())
+            .redeem(link.id, SessionId::new(), None, None, ttl(), epoch())
             .await,
         "redeem",
     );
@@ -454,7 +455,7 @@ pub async fn keyed_race<S: LinkStore + 'static>(
             let key = start_key(key_of(task));
             tokio::spawn(async move {
                 store
-                    .redeem(link.id, SessionId::new(), Some(key), ttl(), epoch())
+                    .redeem(link.id, SessionId::new(), Some(key), None, ttl(), epoch())
                     .await
             })
         })
@@ -517,7 +518,7 @@ pub async fn handoff_race<S: LinkStore + 'static>(store: Arc<S>, tasks: usize) -
     let link = link_with(&*store, account.id, UsageLimit::Single, None).await;
     let session = ok(
         store
-            .redeem(link.id, SessionId::new(), None, ttl(), epoch())
+            .redeem(link.id, SessionId::new(), None, None, ttl(), epoch())
             .await,
         "redeem",
     );

@@ -8,10 +8,12 @@ use serde::{Deserialize, Serialize};
 use crate::clock::{Clock, SystemClock};
 use crate::start::{Handoff, HandoffId, HandoffTtl, Start, StartKey, FORM_TOKEN_TTL};
 use crate::store::{IdSource, LinkStore};
-use crate::tokens::{FormToken, HandoffToken, Keyring, LinkBase, LinkToken, SessionToken};
+use crate::tokens::{
+    FormToken, HandoffToken, Keyring, LinkBase, LinkToken, PersonalToken, SessionToken,
+};
 use crate::{
     Account, AccountId, Error, Event, IdempotencyKey, Link, LinkId, LinkStats, LinkStatus, NewLink,
-    Outcome, Page, Paged, Rejection, Session, SessionId, SessionTtl,
+    Outcome, Page, Paged, Reference, Rejection, Session, SessionId, SessionTtl,
 };
 
 #[cfg(feature = "background")]
@@ -102,6 +104,11 @@ pub struct Inspection {
     /// session). `None` without a key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_session: Option<Session>,
+    /// The recipient's reference, when the URL is a personal URL
+    /// ([`MagicLinks::personal_url`]). A page may use it to tell the recipient apart, but
+    /// should not show it: it is the owner's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Reference>,
 }
 
 impl Inspection {
@@ -321,6 +328,71 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
             .url(&LinkToken::for_link(link).sign(&self.keyring))
     }
 
+    /// A personal URL of a link of `account`: a URL for one recipient of a shared
+    /// (multi-use or unlimited) link, whose [token](PersonalToken) carries the recipient's
+    /// `reference`, signed, so that editing it makes the URL invalid. A session started from
+    /// it records the reference ([`Session::reference`]), which its webhooks carry as
+    /// `session_reference`. Like [`link_url`](Self::link_url) it is derived, not stored: make
+    /// as many as there are recipients.
+    ///
+    /// The reference travels in the URL, which mail scanners, proxies and logs see: use an
+    /// opaque id, never a name or an email address (see [`Reference`]).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`; backend failures.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use magic_link::{store::MemoryStore, tokens::{token_from_url, Keyring}, start::Start};
+    /// # use magic_link::{AccountId, Flow, IdempotencyKey, MagicLinks, NewLink, Reference, UsageLimit};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let links = MagicLinks::new(MemoryStore::new(), Keyring::generate()?, "https://verify.example.com/l/".parse()?);
+    /// # let account = links.create_account(AccountId::new()).await?;
+    /// # links.top_up(account.id, 5, IdempotencyKey::new("first")?).await?;
+    /// let shared = NewLink::new("Spring cohort", Flow::Selfie).limit(UsageLimit::Unlimited);
+    /// let created = links.create_link(account.id, shared).await?;
+    /// let url = links.personal_url(account.id, created.link.id, Reference::new("cus_8f2k")?).await?;
+    /// let started = links.redeem(token_from_url(&url)?, Start::new()).await?;
+    /// assert_eq!(started.session.reference.unwrap().as_str(), "cus_8f2k");
+    /// # Ok(()) }
+    /// ```
+    pub async fn personal_url(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        reference: Reference,
+    ) -> Result<String, Error> {
+        let link = self.store.link(account, link).await?;
+        Ok(self.personal_url_of(&link, reference))
+    }
+
+    /// A personal URL of a link already read, without a store read; see
+    /// [`personal_url`](Self::personal_url) and [`url_of`](Self::url_of) (the caller is
+    /// trusted to pass a link of the right account).
+    pub fn personal_url_of(&self, link: &Link, reference: Reference) -> String {
+        self.link_base
+            .url(&PersonalToken::for_link(link, reference).sign(&self.keyring))
+    }
+
+    /// Verifies the token of a link URL, shared or personal, now, without touching the store:
+    /// the link, and the recipient's reference for a personal URL. A token of a link token's
+    /// length or shorter is read as a link token, a longer one as a personal token.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidToken`].
+    pub fn verify_url_token(&self, token: &str) -> Result<(LinkId, Option<Reference>), Error> {
+        let now = self.clock.now();
+        if token.len() <= LinkToken::LEN {
+            Ok((LinkToken::verify(token, &self.keyring, now)?.link(), None))
+        } else {
+            let personal = PersonalToken::verify(token, &self.keyring, now)?;
+            Ok((personal.link(), Some(personal.reference().clone())))
+        }
+    }
+
     /// Verifies a link token now, without touching the store.
     ///
     /// # Errors
@@ -360,13 +432,15 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
     /// [`TokenError::Expired`](crate::tokens::TokenError::Expired) for an authentic token of an expired
     /// link; `NotFound`; backend failures.
     pub async fn inspect(&self, token: &str, key: Option<&StartKey>) -> Result<Inspection, Error> {
-        let claims = self.verify_link_token(token)?;
-        let (link, credit_available) = self.store.inspect(claims.link()).await?;
+        let (link, reference) = self.verify_url_token(token)?;
+        let (link, credit_available) = self.store.inspect(link).await?;
         let at = self.clock.now();
         let (form_token, open_session) = match key {
             Some(key) => (
                 Some(FormToken::new(at + FORM_TOKEN_TTL).sign(&self.keyring, link.id, key)),
-                self.store.started_session(link.id, key.hash(), at).await?,
+                self.store
+                    .started_session(link.id, key.hash_for(reference.as_ref()), at)
+                    .await?,
             ),
             None => (None, None),
         };
@@ -377,6 +451,7 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
             at,
             form_token,
             open_session,
+            reference,
         })
     }
 
@@ -415,8 +490,8 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
         token: &str,
         change: impl Into<crate::funnel::ViewChange>,
     ) -> Result<crate::funnel::ViewCounts, Error> {
-        let claims = self.verify_link_token(token)?;
-        self.store.record_view(claims.link(), change.into()).await
+        let (link, _) = self.verify_url_token(token)?;
+        self.store.record_view(link, change.into()).await
     }
 
     /// Starts a verification from a link token: consumes a use, holds a credit and creates a
@@ -437,22 +512,17 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
     /// any store access); `NotFound`, `Deactivated`, `Expired`, `Exhausted` or `NoCredits`
     /// (nothing changed); backend failures.
     pub async fn redeem(&self, token: &str, start: Start) -> Result<Redemption, Error> {
-        let claims = self.verify_link_token(token)?;
+        let (link, reference) = self.verify_url_token(token)?;
         let now = self.clock.now();
         if let (Some(form), Some(key)) = (start.form_token(), start.key()) {
-            FormToken::verify(form, &self.keyring, claims.link(), key, now)
+            FormToken::verify(form, &self.keyring, link, key, now)
                 .map_err(Error::InvalidFormToken)?;
         }
         let id = SessionId::from_uuid(self.ids.next());
+        let key = start.key().map(|key| key.hash_for(reference.as_ref()));
         let session = self
             .store
-            .redeem(
-                claims.link(),
-                id,
-                start.key().map(StartKey::hash),
-                self.session_ttl,
-                now,
-            )
+            .redeem(link, id, key, reference, self.session_ttl, now)
             .await?;
         let session_token = SessionToken::for_session(&session).sign(&self.keyring);
         Ok(Redemption {
@@ -696,6 +766,34 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
     /// `NotFound`; backend failures.
     pub async fn links(&self, account: AccountId, page: Page) -> Result<Paged<Link>, Error> {
         self.store.links(account, page).await
+    }
+
+    /// The links of `account` with this reference, oldest first (at most
+    /// [`MAX_BY_REFERENCE`](crate::store::MAX_BY_REFERENCE)).
+    ///
+    /// # Errors
+    ///
+    /// Backend failures (an unknown account has none).
+    pub async fn links_by_reference(
+        &self,
+        account: AccountId,
+        reference: &Reference,
+    ) -> Result<Vec<Link>, Error> {
+        self.store.links_by_reference(account, reference).await
+    }
+
+    /// The sessions of `account` that recorded this reference (started from personal URLs),
+    /// in order of start (at most [`MAX_BY_REFERENCE`](crate::store::MAX_BY_REFERENCE)).
+    ///
+    /// # Errors
+    ///
+    /// Backend failures (an unknown account has none).
+    pub async fn sessions_by_reference(
+        &self,
+        account: AccountId,
+        reference: &Reference,
+    ) -> Result<Vec<Session>, Error> {
+        self.store.sessions_by_reference(account, reference).await
     }
 
     /// Reads a session of `account`.

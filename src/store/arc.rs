@@ -17,7 +17,7 @@ use crate::webhooks::Endpoint;
 use crate::webhooks::{Attempt, Claim, Delivery, Lease, NextStep};
 use crate::{
     Account, AccountId, Error, Event, EventId, IdempotencyKey, LedgerEntry, Link, LinkId, Outcome,
-    Session, SessionId, SessionTtl,
+    Reference, Session, SessionId, SessionTtl,
 };
 use crate::{LinkStats, Page, Paged};
 
@@ -38,10 +38,11 @@ impl<S: LinkStore> LinkStore for Arc<S> {
         link: LinkId,
         session: SessionId,
         key: Option<StartKeyHash>,
+        reference: Option<Reference>,
         ttl: SessionTtl,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Session, Error>> + Send {
-        (**self).redeem(link, session, key, ttl, now)
+        (**self).redeem(link, session, key, reference, ttl, now)
     }
 
     fn started_session(
@@ -162,6 +163,22 @@ impl<S: LinkStore> LinkStore for Arc<S> {
         page: Page,
     ) -> impl Future<Output = Result<Paged<Link>, Error>> + Send {
         (**self).links(account, page)
+    }
+
+    fn links_by_reference(
+        &self,
+        account: AccountId,
+        reference: &Reference,
+    ) -> impl Future<Output = Result<Vec<Link>, Error>> + Send {
+        (**self).links_by_reference(account, reference)
+    }
+
+    fn sessions_by_reference(
+        &self,
+        account: AccountId,
+        reference: &Reference,
+    ) -> impl Future<Output = Result<Vec<Session>, Error>> + Send {
+        (**self).sessions_by_reference(account, reference)
     }
 
     fn session(

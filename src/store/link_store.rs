@@ -8,8 +8,13 @@ use crate::funnel::{ViewChange, ViewCounts};
 use crate::start::{HandoffId, StartKeyHash};
 use crate::{
     Account, AccountId, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId, LinkStats,
-    Outcome, Page, Paged, Session, SessionId, SessionTtl,
+    Outcome, Page, Paged, Reference, Session, SessionId, SessionTtl,
 };
+
+/// The most objects [`LinkStore::links_by_reference`] and
+/// [`LinkStore::sessions_by_reference`] return: a reference names one customer or order, not
+/// a crowd.
+pub const MAX_BY_REFERENCE: usize = 1000;
 
 /// Storage for links, sessions, accounts and the outbox.
 ///
@@ -58,10 +63,11 @@ use crate::{
 ///         link: LinkId,
 ///         session: SessionId,
 ///         key: Option<StartKeyHash>,
+///         reference: Option<Reference>,
 ///         ttl: SessionTtl,
 ///         now: DateTime<Utc>,
 ///     ) -> Result<Session, Error> {
-///         let started = self.inner.redeem(link, session, key, ttl, now).await?;
+///         let started = self.inner.redeem(link, session, key, reference, ttl, now).await?;
 ///         if started.id == session {
 ///             // Not a resumed start.
 ///             self.redemptions.fetch_add(1, Ordering::Relaxed);
@@ -157,6 +163,20 @@ use crate::{
 ///     async fn links(&self, account: AccountId, page: Page) -> Result<Paged<Link>, Error> {
 ///         self.inner.links(account, page).await
 ///     }
+///     async fn links_by_reference(
+///         &self,
+///         account: AccountId,
+///         reference: &Reference,
+///     ) -> Result<Vec<Link>, Error> {
+///         self.inner.links_by_reference(account, reference).await
+///     }
+///     async fn sessions_by_reference(
+///         &self,
+///         account: AccountId,
+///         reference: &Reference,
+///     ) -> Result<Vec<Session>, Error> {
+///         self.inner.sessions_by_reference(account, reference).await
+///     }
 ///     async fn session(&self, account: AccountId, session: SessionId) -> Result<Session, Error> {
 ///         self.inner.session(account, session).await
 ///     }
@@ -223,6 +243,9 @@ pub trait LinkStore: Send + Sync {
     /// step, before the new session is started with the key. Completed and abandoned sessions
     /// of the key are ignored. The store keeps the hash with the session.
     ///
+    /// The new session records `reference` (a personal URL's recipient) unless the link was
+    /// redacted; a resumed session keeps its own.
+    ///
     /// # Errors
     ///
     /// A [`Rejection`](crate::Rejection) (`NotFound`, `Deactivated`, `Expired`, `Exhausted`,
@@ -232,6 +255,7 @@ pub trait LinkStore: Send + Sync {
         link: LinkId,
         session: SessionId,
         key: Option<StartKeyHash>,
+        reference: Option<Reference>,
         ttl: SessionTtl,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Session, Error>> + Send;
@@ -437,6 +461,31 @@ pub trait LinkStore: Send + Sync {
         account: AccountId,
         page: Page,
     ) -> impl Future<Output = Result<Paged<Link>, Error>> + Send;
+
+    /// The links of `account` whose reference is `reference`, oldest first, at most
+    /// [`MAX_BY_REFERENCE`]. Indexed in `PostgresStore`.
+    ///
+    /// # Errors
+    ///
+    /// Only backend failures (an unknown account has none).
+    fn links_by_reference(
+        &self,
+        account: AccountId,
+        reference: &Reference,
+    ) -> impl Future<Output = Result<Vec<Link>, Error>> + Send;
+
+    /// The sessions of `account` that recorded `reference` (started from personal URLs of
+    /// its links), in order of start then id, at most [`MAX_BY_REFERENCE`]. Indexed in
+    /// `PostgresStore`.
+    ///
+    /// # Errors
+    ///
+    /// Only backend failures (an unknown account has none).
+    fn sessions_by_reference(
+        &self,
+        account: AccountId,
+        reference: &Reference,
+    ) -> impl Future<Output = Result<Vec<Session>, Error>> + Send;
 
     /// Reads a session of `account`.
     ///

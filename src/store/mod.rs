@@ -27,7 +27,7 @@ mod webhook_store;
 
 pub use changes::{ChangeListener, ChangeSignal, Changed, Changes};
 pub use id_source::IdSource;
-pub use link_store::LinkStore;
+pub use link_store::{LinkStore, MAX_BY_REFERENCE};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

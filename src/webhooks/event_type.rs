@@ -46,6 +46,10 @@ pub enum EventType {
     SessionHandedOff,
     /// `session.abandoned`
     SessionAbandoned,
+    /// `link.redacted`: a link's reference and metadata were erased.
+    LinkRedacted,
+    /// `session.redacted`: a session's reference was erased.
+    SessionRedacted,
     /// `credits.added`
     CreditsAdded,
 }
@@ -63,6 +67,8 @@ impl EventType {
         Self::SessionReviewed,
         Self::SessionHandedOff,
         Self::SessionAbandoned,
+        Self::LinkRedacted,
+        Self::SessionRedacted,
         Self::CreditsAdded,
     ];
 
@@ -78,6 +84,8 @@ impl EventType {
             Self::SessionReviewed => "session.reviewed",
             Self::SessionHandedOff => "session.handed_off",
             Self::SessionAbandoned => "session.abandoned",
+            Self::LinkRedacted => "link.redacted",
+            Self::SessionRedacted => "session.redacted",
             Self::CreditsAdded => "credits.added",
         }
     }
@@ -94,6 +102,8 @@ impl EventType {
             EventKind::LinkDeactivated { .. } => Self::LinkDeactivated,
             EventKind::LinkExhausted { .. } => Self::LinkExhausted,
             EventKind::LinkExpired { .. } => Self::LinkExpired,
+            EventKind::LinkRedacted { .. } => Self::LinkRedacted,
+            EventKind::SessionRedacted { .. } => Self::SessionRedacted,
             EventKind::CreditsAdded { .. } => Self::CreditsAdded,
         }
     }

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{AbandonReason, AccountId, Event, EventKind, LinkId, Outcome, SessionId};
+use crate::{
+    AbandonReason, AccountId, Event, EventKind, LinkId, Metadata, Outcome, Reference, SessionId,
+};
 
 /// The body of a webhook: `{"type": ..., "timestamp": ..., "data": {...}}`.
 ///
@@ -23,7 +25,15 @@ use crate::{AbandonReason, AccountId, Event, EventKind, LinkId, Outcome, Session
 /// | `link.deactivated` | `account_id`, `link_id` |
 /// | `link.exhausted` | `account_id`, `link_id` |
 /// | `link.expired` | `account_id`, `link_id` |
+/// | `link.redacted` | `account_id`, `link_id` |
+/// | `session.redacted` | `account_id`, `link_id`, `session_id` |
 /// | `credits.added` | `account_id`, `amount`, `balance` |
+///
+/// Every event about a link or its sessions also carries the owner's labels as they were when
+/// it happened, each only when set: `reference` (the link's), `metadata` (the link's, an
+/// object of strings) and, for session events, `session_reference` (the recipient of the
+/// personal URL that started the session). Redaction erases them from stored events, so a
+/// later retry of a delivery sends them no more.
 ///
 /// A receiver parses it with `serde_json::from_slice::<WebhookPayload>(body)` after
 /// verifying the signature.
@@ -81,6 +91,16 @@ pub struct EventData {
     /// The balance after credits were added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub balance: Option<u64>,
+    /// The link's reference when the event happened ([`Labels`](crate::Labels)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Reference>,
+    /// The session's reference when the event happened: the recipient of the personal URL
+    /// that started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_reference: Option<Reference>,
+    /// The link's metadata when the event happened.
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
 }
 
 impl WebhookPayload {
@@ -95,16 +115,21 @@ impl WebhookPayload {
             reason: None,
             amount: None,
             balance: None,
+            reference: event.labels.reference.clone(),
+            session_reference: event.labels.session_reference.clone(),
+            metadata: event.labels.metadata.clone(),
         };
         match &event.kind {
             EventKind::LinkCreated { link }
             | EventKind::LinkDeactivated { link }
             | EventKind::LinkExhausted { link }
-            | EventKind::LinkExpired { link } => {
+            | EventKind::LinkExpired { link }
+            | EventKind::LinkRedacted { link } => {
                 data.link_id = Some(*link);
             }
             EventKind::LinkRedeemed { link, session }
-            | EventKind::SessionHandedOff { link, session } => {
+            | EventKind::SessionHandedOff { link, session }
+            | EventKind::SessionRedacted { link, session } => {
                 data.link_id = Some(*link);
                 data.session_id = Some(*session);
             }
@@ -166,6 +191,7 @@ mod tests {
             account: AccountId::from_bytes([1; 16]),
             at: DateTime::from_timestamp(1_700_000_000, 123_000).unwrap(),
             kind,
+            labels: crate::Labels::default(),
         }
     }
 

@@ -9,10 +9,11 @@ use chrono::{DateTime, Utc};
 use crate::funnel::{ViewChange, ViewCounts};
 use crate::rules::{self, Effects};
 use crate::start::{HandoffId, StartKeyHash};
-use crate::store::{ChangeSignal, Changes, IdSource, LinkStore};
+use crate::store::{ChangeSignal, Changes, IdSource, LinkStore, MAX_BY_REFERENCE};
 use crate::{
-    Account, AccountId, Error, Event, EventId, EventKind, IdempotencyKey, LedgerEntry, LedgerKind,
-    Link, LinkId, Outcome, Rejection, Session, SessionId, SessionTtl,
+    Account, AccountId, Error, Event, EventId, EventKind, IdempotencyKey, Labels, LedgerEntry,
+    LedgerKind, Link, LinkId, Metadata, Outcome, Reference, Rejection, Session, SessionId,
+    SessionTtl,
 };
 use crate::{LinkStats, Page, Paged};
 
@@ -52,6 +53,11 @@ pub struct MemoryStore {
     accounts: Shards<AccountId, AccountEntry>,
     sessions: Shards<SessionId, Session>,
     outbox: Box<[Mutex<Vec<Event>>]>,
+    /// The owner's labels of links that have any, and of their sessions with a reference: what
+    /// `emit` copies into each event. Locked after links, accounts and sessions, and before
+    /// the outbox; `emit` holds it while appending, so a redaction (which erases here, then in
+    /// the outbox) never misses an event being written.
+    labels: Shards<LinkId, LinkLabels>,
     seq: AtomicU64,
     /// Hand-offs; locked before any session lock, never with a link or account lock.
     handoffs: Mutex<HashMap<HandoffId, HandoffEntry>>,
@@ -72,6 +78,14 @@ struct LinkEntry {
     views: ViewCounts,
     /// The last session each start key (by its hash) started on this link.
     started: HashMap<StartKeyHash, SessionId>,
+}
+
+/// A link's labels, and the references of its sessions that have one.
+#[derive(Debug, Default)]
+struct LinkLabels {
+    reference: Option<Reference>,
+    metadata: Metadata,
+    sessions: HashMap<SessionId, Reference>,
 }
 
 /// A hand-off: its session, expiry and single use.
@@ -116,6 +130,7 @@ impl MemoryStore {
             accounts: Shards::new(),
             sessions: Shards::new(),
             outbox: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            labels: Shards::new(),
             seq: AtomicU64::new(0),
             handoffs: Mutex::default(),
             webhooks: Mutex::default(),
@@ -146,16 +161,31 @@ impl MemoryStore {
             return;
         }
         {
+            // A step's events are all about one link (or none: credits).
+            let link = kinds.iter().find_map(EventKind::link);
+            let labels = link.map(|link| (link, self.labels.lock(&link)));
             let mut shard = lock(&self.outbox[account.shard()]);
             let mut id = Some(id);
             for kind in kinds {
                 let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+                let labels = match (&labels, kind.session()) {
+                    (Some((link, map)), session) => map
+                        .get(link)
+                        .map(|l| Labels {
+                            reference: l.reference.clone(),
+                            session_reference: session.and_then(|s| l.sessions.get(&s).cloned()),
+                            metadata: l.metadata.clone(),
+                        })
+                        .unwrap_or_default(),
+                    (None, _) => Labels::default(),
+                };
                 shard.push(Event {
                     seq,
                     id: id.take().unwrap_or_else(|| self.event_id()),
                     account,
                     at,
                     kind,
+                    labels,
                 });
             }
         }
@@ -237,6 +267,17 @@ impl LinkStore for MemoryStore {
         let mut accounts = self.accounts.lock(&link.account);
         let owner = accounts.get_mut(&link.account).ok_or(Rejection::NotFound)?;
         owner.links.push(link.id);
+        let created = &effects.value;
+        if created.reference.is_some() || !created.metadata.is_empty() {
+            self.labels.lock(&link.id).insert(
+                link.id,
+                LinkLabels {
+                    reference: created.reference.clone(),
+                    metadata: created.metadata.clone(),
+                    sessions: HashMap::new(),
+                },
+            );
+        }
         links.insert(
             link.id,
             LinkEntry {
@@ -261,6 +302,7 @@ impl LinkStore for MemoryStore {
         link: LinkId,
         session: SessionId,
         key: Option<StartKeyHash>,
+        reference: Option<Reference>,
         ttl: SessionTtl,
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
@@ -292,7 +334,14 @@ impl LinkStore for MemoryStore {
             return Err(Error::AlreadyExists);
         }
         // On a rejection nothing changed: the expiry above was on copies.
-        let effects = rules::redeem(&mut entry.link, &mut owner_after, session, ttl, now)?;
+        let effects = rules::redeem(
+            &mut entry.link,
+            &mut owner_after,
+            session,
+            reference,
+            ttl,
+            now,
+        )?;
         account.account = owner_after;
         let mut events = Vec::new();
         if let Some(expired) = expired {
@@ -312,6 +361,14 @@ impl LinkStore for MemoryStore {
         entry.sessions.push(session);
         if let Some(key) = key {
             entry.started.insert(key, session);
+        }
+        if let Some(reference) = &effects.value.reference {
+            self.labels
+                .lock(&link)
+                .entry(link)
+                .or_default()
+                .sessions
+                .insert(session, reference.clone());
         }
         sessions.insert(session, effects.value.clone());
         self.emit(owner, event_id, now, events);
@@ -570,6 +627,56 @@ impl LinkStore for MemoryStore {
             .filter_map(|id| self.links.lock(id).get(id).map(|e| e.link.clone()))
             .collect();
         Ok(Paged { items, next: ids.1 })
+    }
+
+    async fn links_by_reference(
+        &self,
+        account: AccountId,
+        reference: &Reference,
+    ) -> Result<Vec<Link>, Error> {
+        let ids = match self.accounts.lock(&account).get(&account) {
+            Some(entry) => entry.links.clone(),
+            None => return Ok(Vec::new()),
+        };
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let links = self.links.lock(id);
+                links
+                    .get(id)
+                    .filter(|e| e.link.reference.as_ref() == Some(reference))
+                    .map(|e| e.link.clone())
+            })
+            .take(MAX_BY_REFERENCE)
+            .collect())
+    }
+
+    async fn sessions_by_reference(
+        &self,
+        account: AccountId,
+        reference: &Reference,
+    ) -> Result<Vec<Session>, Error> {
+        let links = match self.accounts.lock(&account).get(&account) {
+            Some(entry) => entry.links.clone(),
+            None => return Ok(Vec::new()),
+        };
+        let mut found = Vec::new();
+        for link in links {
+            let ids = self
+                .links
+                .lock(&link)
+                .get(&link)
+                .map(|e| e.sessions.clone())
+                .unwrap_or_default();
+            found.extend(
+                self.read_sessions(&ids)
+                    .into_iter()
+                    .filter(|s| s.reference.as_ref() == Some(reference)),
+            );
+        }
+        found.sort_by_key(|s| (s.started_at, s.id));
+        found.truncate(MAX_BY_REFERENCE);
+        Ok(found)
     }
 
     async fn session(&self, account: AccountId, session: SessionId) -> Result<Session, Error> {

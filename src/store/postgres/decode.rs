@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use crate::{
     AbandonReason, Account, AccountId, Error, Event, EventId, EventKind, Flow, IdempotencyKey,
-    InvalidInput, Language, LedgerEntry, LedgerKind, Link, LinkId, Outcome, Rejection, Session,
-    SessionId, SessionStatus, UsageLimit,
+    InvalidInput, Labels, Language, LedgerEntry, LedgerKind, Link, LinkId, Metadata, Outcome,
+    Reference, Rejection, Session, SessionId, SessionStatus, UsageLimit,
 };
 
 /// A value in the database that this crate would never have written.
@@ -139,9 +139,32 @@ fn limit(kind: &str, max_uses: Option<i64>) -> Result<UsageLimit, Error> {
     }
 }
 
+/// A reference column.
+pub(super) fn reference(text: Option<&str>) -> Result<Option<Reference>, Error> {
+    text.map(|t| Reference::new(t).map_err(|_| corrupt("reference", t)))
+        .transpose()
+}
+
+/// A metadata column (`jsonb` read as text; NULL for none).
+fn metadata(text: Option<&str>) -> Result<Metadata, Error> {
+    match text {
+        None => Ok(Metadata::new()),
+        Some(json) => serde_json::from_str(json).map_err(|_| corrupt("metadata", "invalid")),
+    }
+}
+
+/// Metadata as the `jsonb` text a column takes: NULL when empty.
+pub(super) fn metadata_json(metadata: &Metadata) -> Option<String> {
+    (!metadata.is_empty()).then(|| serde_json::to_string(metadata).unwrap_or_default())
+}
+
 /// The columns [`link`] reads, in order, from a table aliased `l`.
 pub(super) const LINK_COLUMNS: &str = "l.id, l.account_id, l.name, l.flow, l.usage_limit, \
-     l.max_uses, l.uses, l.expires_at, l.language, l.created_at, l.deactivated_at";
+     l.max_uses, l.uses, l.expires_at, l.language, l.created_at, l.deactivated_at, \
+     l.reference, l.metadata::text, l.redacted_at";
+
+/// How many columns [`LINK_COLUMNS`] names.
+pub(super) const LINK_COLUMN_COUNT: usize = 14;
 
 /// A link from [`LINK_COLUMNS`] starting at column `at`.
 pub(super) fn link(row: &PgRow, at: usize) -> Result<Link, Error> {
@@ -156,13 +179,16 @@ pub(super) fn link(row: &PgRow, at: usize) -> Result<Link, Error> {
         language: language(get(row, at + 8)?)?,
         created_at: get(row, at + 9)?,
         deactivated_at: get(row, at + 10)?,
+        reference: reference(get(row, at + 11)?)?,
+        metadata: metadata(get(row, at + 12)?)?,
+        redacted_at: get(row, at + 13)?,
     })
 }
 
 /// The columns [`session`] reads, in order, from a table aliased `s`.
 pub(super) const SESSION_COLUMNS: &str = "s.id, s.account_id, s.link_id, s.number, s.flow, \
      s.language, s.status, s.outcome, s.reason, s.ended_at, s.started_at, s.expires_at, \
-     s.decision, s.reviewed_at";
+     s.decision, s.reviewed_at, s.reference, s.redacted_at";
 
 /// A session from [`SESSION_COLUMNS`] starting at column `at`.
 pub(super) fn session(row: &PgRow, at: usize) -> Result<Session, Error> {
@@ -201,6 +227,8 @@ pub(super) fn session(row: &PgRow, at: usize) -> Result<Session, Error> {
         expires_at: get(row, at + 11)?,
         decision,
         reviewed_at,
+        reference: reference(get(row, at + 14)?)?,
+        redacted_at: get(row, at + 15)?,
     })
 }
 
@@ -298,6 +326,11 @@ pub(super) fn event(row: &PgRow, at: usize) -> Result<Event, Error> {
         "link_deactivated" => EventKind::LinkDeactivated { link: link()? },
         "link_exhausted" => EventKind::LinkExhausted { link: link()? },
         "link_expired" => EventKind::LinkExpired { link: link()? },
+        "link_redacted" => EventKind::LinkRedacted { link: link()? },
+        "session_redacted" => EventKind::SessionRedacted {
+            link: link()?,
+            session: session()?,
+        },
         "credits_added" => EventKind::CreditsAdded {
             amount: numeric(&text(at + 9, "amount")?, "amount")?,
             balance: numeric(&text(at + 10, "balance")?, "balance")?,
@@ -310,5 +343,10 @@ pub(super) fn event(row: &PgRow, at: usize) -> Result<Event, Error> {
         account: AccountId::from_uuid(get(row, at + 2)?),
         at: get(row, at + 3)?,
         kind,
+        labels: Labels {
+            reference: reference(get(row, at + 11)?)?,
+            session_reference: reference(get(row, at + 12)?)?,
+            metadata: metadata(get(row, at + 13)?)?,
+        },
     })
 }

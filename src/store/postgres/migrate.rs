@@ -60,6 +60,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "start_keys_and_handoffs",
         template: include_str!("../../../migrations/0009_start_keys_and_handoffs.sql"),
     },
+    Migration {
+        version: 10,
+        name: "references_and_returns",
+        template: include_str!("../../../migrations/0010_references_and_returns.sql"),
+    },
 ];
 
 /// The placeholder for the schema in the templates.

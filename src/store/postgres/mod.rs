@@ -9,10 +9,10 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use crate::funnel::{ViewChange, ViewCounts, ViewKind};
 use crate::rules;
 use crate::start::{HandoffId, StartKeyHash};
-use crate::store::LinkStore;
+use crate::store::{LinkStore, MAX_BY_REFERENCE};
 use crate::{
     Account, AccountId, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId, Outcome,
-    Rejection, Session, SessionId, SessionStatus, SessionTtl,
+    Reference, Rejection, Session, SessionId, SessionStatus, SessionTtl,
 };
 use crate::{LinkStats, OutcomeCounts, Page, Paged};
 
@@ -356,6 +356,10 @@ impl LinkStore for PostgresStore {
                 .bind(link.language.as_str())
                 .bind(link.created_at)
                 .bind(link.deactivated_at)
+                .bind(link.reference.as_ref().map(Reference::as_str))
+                .bind(decode::metadata_json(&link.metadata))
+                .bind(None::<&str>)
+                .bind(None::<&str>)
                 .fetch_one(&self.pool)
         })
         .await
@@ -376,6 +380,7 @@ impl LinkStore for PostgresStore {
         link: LinkId,
         session: SessionId,
         key: Option<StartKeyHash>,
+        reference: Option<Reference>,
         ttl: SessionTtl,
         now: DateTime<Utc>,
     ) -> Result<Session, Error> {
@@ -390,6 +395,7 @@ impl LinkStore for PostgresStore {
                 .bind(key.as_deref())
                 .bind(now)
                 .bind(expires_at)
+                .bind(reference.as_ref().map(Reference::as_str))
                 .fetch_one(&self.pool)
         })
         .await
@@ -420,6 +426,8 @@ impl LinkStore for PostgresStore {
             expires_at: get(&row, 7)?,
             decision: None,
             reviewed_at: None,
+            reference: decode::reference(get(&row, 8)?)?,
+            redacted_at: None,
         })
     }
 
@@ -598,7 +606,10 @@ impl LinkStore for PostgresStore {
         .await
         .map_err(Error::backend)?
         .ok_or(Rejection::NotFound)?;
-        Ok((decode::link(&row, 0)?, get(&row, 11)?))
+        Ok((
+            decode::link(&row, 0)?,
+            get(&row, decode::LINK_COLUMN_COUNT)?,
+        ))
     }
 
     async fn record_view(&self, link: LinkId, change: ViewChange) -> Result<ViewCounts, Error> {
@@ -659,6 +670,40 @@ impl LinkStore for PostgresStore {
         Ok(paged(items, page))
     }
 
+    async fn links_by_reference(
+        &self,
+        account: AccountId,
+        reference: &Reference,
+    ) -> Result<Vec<Link>, Error> {
+        let rows = retry(|| {
+            sqlx::query(&self.sql.links_by_reference)
+                .bind(account.as_uuid())
+                .bind(reference.as_str())
+                .bind(MAX_BY_REFERENCE as i64)
+                .fetch_all(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?;
+        rows.iter().map(|row| decode::link(row, 0)).collect()
+    }
+
+    async fn sessions_by_reference(
+        &self,
+        account: AccountId,
+        reference: &Reference,
+    ) -> Result<Vec<Session>, Error> {
+        let rows = retry(|| {
+            sqlx::query(&self.sql.sessions_by_reference)
+                .bind(account.as_uuid())
+                .bind(reference.as_str())
+                .bind(MAX_BY_REFERENCE as i64)
+                .fetch_all(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?;
+        rows.iter().map(|row| decode::session(row, 0)).collect()
+    }
+
     async fn session(&self, account: AccountId, session: SessionId) -> Result<Session, Error> {
         let row = retry(|| {
             sqlx::query(&self.sql.session)
@@ -709,6 +754,7 @@ impl LinkStore for PostgresStore {
         .map_err(Error::backend)?
         .ok_or(Rejection::NotFound)?;
         let link = decode::link(&row, 0)?;
+        let c = decode::LINK_COLUMN_COUNT;
         let n = |i: usize| -> Result<u64, Error> {
             let count: i64 = get(&row, i)?;
             Ok(count.max(0) as u64)
@@ -717,25 +763,25 @@ impl LinkStore for PostgresStore {
             link: link.id,
             uses: link.uses,
             remaining: link.remaining(),
-            started: n(11)?,
+            started: n(c + 0)?,
             completed: OutcomeCounts {
-                approved: n(12)?,
-                denied: n(13)?,
-                needs_review: n(14)?,
+                approved: n(c + 1)?,
+                denied: n(c + 2)?,
+                needs_review: n(c + 3)?,
             },
-            abandoned: n(15)?,
+            abandoned: n(c + 4)?,
             reviewed: OutcomeCounts {
-                approved: n(16)?,
-                denied: n(17)?,
+                approved: n(c + 5)?,
+                denied: n(c + 6)?,
                 needs_review: 0,
             },
-            expired: n(18)?,
-            median_time_to_complete: get::<Option<i64>>(&row, 19)?
+            expired: n(c + 7)?,
+            median_time_to_complete: get::<Option<i64>>(&row, c + 8)?
                 .map(|micros| std::time::Duration::from_micros(micros.max(0) as u64)),
             views: ViewCounts {
-                human: n(20)?,
-                scanner: n(21)?,
-                unconfirmed: n(22)?,
+                human: n(c + 9)?,
+                scanner: n(c + 10)?,
+                unconfirmed: n(c + 11)?,
             },
         })
     }

@@ -26,6 +26,8 @@ pub(super) struct Statements {
     pub(super) record_view: String,
     pub(super) link: String,
     pub(super) links: String,
+    pub(super) links_by_reference: String,
+    pub(super) sessions_by_reference: String,
     pub(super) session: String,
     pub(super) sessions: String,
     pub(super) stats: String,
@@ -49,25 +51,33 @@ impl Statements {
                  VALUES ($1, $2::numeric, $3::numeric, $4) ON CONFLICT (id) DO NOTHING",
             ),
             insert_link: s("SELECT r_code \
-                 FROM __SCHEMA__.insert_link($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
+                 FROM __SCHEMA__.insert_link($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+                 $12, $13::jsonb, $14, $15)"),
             redeem: s(
                 "SELECT r_code, r_account, r_number, r_flow, r_language, r_session, \
-                 r_started_at, r_expires_at FROM __SCHEMA__.redeem($1, $2, $3, $4, $5)",
+                 r_started_at, r_expires_at, r_reference \
+                 FROM __SCHEMA__.redeem($1, $2, $3, $4, $5, $6)",
             ),
             started_session: s("SELECT {session} FROM __SCHEMA__.sessions s \
                  WHERE s.link_id = $1 AND s.start_key = $2 AND s.status = 'started' \
                  AND s.expires_at > $3"),
-            create_handoff: s("SELECT * FROM __SCHEMA__.create_handoff($1, $2, $3, $4, $5)"),
-            accept_handoff: s("SELECT * FROM __SCHEMA__.accept_handoff($1, $2)"),
+            create_handoff: s("SELECT f.*, x.reference, x.redacted_at FROM __SCHEMA__.create_handoff($1, $2, $3, $4, $5) f \
+                 LEFT JOIN __SCHEMA__.sessions x ON x.id = f.r_id"),
+            accept_handoff: s("SELECT f.*, x.reference, x.redacted_at FROM __SCHEMA__.accept_handoff($1, $2) f \
+                 LEFT JOIN __SCHEMA__.sessions x ON x.id = f.r_id"),
             check_handoff: s("SELECT h.used_at IS NOT NULL, h.expires_at, {session} \
                  FROM __SCHEMA__.handoffs h JOIN __SCHEMA__.sessions s \
                      ON s.id = h.session_id AND s.account_id = h.account_id \
                  WHERE h.id = $1"),
-            finish: s("SELECT * FROM __SCHEMA__.finish($1, $2, $3, $4)"),
-            review: s("SELECT * FROM __SCHEMA__.review_session($1, $2, $3, $4)"),
+            finish: s("SELECT f.*, x.reference, x.redacted_at FROM __SCHEMA__.finish($1, $2, $3, $4) f \
+                 LEFT JOIN __SCHEMA__.sessions x ON x.id = f.r_id"),
+            review: s("SELECT f.*, x.reference, x.redacted_at FROM __SCHEMA__.review_session($1, $2, $3, $4) f \
+                 LEFT JOIN __SCHEMA__.sessions x ON x.id = f.r_id"),
             expire: s("SELECT r_expired FROM __SCHEMA__.expire_sessions($1, $2)"),
             expire_links: s("SELECT r_reported FROM __SCHEMA__.expire_links($1, $2)"),
-            deactivate: s("SELECT * FROM __SCHEMA__.deactivate($1, $2, $3)"),
+            deactivate: s("SELECT f.*, x.reference, x.metadata::text, x.redacted_at \
+                 FROM __SCHEMA__.deactivate($1, $2, $3) f \
+                 LEFT JOIN __SCHEMA__.links x ON x.id = f.r_id"),
             top_up: s(
                 "SELECT r_code, $1::uuid, r_balance::text, r_held::text, r_created_at \
                  FROM __SCHEMA__.top_up($1, $2::numeric, $3, $4)",
@@ -95,6 +105,11 @@ impl Statements {
                      WHERE x.account_id = a.id AND x.number > $2 \
                      ORDER BY x.number LIMIT $3) l ON true \
                  WHERE a.id = $1 ORDER BY l.number"),
+            links_by_reference: s("SELECT {link} FROM __SCHEMA__.links l \
+                 WHERE l.account_id = $1 AND l.reference = $2 ORDER BY l.number LIMIT $3"),
+            sessions_by_reference: s("SELECT {session} FROM __SCHEMA__.sessions s \
+                 WHERE s.account_id = $1 AND s.reference = $2 \
+                 ORDER BY s.started_at, s.id LIMIT $3"),
             session: s("SELECT {session} FROM __SCHEMA__.sessions s \
                  WHERE s.id = $1 AND s.account_id = $2"),
             sessions: s("SELECT {session} FROM __SCHEMA__.links l \
@@ -134,7 +149,8 @@ impl Statements {
             ),
             outbox_after: s(
                 "SELECT r_seq, r_id, r_account, r_at, r_kind, r_link, r_session, \
-                 r_outcome, r_reason, r_amount::text, r_balance::text \
+                 r_outcome, r_reason, r_amount::text, r_balance::text, r_reference, \
+                 r_session_reference, r_metadata \
                  FROM __SCHEMA__.outbox_after($1, $2)",
             ),
             webhooks: webhook_store::Statements::new(schema),

@@ -79,14 +79,18 @@ impl Statements {
             // Mirrors `rules::fails_at_claim` (due deliveries without an enabled endpoint fail)
             // with the lease end of `rules::lease_until`, computed here. The endpoint's event
             // types are read beside the function (as of the statement's start): they are
-            // informational on a claim, since queueing already chose the events.
+            // informational on a claim, since queueing already chose the events. So are the
+            // event's labels (migration 10), read by its `seq`, which was numbered and queued
+            // by transactions that committed before this statement began.
             claim: s(
                 "SELECT r_lease, r_event, r_attempt, r_url, r_secrets, r_updated_at, \
                  NULL::timestamptz, r_version, r_seq, \
                  r_event, r_account, r_at, r_kind, r_link, r_session, r_outcome, r_reason, \
-                 r_amount::text, r_balance::text, (SELECT e.event_types \
+                 r_amount::text, r_balance::text, o.reference, o.session_reference, \
+                 o.metadata::text, (SELECT e.event_types \
                  FROM __SCHEMA__.endpoints e WHERE e.account_id = c.r_account) \
-                 FROM __SCHEMA__.claim_due($1, $2, $3) c",
+                 FROM __SCHEMA__.claim_due($1, $2, $3) c \
+                 LEFT JOIN __SCHEMA__.outbox o ON o.seq = c.r_seq",
             ),
             // Mirrors `rules::step_to_apply` (a `disable` for a replaced endpoint becomes a
             // `retry` at `p_at`), `rules::accepts_attempt` (the lease and status check, with the
@@ -337,7 +341,7 @@ impl WebhookStore for PostgresStore {
                         attempt: number(attempt, "attempts")?,
                         until,
                     },
-                    endpoint: endpoint(row, 3, 19, event.account)?,
+                    endpoint: endpoint(row, 3, 22, event.account)?,
                     event,
                 })
             })
