@@ -71,13 +71,13 @@
 //! With the secret `whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw`, the return URL
 //! `https://shop.example/kyc/done?order=42`, session `0190f3a8-7c41-7d2e-9b6a-3c5e8f0a1b2c`,
 //! link `6f9619ff-8b86-d011-b42d-00c04fc964ff`, reference `cus 8f/2k`, status `completed`,
-//! outcome `approved` and timestamp `1900000000`:
+//! outcome `approved` and timestamp `1899999990`:
 //!
 //! ```text
-//! Q = order=42&session_id=0190f3a8-7c41-7d2e-9b6a-3c5e8f0a1b2c&link_id=6f9619ff-8b86-d011-b42d-00c04fc964ff&reference=cus+8f%2F2k&status=completed&outcome=approved&timestamp=1900000000
-//! HMAC-SHA256(key, "magic-link/v1/return\n" || Q) = WORKED_TAG_HEX
-//! signature = v1,WORKED_TAG_B64
-//! URL = https://shop.example/kyc/done?order=42&session_id=…&timestamp=1900000000&signature=v1%2CWORKED_TAG_B64
+//! Q = order=42&session_id=0190f3a8-7c41-7d2e-9b6a-3c5e8f0a1b2c&link_id=6f9619ff-8b86-d011-b42d-00c04fc964ff&reference=cus+8f%2F2k&status=completed&outcome=approved&timestamp=1899999990
+//! HMAC-SHA256(key, "magic-link/v1/return\n" || Q) = ef08827e2ad1f076955c987f0800b554e47628b4c230fb448d7874e703ba22d8
+//! signature = v1,7wiCfirR8HaVXJh_CAC1VOR2KLTCMPtEjXh05wO6Itg
+//! URL = https://shop.example/kyc/done?order=42&session_id=…&timestamp=1899999990&signature=v1%2C7wiCfirR8HaVXJh_CAC1VOR2KLTCMPtEjXh05wO6Itg
 //! ```
 //!
 //! ```
@@ -93,14 +93,14 @@
 //!     reference: Some(Reference::new("cus 8f/2k")?),
 //!     status: ReturnStatus::Completed,
 //!     outcome: Some(Outcome::Approved),
-//!     timestamp: 1_900_000_000,
+//!     timestamp: 1_899_999_990,
 //! };
 //! let signed = url.signed(&params, &secret);
-//! assert!(signed.ends_with("&timestamp=1900000000&signature=v1%2CWORKED_TAG_B64"));
+//! assert!(signed.ends_with("&timestamp=1899999990&signature=v1%2C7wiCfirR8HaVXJh_CAC1VOR2KLTCMPtEjXh05wO6Itg"));
 //!
 //! // The owner's site, 10 seconds later, with the request target it received.
 //! let target = &signed["https://shop.example".len()..];
-//! let now = DateTime::from_timestamp(1_900_000_010, 0).unwrap();
+//! let now = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
 //! let verified = ReturnVerifier::new(secret).verify_at(target, now)?;
 //! assert_eq!(verified.session, params.session);
 //! assert_eq!(verified.reference.as_ref().map(|r| r.as_str()), Some("cus 8f/2k"));
