@@ -209,8 +209,8 @@ fn check_entry(key: &str, value: &str) -> Result<(), InvalidInput> {
     let key_ok = !key.is_empty()
         && key.chars().count() <= Metadata::MAX_KEY_CHARS
         && !key.chars().any(char::is_control);
-    let value_ok = value.chars().count() <= Metadata::MAX_VALUE_CHARS
-        && !value.chars().any(char::is_control);
+    let value_ok =
+        value.chars().count() <= Metadata::MAX_VALUE_CHARS && !value.chars().any(char::is_control);
     if key_ok && value_ok {
         Ok(())
     } else {

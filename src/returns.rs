@@ -311,8 +311,9 @@ impl ReturnUrl {
         ReturnOrigin(self.0.origin().ascii_serialization())
     }
 
-    /// The URL with `params` appended to its query and signed with `secret`, as the
-    /// [module docs](self) describe: where the browser is redirected.
+    /// The URL with `params` appended to its query and signed with `secret` (an account's
+    /// [current](ReturnSecrets::current) secret), as the [module docs](self) describe: where
+    /// the browser is redirected.
     pub fn signed(&self, params: &ReturnParams, secret: &ReturnSecret) -> String {
         let base = self.as_str();
         let mut out = String::with_capacity(base.len() + 300);
@@ -479,8 +480,7 @@ impl<'de> Deserialize<'de> for ReturnOrigin {
 }
 
 /// An account's return signing secret: the HMAC-SHA256 key shared with the owner's site,
-/// written `whsec_` + base64 of the key bytes, like a
-/// [`WebhookSecret`](crate::webhooks::WebhookSecret).
+/// written `whsec_` + base64 of the key bytes, like a [`WebhookSecret`].
 ///
 /// Its `Debug` prints `ReturnSecret([redacted])`; it has no `Display` and no `PartialEq`; its
 /// memory is zeroized on drop.
