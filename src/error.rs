@@ -105,6 +105,20 @@ pub enum InvalidInput {
     /// may hold a secret.
     #[error("the webhook URL must be an absolute http or https URL")]
     InvalidWebhookUrl,
+    /// A return URL that is not an absolute `https` URL (or `http` to `localhost`, `127.0.0.1`
+    /// or `[::1]`) with a host, without user information or fragment, of at most
+    /// [`MAX_RETURN_URL_LEN`](crate::returns::MAX_RETURN_URL_LEN) bytes, without white space or
+    /// control characters, whose query does not already use a name that
+    /// [`ReturnUrl::signed`](crate::returns::ReturnUrl::signed) appends (see
+    /// [`ReturnUrl::parse`](crate::returns::ReturnUrl::parse)). The URL itself is not repeated.
+    #[error("the return URL must be an absolute https URL (http only to localhost) without user information, fragment or the parameters the signature appends")]
+    InvalidReturnUrl,
+    /// A return origin that is not `scheme://host[:port]`, with an optional trailing `/`, under
+    /// the scheme rules of a return URL (see
+    /// [`ReturnOrigin::parse`](crate::returns::ReturnOrigin::parse)). The origin itself is not
+    /// repeated.
+    #[error("the return origin must be https://host[:port] (http only to localhost), without path, query or fragment")]
+    InvalidReturnOrigin,
     /// An account whose held credits exceed its balance (`held <= balance` always).
     #[error("an account cannot hold more credits than its balance")]
     HeldExceedsBalance,

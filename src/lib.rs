@@ -15,6 +15,7 @@
 //! | [`clock`] | the [`Clock`](clock::Clock) trait, the system clock and a manual clock for tests | host services and tests |
 //! | [`store`] | the [`LinkStore`](store::LinkStore) and [`WebhookStore`](store::WebhookStore) traits, [`MemoryStore`](store::MemoryStore) and `PostgresStore` | choosing a store; implementing one |
 //! | [`webhooks`] | Standard Webhooks signing and verification, payloads, endpoints, the [`Dispatcher`](webhooks::Dispatcher), transports and delivery state | webhook senders and receivers |
+//! | [`returns`] | signed return URLs: the [`ReturnUrl`](returns::ReturnUrl) a person is sent to after a verification, allowed [origins](returns::ReturnOrigin), per-account [secrets](returns::ReturnSecrets), and the [`ReturnVerifier`](returns::ReturnVerifier) for the owner's site | host services (setup), link owners' sites |
 //! | [`start`] | start keys and the [`Start`](start::Start) that [`MagicLinks::redeem`] takes (idempotent starts, form tokens), hand-offs to a phone | landing and flow pages |
 //! | [`funnel`] | landing-page views by kind ([`ViewKind`](funnel::ViewKind)), the top of a link's funnel in [`LinkStats`] | landing pages, dashboards |
 //! | [`rules`] | the rules as pure functions with `now` passed in | store implementers, model tests |
@@ -99,6 +100,7 @@ mod page;
 #[cfg_attr(docsrs, doc(cfg(feature = "qr")))]
 pub mod qr;
 mod references;
+pub mod returns;
 pub mod rules;
 mod sessions;
 pub mod start;
