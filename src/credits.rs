@@ -5,6 +5,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::returns::{ReturnOrigin, ReturnUrl};
 use crate::{AccountId, InvalidInput, SessionId};
 
 /// An account's credits. `held <= balance`, always; the available credit is `balance - held`.
@@ -18,6 +19,75 @@ pub struct Account {
     pub held: u64,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
+    /// What visitors see of the account, and where its return URLs may go.
+    #[serde(default)]
+    pub profile: AccountProfile,
+}
+
+/// An account's public face and return-URL settings, set with
+/// [`MagicLinks::set_account_profile`](crate::MagicLinks::set_account_profile).
+///
+/// Visitors of its links see the display name and support URL, never a link's internal name.
+/// Return URLs ([`NewLink::return_url`](crate::NewLink::return_url)) must be on one of
+/// `return_origins`, checked when a link is created and again at each redirect, so removing an
+/// origin stops redirects to it at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountProfile {
+    /// The name visitors see ("Acme Bank"): 1 to [`MAX_DISPLAY_NAME_CHARS`](Self::MAX_DISPLAY_NAME_CHARS)
+    /// characters, no control characters.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Where visitors can get help, shown on the landing and problem pages.
+    #[serde(default)]
+    pub support_url: Option<ReturnUrl>,
+    /// The origins return and dead-link URLs may use, at most
+    /// [`MAX_RETURN_ORIGINS`](Self::MAX_RETURN_ORIGINS).
+    #[serde(default)]
+    pub return_origins: Vec<ReturnOrigin>,
+    /// Whether signed return URLs carry the outcome (approved, denied, needs review). Off by
+    /// default: the person's browser should not learn a fraud decision.
+    #[serde(default)]
+    pub return_outcome: bool,
+}
+
+impl AccountProfile {
+    /// The longest display name accepted, in characters.
+    pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
+    /// The most return origins an account may allow.
+    pub const MAX_RETURN_ORIGINS: usize = 20;
+
+    /// Checks the limits (the URLs and origins are valid by their types).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput::InvalidDisplayName`] or [`InvalidInput::TooManyReturnOrigins`].
+    pub fn validate(mut self) -> Result<Self, InvalidInput> {
+        if let Some(name) = self.display_name.take() {
+            let name = name.trim();
+            if name.is_empty()
+                || name.chars().count() > Self::MAX_DISPLAY_NAME_CHARS
+                || name.chars().any(char::is_control)
+            {
+                return Err(InvalidInput::InvalidDisplayName {
+                    max: Self::MAX_DISPLAY_NAME_CHARS,
+                });
+            }
+            self.display_name = Some(name.to_owned());
+        }
+        self.return_origins.sort();
+        self.return_origins.dedup();
+        if self.return_origins.len() > Self::MAX_RETURN_ORIGINS {
+            return Err(InvalidInput::TooManyReturnOrigins {
+                max: Self::MAX_RETURN_ORIGINS,
+            });
+        }
+        Ok(self)
+    }
+
+    /// Whether a return or dead-link URL may be used now: its origin is allowed.
+    pub fn allows(&self, url: &ReturnUrl) -> bool {
+        self.return_origins.contains(&url.origin())
+    }
 }
 
 impl Account {
@@ -28,6 +98,7 @@ impl Account {
             balance: 0,
             held: 0,
             created_at: now,
+            profile: AccountProfile::default(),
         }
     }
 

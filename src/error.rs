@@ -119,6 +119,22 @@ pub enum InvalidInput {
     /// repeated.
     #[error("the return origin must be https://host[:port] (http only to localhost), without path, query or fragment")]
     InvalidReturnOrigin,
+    /// A return or dead-link URL whose origin the account does not allow
+    /// ([`AccountProfile::return_origins`](crate::AccountProfile::return_origins)).
+    #[error("the URL's origin is not one of the account's allowed return origins")]
+    ReturnOriginNotAllowed,
+    /// A display name that is empty, too long or holds a control character.
+    #[error("the display name must be 1 to {max} characters without control characters")]
+    InvalidDisplayName {
+        /// The limit, in characters.
+        max: usize,
+    },
+    /// More return origins than an account may allow.
+    #[error("an account may allow at most {max} return origins")]
+    TooManyReturnOrigins {
+        /// The limit.
+        max: usize,
+    },
     /// An account whose held credits exceed its balance (`held <= balance` always).
     #[error("an account cannot hold more credits than its balance")]
     HeldExceedsBalance,

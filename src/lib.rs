@@ -112,7 +112,7 @@ pub mod testing;
 pub mod tokens;
 pub mod webhooks;
 
-pub use credits::{Account, IdempotencyKey, LedgerEntry, LedgerKind};
+pub use credits::{Account, AccountProfile, IdempotencyKey, LedgerEntry, LedgerKind};
 pub use error::{Error, InvalidInput, Rejection};
 pub use events::{Event, EventKind, Labels};
 pub use facade::{CreatedLink, Inspection, MagicLinks, Redemption};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::returns::ReturnUrl;
 use crate::{AccountId, InvalidInput, LinkId, Metadata, Reference};
 
 /// The longest language tag accepted, in bytes.
@@ -192,6 +193,15 @@ pub struct NewLink {
     /// The owner's key-value data (see [`Metadata`]).
     #[serde(default)]
     pub metadata: Metadata,
+    /// Where the flow page sends the person when the session completes or they quit, with
+    /// signed parameters (see [`returns`](crate::returns)). Its origin must be one the account
+    /// allows.
+    #[serde(default)]
+    pub return_url: Option<ReturnUrl>,
+    /// Where a visitor of a used-up, expired or deactivated link is sent instead of the
+    /// built-in page. Its origin must be one the account allows.
+    #[serde(default)]
+    pub dead_link_url: Option<ReturnUrl>,
 }
 
 fn default_limit() -> UsageLimit {
@@ -213,7 +223,21 @@ impl NewLink {
             language: default_language(),
             reference: None,
             metadata: Metadata::new(),
+            return_url: None,
+            dead_link_url: None,
         }
+    }
+
+    /// Sets the return URL (see [`returns`](crate::returns)).
+    pub fn return_url(mut self, url: ReturnUrl) -> Self {
+        self.return_url = Some(url);
+        self
+    }
+
+    /// Sets the dead-link URL.
+    pub fn dead_link_url(mut self, url: ReturnUrl) -> Self {
+        self.dead_link_url = Some(url);
+        self
     }
 
     /// Sets the owner's reference: their id for whom or what the link is.
@@ -292,6 +316,13 @@ pub struct Link {
     /// The owner's key-value data; empty after redaction. Absent from JSON while empty.
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
+    /// The return URL, if any (see [`NewLink::return_url`]). Absent from JSON while `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_url: Option<ReturnUrl>,
+    /// The dead-link URL, if any (see [`NewLink::dead_link_url`]). Absent from JSON while
+    /// `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_link_url: Option<ReturnUrl>,
     /// When the link's reference and metadata were erased
     /// ([`MagicLinks::redact_link`](crate::MagicLinks::redact_link)). Absent from JSON while
     /// `None`.
@@ -344,6 +375,8 @@ impl Link {
             deactivated_at: None,
             reference: spec.reference,
             metadata: spec.metadata,
+            return_url: spec.return_url,
+            dead_link_url: spec.dead_link_url,
             redacted_at: None,
         })
     }

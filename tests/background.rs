@@ -702,8 +702,28 @@ impl LinkStore for Faulty {
     ) -> Result<Account, Error> {
         self.inner.top_up(account, amount, key, now).await
     }
-    async fn inspect(&self, link: LinkId) -> Result<(Link, bool), Error> {
+    async fn inspect(&self, link: LinkId) -> Result<(Link, Account), Error> {
         self.inner.inspect(link).await
+    }
+    async fn set_profile(
+        &self,
+        account: AccountId,
+        profile: magic_link::AccountProfile,
+    ) -> Result<Account, Error> {
+        self.inner.set_profile(account, profile).await
+    }
+    async fn return_secrets(
+        &self,
+        account: AccountId,
+    ) -> Result<Option<magic_link::returns::ReturnSecrets>, Error> {
+        self.inner.return_secrets(account).await
+    }
+    async fn rotate_return_secret(
+        &self,
+        account: AccountId,
+        secret: magic_link::returns::ReturnSecret,
+    ) -> Result<(), Error> {
+        self.inner.rotate_return_secret(account, secret).await
     }
     async fn record_view(
         &self,

@@ -135,8 +135,28 @@ impl LinkStore for Watched {
     ) -> Result<Account, Error> {
         self.touch().top_up(account, amount, key, now).await
     }
-    async fn inspect(&self, link: LinkId) -> Result<(Link, bool), Error> {
+    async fn inspect(&self, link: LinkId) -> Result<(Link, Account), Error> {
         self.touch().inspect(link).await
+    }
+    async fn set_profile(
+        &self,
+        account: AccountId,
+        profile: magic_link::AccountProfile,
+    ) -> Result<Account, Error> {
+        self.touch().set_profile(account, profile).await
+    }
+    async fn return_secrets(
+        &self,
+        account: AccountId,
+    ) -> Result<Option<magic_link::returns::ReturnSecrets>, Error> {
+        self.touch().return_secrets(account).await
+    }
+    async fn rotate_return_secret(
+        &self,
+        account: AccountId,
+        secret: magic_link::returns::ReturnSecret,
+    ) -> Result<(), Error> {
+        self.touch().rotate_return_secret(account, secret).await
     }
     async fn record_view(
         &self,

@@ -11,8 +11,9 @@ use crate::rules;
 use crate::start::{HandoffId, StartKeyHash};
 use crate::store::{LinkStore, WebhookStore};
 use crate::webhooks::{Attempt, Claim, Delivery, Endpoint, Lease, NextStep};
+use crate::returns::{ReturnSecret, ReturnSecrets};
 use crate::{
-    AbandonReason, Account, AccountId, Error, Event, EventId, EventKind, IdempotencyKey, Labels,
+    AbandonReason, Account, AccountId, AccountProfile, Error, Event, EventId, EventKind, IdempotencyKey, Labels,
     LedgerEntry, LedgerKind, Link, LinkId, Outcome, Reference, Rejection, Session, SessionId,
     SessionTtl,
 };
@@ -34,6 +35,7 @@ struct Model {
     sessions: HashMap<SessionId, Session>,
     sessions_of: HashMap<LinkId, Vec<SessionId>>,
     accounts: HashMap<AccountId, Account>,
+    return_secrets: HashMap<AccountId, ReturnSecrets>,
     ledger: Vec<LedgerEntry>,
     outbox: Vec<Event>,
     /// Links whose `link.expired` was written.
@@ -409,14 +411,56 @@ impl LinkStore for ReferenceStore {
         })
     }
 
-    async fn inspect(&self, link: LinkId) -> Result<(Link, bool), Error> {
+    async fn inspect(&self, link: LinkId) -> Result<(Link, Account), Error> {
         self.with(|m| {
             let link = m.links.get(&link).ok_or(Rejection::NotFound)?.clone();
-            let credit = m
+            let owner = m
                 .accounts
                 .get(&link.account)
-                .is_some_and(|a| a.available() > 0);
-            Ok((link, credit))
+                .ok_or(Rejection::NotFound)?
+                .clone();
+            Ok((link, owner))
+        })
+    }
+
+    async fn set_profile(
+        &self,
+        account: AccountId,
+        profile: AccountProfile,
+    ) -> Result<Account, Error> {
+        let profile = profile.validate()?;
+        self.with(|m| {
+            let stored = m.accounts.get_mut(&account).ok_or(Rejection::NotFound)?;
+            stored.profile = profile;
+            Ok(stored.clone())
+        })
+    }
+
+    async fn return_secrets(&self, account: AccountId) -> Result<Option<ReturnSecrets>, Error> {
+        self.with(|m| {
+            if !m.accounts.contains_key(&account) {
+                return Err(Rejection::NotFound.into());
+            }
+            Ok(m.return_secrets.get(&account).cloned())
+        })
+    }
+
+    async fn rotate_return_secret(
+        &self,
+        account: AccountId,
+        secret: ReturnSecret,
+    ) -> Result<(), Error> {
+        self.with(|m| {
+            if !m.accounts.contains_key(&account) {
+                return Err(Rejection::NotFound.into());
+            }
+            match m.return_secrets.get_mut(&account) {
+                Some(secrets) => secrets.rotate(secret),
+                None => {
+                    m.return_secrets.insert(account, ReturnSecrets::new(secret));
+                }
+            }
+            Ok(())
         })
     }
 

@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, SystemClock};
 use crate::start::{Handoff, HandoffId, HandoffTtl, Start, StartKey, FORM_TOKEN_TTL};
+use crate::returns::{ReturnParams, ReturnSecret, ReturnSecrets, ReturnStatus, ReturnUrl};
 use crate::store::{IdSource, LinkStore};
 use crate::tokens::{
     FormToken, HandoffToken, Keyring, LinkBase, LinkToken, PersonalToken, SessionToken,
 };
 use crate::{
-    Account, AccountId, Error, Event, IdempotencyKey, Link, LinkId, LinkStats, LinkStatus, NewLink,
+    Account, AccountId, AccountProfile, Error, Event, IdempotencyKey, Link, LinkId, LinkStats, LinkStatus, NewLink,
     Outcome, Page, Paged, Reference, Rejection, Session, SessionId, SessionTtl,
 };
 
@@ -109,6 +110,26 @@ pub struct Inspection {
     /// should not show it: it is the owner's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<Reference>,
+    /// The owner's display name, for the page to show (never the link's internal name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The owner's support URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support_url: Option<ReturnUrl>,
+    /// Where to send a visitor instead of the built-in page: the link's dead-link URL, when
+    /// the link is used up, expired or deactivated and the URL's origin is still one its owner
+    /// allows. A page answers a GET with a redirect to it (303).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_link_url: Option<ReturnUrl>,
+}
+
+/// A dead link's redirect: its dead-link URL when `status` is not active and the owner still
+/// allows its origin.
+fn dead_link_url(link: &Link, owner: &AccountProfile, status: LinkStatus) -> Option<ReturnUrl> {
+    link.dead_link_url
+        .as_ref()
+        .filter(|url| status != LinkStatus::Active && owner.allows(url))
+        .cloned()
 }
 
 impl Inspection {
@@ -265,6 +286,118 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
             .await
     }
 
+    /// Sets an account's public profile and return-URL settings (see [`AccountProfile`]).
+    /// Removing an origin stops redirects to it at once: origins are checked again at every
+    /// redirect.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput`](crate::InvalidInput) for a bad display name or too many origins;
+    /// `NotFound`; backend failures.
+    pub async fn set_account_profile(
+        &self,
+        account: AccountId,
+        profile: AccountProfile,
+    ) -> Result<Account, Error> {
+        self.store.set_profile(account, profile).await
+    }
+
+    /// Makes a new random return secret the account's current one, keeping the current one as
+    /// the previous (so the owner's site can verify with both while it switches), and returns
+    /// it: show it to the owner once, as a webhook secret.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`; the system's random source failing (as a backend failure); backend
+    /// failures.
+    pub async fn rotate_return_secret(&self, account: AccountId) -> Result<ReturnSecret, Error> {
+        let secret = ReturnSecret::generate().map_err(Error::backend)?;
+        self.store
+            .rotate_return_secret(account, secret.clone())
+            .await?;
+        Ok(secret)
+    }
+
+    /// The account's return secrets (current and previous), `None` before the first
+    /// [`rotate_return_secret`](Self::rotate_return_secret).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`; backend failures.
+    pub async fn return_secrets(&self, account: AccountId) -> Result<Option<ReturnSecrets>, Error> {
+        self.store.return_secrets(account).await
+    }
+
+    /// The signed return URL for the person of a session that ended, from its session token:
+    /// the link's return URL with `session_id`, `link_id`, `reference` (the session's, if
+    /// any), `status` (`completed`, or `quit` for an abandoned session), `outcome` (only if the
+    /// account opted in, see [`AccountProfile::return_outcome`]), `timestamp` and `signature`
+    /// (see [`returns`](crate::returns)). The flow page redirects the browser there.
+    ///
+    /// `Ok(None)`, and no redirect, when the session is still open, its link has no return
+    /// URL, the URL's origin is no longer allowed, or the account has no return secret.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidToken`] (before any store access); `NotFound`; backend failures.
+    pub async fn return_redirect(&self, session_token: &str) -> Result<Option<String>, Error> {
+        let claims = self.verify_session_token(session_token)?;
+        let session = self
+            .store
+            .session(claims.account(), claims.session())
+            .await?;
+        let status = match session.status {
+            crate::SessionStatus::Completed { outcome, .. } => {
+                (ReturnStatus::Completed, Some(outcome))
+            }
+            crate::SessionStatus::Abandoned { .. } => (ReturnStatus::Quit, None),
+            crate::SessionStatus::Started => return Ok(None),
+        };
+        let link = self.store.link(session.account, session.link).await?;
+        let Some(url) = link.return_url else {
+            return Ok(None);
+        };
+        let owner = self.store.account(session.account).await?;
+        if !owner.profile.allows(&url) {
+            return Ok(None);
+        }
+        let Some(secrets) = self.store.return_secrets(session.account).await? else {
+            return Ok(None);
+        };
+        let params = ReturnParams {
+            session: session.id,
+            link: session.link,
+            reference: session.reference,
+            status: status.0,
+            outcome: status.1.filter(|_| owner.profile.return_outcome),
+            timestamp: self.clock.now().timestamp(),
+        };
+        Ok(Some(url.signed(&params, secrets.current())))
+    }
+
+    /// Where to send the visitor of a link URL whose token is authentic but expired (what
+    /// [`inspect`](Self::inspect) refuses with
+    /// [`TokenError::Expired`](crate::tokens::TokenError::Expired) before any store access):
+    /// the link's dead-link URL if it has one on an origin its owner allows, after one store
+    /// read. A forged or malformed token never reaches the store.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidToken`] for a token that is not authentic (before any store access);
+    /// `NotFound`; backend failures.
+    pub async fn dead_link_redirect(&self, token: &str) -> Result<Option<ReturnUrl>, Error> {
+        // Every authentic token's expiry is after the earliest instant: this checks all but it.
+        let never = DateTime::<Utc>::MIN_UTC;
+        let link = if token.len() <= LinkToken::LEN {
+            LinkToken::verify(token, &self.keyring, never)?.link()
+        } else {
+            PersonalToken::verify(token, &self.keyring, never)?.link()
+        };
+        let (link, owner) = self.store.inspect(link).await?;
+        let status = link.status(self.clock.now());
+        Ok(dead_link_url(&link, &owner.profile, status))
+    }
+
     /// Adds credits; retrying with the same `key` and amount adds nothing.
     ///
     /// # Errors
@@ -298,6 +431,14 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
             spec,
             self.clock.now(),
         )?;
+        if link.return_url.is_some() || link.dead_link_url.is_some() {
+            // No open redirect: every redirect target is on an origin the owner allows.
+            let owner = self.store.account(account).await?;
+            let allowed = |url: &Option<ReturnUrl>| url.iter().all(|u| owner.profile.allows(u));
+            if !allowed(&link.return_url) || !allowed(&link.dead_link_url) {
+                return Err(crate::InvalidInput::ReturnOriginNotAllowed.into());
+            }
+        }
         let link = self.store.insert_link(link).await?;
         let token = LinkToken::for_link(&link).sign(&self.keyring);
         Ok(CreatedLink {
@@ -433,7 +574,8 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
     /// link; `NotFound`; backend failures.
     pub async fn inspect(&self, token: &str, key: Option<&StartKey>) -> Result<Inspection, Error> {
         let (link, reference) = self.verify_url_token(token)?;
-        let (link, credit_available) = self.store.inspect(link).await?;
+        let (link, owner) = self.store.inspect(link).await?;
+        let credit_available = owner.available() > 0;
         let at = self.clock.now();
         let (form_token, open_session) = match key {
             Some(key) => (
@@ -444,14 +586,18 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
             ),
             None => (None, None),
         };
+        let status = link.status(at);
         Ok(Inspection {
-            status: link.status(at),
+            dead_link_url: dead_link_url(&link, &owner.profile, status),
+            status,
             link,
             credit_available,
             at,
             form_token,
             open_session,
             reference,
+            display_name: owner.profile.display_name,
+            support_url: owner.profile.support_url,
         })
     }
 

@@ -15,8 +15,9 @@ use crate::store::LinkStore;
 use crate::store::WebhookStore;
 use crate::webhooks::Endpoint;
 use crate::webhooks::{Attempt, Claim, Delivery, Lease, NextStep};
+use crate::returns::{ReturnSecret, ReturnSecrets};
 use crate::{
-    Account, AccountId, Error, Event, EventId, IdempotencyKey, LedgerEntry, Link, LinkId, Outcome,
+    Account, AccountId, AccountProfile, Error, Event, EventId, IdempotencyKey, LedgerEntry, Link, LinkId, Outcome,
     Reference, Session, SessionId, SessionTtl,
 };
 use crate::{LinkStats, Page, Paged};
@@ -145,8 +146,31 @@ impl<S: LinkStore> LinkStore for Arc<S> {
         (**self).top_up(account, amount, key, now)
     }
 
-    fn inspect(&self, link: LinkId) -> impl Future<Output = Result<(Link, bool), Error>> + Send {
+    fn inspect(&self, link: LinkId) -> impl Future<Output = Result<(Link, Account), Error>> + Send {
         (**self).inspect(link)
+    }
+
+    fn set_profile(
+        &self,
+        account: AccountId,
+        profile: AccountProfile,
+    ) -> impl Future<Output = Result<Account, Error>> + Send {
+        (**self).set_profile(account, profile)
+    }
+
+    fn return_secrets(
+        &self,
+        account: AccountId,
+    ) -> impl Future<Output = Result<Option<ReturnSecrets>, Error>> + Send {
+        (**self).return_secrets(account)
+    }
+
+    fn rotate_return_secret(
+        &self,
+        account: AccountId,
+        secret: ReturnSecret,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        (**self).rotate_return_secret(account, secret)
     }
 
     fn link(

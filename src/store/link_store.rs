@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 
 use crate::funnel::{ViewChange, ViewCounts};
 use crate::start::{HandoffId, StartKeyHash};
+use crate::returns::{ReturnSecret, ReturnSecrets};
 use crate::{
-    Account, AccountId, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId, LinkStats,
+    Account, AccountId, AccountProfile, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId, LinkStats,
     Outcome, Page, Paged, Reference, Session, SessionId, SessionTtl,
 };
 
@@ -147,8 +148,24 @@ pub const MAX_BY_REFERENCE: usize = 1000;
 ///     ) -> Result<Account, Error> {
 ///         self.inner.top_up(account, amount, key, now).await
 ///     }
-///     async fn inspect(&self, link: LinkId) -> Result<(Link, bool), Error> {
+///     async fn inspect(&self, link: LinkId) -> Result<(Link, Account), Error> {
 ///         self.inner.inspect(link).await
+///     }
+///     async fn set_profile(&self, account: AccountId, profile: AccountProfile) -> Result<Account, Error> {
+///         self.inner.set_profile(account, profile).await
+///     }
+///     async fn return_secrets(
+///         &self,
+///         account: AccountId,
+///     ) -> Result<Option<magic_link::returns::ReturnSecrets>, Error> {
+///         self.inner.return_secrets(account).await
+///     }
+///     async fn rotate_return_secret(
+///         &self,
+///         account: AccountId,
+///         secret: magic_link::returns::ReturnSecret,
+///     ) -> Result<(), Error> {
+///         self.inner.rotate_return_secret(account, secret).await
 ///     }
 ///     async fn record_view(
 ///         &self,
@@ -417,13 +434,50 @@ pub trait LinkStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Account, Error>> + Send;
 
-    /// Reads a link for a landing page, with whether its owner has an available credit. Any
-    /// caller holding a valid link token may do this; it changes nothing.
+    /// Reads a link for a landing page, with its owner (whose available credit says whether
+    /// it can start, and whose profile what the page shows), in one read. Any caller holding
+    /// a valid link token may do this; it changes nothing.
     ///
     /// # Errors
     ///
     /// `NotFound`.
-    fn inspect(&self, link: LinkId) -> impl Future<Output = Result<(Link, bool), Error>> + Send;
+    fn inspect(&self, link: LinkId)
+        -> impl Future<Output = Result<(Link, Account), Error>> + Send;
+
+    /// Sets `account`'s profile (validated by [`AccountProfile::validate`]) and returns the
+    /// account. Changes no link or session and writes no event.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`.
+    fn set_profile(
+        &self,
+        account: AccountId,
+        profile: AccountProfile,
+    ) -> impl Future<Output = Result<Account, Error>> + Send;
+
+    /// The secrets that sign `account`'s return URLs, `None` before the first
+    /// [`rotate_return_secret`](Self::rotate_return_secret).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`.
+    fn return_secrets(
+        &self,
+        account: AccountId,
+    ) -> impl Future<Output = Result<Option<ReturnSecrets>, Error>> + Send;
+
+    /// Makes `secret` the current return secret of `account`, atomically keeping the current
+    /// one as the previous (two at once, for rotation) and dropping the older.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`.
+    fn rotate_return_secret(
+        &self,
+        account: AccountId,
+        secret: ReturnSecret,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Counts a landing-page view of a link, or confirms one as human (see
     /// [`ViewCounts::apply`], the rule), and returns the link's view counts after it. Like

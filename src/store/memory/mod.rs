@@ -10,8 +10,9 @@ use crate::funnel::{ViewChange, ViewCounts};
 use crate::rules::{self, Effects};
 use crate::start::{HandoffId, StartKeyHash};
 use crate::store::{ChangeSignal, Changes, IdSource, LinkStore, MAX_BY_REFERENCE};
+use crate::returns::{ReturnSecret, ReturnSecrets};
 use crate::{
-    Account, AccountId, Error, Event, EventId, EventKind, IdempotencyKey, Labels, LedgerEntry,
+    Account, AccountId, AccountProfile, Error, Event, EventId, EventKind, IdempotencyKey, Labels, LedgerEntry,
     LedgerKind, Link, LinkId, Metadata, Outcome, Reference, Rejection, Session, SessionId,
     SessionTtl,
 };
@@ -103,6 +104,8 @@ struct AccountEntry {
     links: Vec<LinkId>,
     ledger: Vec<LedgerEntry>,
     top_ups: HashMap<IdempotencyKey, u64>,
+    /// The secrets that sign the account's return URLs.
+    return_secrets: Option<ReturnSecrets>,
 }
 
 impl AccountEntry {
@@ -252,6 +255,7 @@ impl LinkStore for MemoryStore {
                 links: Vec::new(),
                 ledger: Vec::new(),
                 top_ups: HashMap::new(),
+                return_secrets: None,
             },
         );
         Ok(account)
@@ -587,19 +591,52 @@ impl LinkStore for MemoryStore {
         Ok(effects.value)
     }
 
-    async fn inspect(&self, link: LinkId) -> Result<(Link, bool), Error> {
+    async fn inspect(&self, link: LinkId) -> Result<(Link, Account), Error> {
         let link = self
             .links
             .lock(&link)
             .get(&link)
             .map(|e| e.link.clone())
             .ok_or(Rejection::NotFound)?;
-        let credit = self
+        let owner = self
             .accounts
             .lock(&link.account)
             .get(&link.account)
-            .is_some_and(|a| a.account.available() > 0);
-        Ok((link, credit))
+            .map(|a| a.account.clone())
+            .ok_or(Rejection::NotFound)?;
+        Ok((link, owner))
+    }
+
+    async fn set_profile(
+        &self,
+        account: AccountId,
+        profile: AccountProfile,
+    ) -> Result<Account, Error> {
+        let profile = profile.validate()?;
+        let mut accounts = self.accounts.lock(&account);
+        let entry = accounts.get_mut(&account).ok_or(Rejection::NotFound)?;
+        entry.account.profile = profile;
+        Ok(entry.account.clone())
+    }
+
+    async fn return_secrets(&self, account: AccountId) -> Result<Option<ReturnSecrets>, Error> {
+        let accounts = self.accounts.lock(&account);
+        let entry = accounts.get(&account).ok_or(Rejection::NotFound)?;
+        Ok(entry.return_secrets.clone())
+    }
+
+    async fn rotate_return_secret(
+        &self,
+        account: AccountId,
+        secret: ReturnSecret,
+    ) -> Result<(), Error> {
+        let mut accounts = self.accounts.lock(&account);
+        let entry = accounts.get_mut(&account).ok_or(Rejection::NotFound)?;
+        match &mut entry.return_secrets {
+            Some(secrets) => secrets.rotate(secret),
+            None => entry.return_secrets = Some(ReturnSecrets::new(secret)),
+        }
+        Ok(())
     }
 
     async fn record_view(&self, link: LinkId, change: ViewChange) -> Result<ViewCounts, Error> {

@@ -7,8 +7,9 @@ use sqlx::postgres::PgRow;
 use sqlx::{Decode, Postgres, Row, Type};
 use uuid::Uuid;
 
+use crate::returns::{ReturnOrigin, ReturnUrl};
 use crate::{
-    AbandonReason, Account, AccountId, Error, Event, EventId, EventKind, Flow, IdempotencyKey,
+    AbandonReason, Account, AccountId, AccountProfile, Error, Event, EventId, EventKind, Flow, IdempotencyKey,
     InvalidInput, Labels, Language, LedgerEntry, LedgerKind, Link, LinkId, Metadata, Outcome,
     Reference, Rejection, Session, SessionId, SessionStatus, UsageLimit,
 };
@@ -139,6 +140,12 @@ fn limit(kind: &str, max_uses: Option<i64>) -> Result<UsageLimit, Error> {
     }
 }
 
+/// A return URL column.
+fn return_url(text: Option<&str>, column: &'static str) -> Result<Option<ReturnUrl>, Error> {
+    text.map(|t| ReturnUrl::parse(t).map_err(|_| corrupt(column, t)))
+        .transpose()
+}
+
 /// A reference column.
 pub(super) fn reference(text: Option<&str>) -> Result<Option<Reference>, Error> {
     text.map(|t| Reference::new(t).map_err(|_| corrupt("reference", t)))
@@ -161,10 +168,10 @@ pub(super) fn metadata_json(metadata: &Metadata) -> Option<String> {
 /// The columns [`link`] reads, in order, from a table aliased `l`.
 pub(super) const LINK_COLUMNS: &str = "l.id, l.account_id, l.name, l.flow, l.usage_limit, \
      l.max_uses, l.uses, l.expires_at, l.language, l.created_at, l.deactivated_at, \
-     l.reference, l.metadata::text, l.redacted_at";
+     l.reference, l.metadata::text, l.redacted_at, l.return_url, l.dead_link_url";
 
 /// How many columns [`LINK_COLUMNS`] names.
-pub(super) const LINK_COLUMN_COUNT: usize = 14;
+pub(super) const LINK_COLUMN_COUNT: usize = 16;
 
 /// A link from [`LINK_COLUMNS`] starting at column `at`.
 pub(super) fn link(row: &PgRow, at: usize) -> Result<Link, Error> {
@@ -182,6 +189,8 @@ pub(super) fn link(row: &PgRow, at: usize) -> Result<Link, Error> {
         reference: reference(get(row, at + 11)?)?,
         metadata: metadata(get(row, at + 12)?)?,
         redacted_at: get(row, at + 13)?,
+        return_url: return_url(get(row, at + 14)?, "return_url")?,
+        dead_link_url: return_url(get(row, at + 15)?, "dead_link_url")?,
     })
 }
 
@@ -232,13 +241,32 @@ pub(super) fn session(row: &PgRow, at: usize) -> Result<Session, Error> {
     })
 }
 
-/// An account from `id, balance::text, held::text, created_at` starting at column `at`.
+/// The columns [`account_at`] reads, in order, from a table aliased `a`.
+pub(super) const ACCOUNT_COLUMNS: &str = "a.id, a.balance::text, a.held::text, a.created_at, \
+     a.display_name, a.support_url, a.return_origins, a.return_outcome";
+
+/// An account from [`ACCOUNT_COLUMNS`] starting at column `at`.
 pub(super) fn account_at(row: &PgRow, at: usize) -> Result<Account, Error> {
+    let support_url: Option<&str> = get(row, at + 5)?;
+    let origins: Option<Vec<String>> = get(row, at + 6)?;
+    let return_outcome: Option<bool> = get(row, at + 7)?;
     Ok(Account {
         id: AccountId::from_uuid(get(row, at)?),
         balance: numeric(get(row, at + 1)?, "balance")?,
         held: numeric(get(row, at + 2)?, "held")?,
         created_at: get(row, at + 3)?,
+        profile: AccountProfile {
+            display_name: get(row, at + 4)?,
+            support_url: support_url
+                .map(|u| ReturnUrl::parse(u).map_err(|_| corrupt("support_url", u)))
+                .transpose()?,
+            return_origins: origins
+                .unwrap_or_default()
+                .iter()
+                .map(|o| ReturnOrigin::parse(o).map_err(|_| corrupt("return_origins", o)))
+                .collect::<Result<_, _>>()?,
+            return_outcome: return_outcome.unwrap_or(false),
+        },
     })
 }
 

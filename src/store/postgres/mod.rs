@@ -9,9 +9,10 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use crate::funnel::{ViewChange, ViewCounts, ViewKind};
 use crate::rules;
 use crate::start::{HandoffId, StartKeyHash};
+use crate::returns::{ReturnOrigin, ReturnSecret, ReturnSecrets, ReturnUrl};
 use crate::store::{LinkStore, MAX_BY_REFERENCE};
 use crate::{
-    Account, AccountId, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId, Outcome,
+    Account, AccountId, AccountProfile, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId, Outcome,
     Reference, Rejection, Session, SessionId, SessionStatus, SessionTtl,
 };
 use crate::{LinkStats, OutcomeCounts, Page, Paged};
@@ -358,8 +359,8 @@ impl LinkStore for PostgresStore {
                 .bind(link.deactivated_at)
                 .bind(link.reference.as_ref().map(Reference::as_str))
                 .bind(decode::metadata_json(&link.metadata))
-                .bind(None::<&str>)
-                .bind(None::<&str>)
+                .bind(link.return_url.as_ref().map(ReturnUrl::as_str))
+                .bind(link.dead_link_url.as_ref().map(ReturnUrl::as_str))
                 .fetch_one(&self.pool)
         })
         .await
@@ -597,7 +598,7 @@ impl LinkStore for PostgresStore {
         decode::account_at(&row, 1)
     }
 
-    async fn inspect(&self, link: LinkId) -> Result<(Link, bool), Error> {
+    async fn inspect(&self, link: LinkId) -> Result<(Link, Account), Error> {
         let row = retry(|| {
             sqlx::query(&self.sql.inspect)
                 .bind(link.as_uuid())
@@ -608,8 +609,82 @@ impl LinkStore for PostgresStore {
         .ok_or(Rejection::NotFound)?;
         Ok((
             decode::link(&row, 0)?,
-            get(&row, decode::LINK_COLUMN_COUNT)?,
+            decode::account_at(&row, decode::LINK_COLUMN_COUNT)?,
         ))
+    }
+
+    async fn set_profile(
+        &self,
+        account: AccountId,
+        profile: AccountProfile,
+    ) -> Result<Account, Error> {
+        let profile = profile.validate()?;
+        let origins: Vec<&str> = profile
+            .return_origins
+            .iter()
+            .map(ReturnOrigin::as_str)
+            .collect();
+        let row = retry(|| {
+            sqlx::query(&self.sql.set_profile)
+                .bind(account.as_uuid())
+                .bind(profile.display_name.as_deref())
+                .bind(profile.support_url.as_ref().map(ReturnUrl::as_str))
+                .bind(&origins)
+                .bind(profile.return_outcome)
+                .fetch_optional(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?
+        .ok_or(Rejection::NotFound)?;
+        decode::account_at(&row, 0)
+    }
+
+    async fn return_secrets(&self, account: AccountId) -> Result<Option<ReturnSecrets>, Error> {
+        let keys: Vec<Vec<u8>> = retry(|| {
+            sqlx::query_scalar(&self.sql.return_secrets)
+                .bind(account.as_uuid())
+                .fetch_optional(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?
+        .ok_or(Rejection::NotFound)?;
+        // Stored current first.
+        let mut keys = keys
+            .iter()
+            .map(|key| ReturnSecret::from_bytes(key).map_err(Error::backend))
+            .collect::<Result<Vec<_>, _>>()?;
+        let current = keys.first().cloned();
+        let previous = keys.get(1).cloned();
+        keys.clear();
+        Ok(match (current, previous) {
+            (None, _) => None,
+            (Some(current), None) => Some(ReturnSecrets::new(current)),
+            (Some(current), Some(previous)) => {
+                let mut secrets = ReturnSecrets::new(previous);
+                secrets.rotate(current);
+                Some(secrets)
+            }
+        })
+    }
+
+    async fn rotate_return_secret(
+        &self,
+        account: AccountId,
+        secret: ReturnSecret,
+    ) -> Result<(), Error> {
+        let done = retry(|| {
+            sqlx::query(&self.sql.rotate_return_secret)
+                .bind(account.as_uuid())
+                .bind(secret.key_bytes())
+                .execute(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?;
+        if done.rows_affected() == 0 {
+            return Err(Rejection::NotFound.into());
+        }
+        self.live.changed();
+        Ok(())
     }
 
     async fn record_view(&self, link: LinkId, change: ViewChange) -> Result<ViewCounts, Error> {

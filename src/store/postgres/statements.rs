@@ -4,7 +4,7 @@
 //! [`Link::status`](crate::Link::status), refused as [`rules::check_start`](crate::rules::check_start)
 //! refuses it, never check-then-write from the client.
 
-use super::decode::{LINK_COLUMNS, SESSION_COLUMNS};
+use super::decode::{ACCOUNT_COLUMNS, LINK_COLUMNS, SESSION_COLUMNS};
 use super::{migrate, webhook_store};
 
 /// The SQL of every operation, with the schema filled in.
@@ -27,6 +27,9 @@ pub(super) struct Statements {
     pub(super) link: String,
     pub(super) links: String,
     pub(super) links_by_reference: String,
+    pub(super) set_profile: String,
+    pub(super) return_secrets: String,
+    pub(super) rotate_return_secret: String,
     pub(super) sessions_by_reference: String,
     pub(super) session: String,
     pub(super) sessions: String,
@@ -43,6 +46,7 @@ impl Statements {
             template
                 .replace("{link}", LINK_COLUMNS)
                 .replace("{session}", SESSION_COLUMNS)
+                .replace("{account}", ACCOUNT_COLUMNS)
                 .replace(migrate::PLACEHOLDER, schema)
         };
         Self {
@@ -75,14 +79,17 @@ impl Statements {
                  LEFT JOIN __SCHEMA__.sessions x ON x.id = f.r_id"),
             expire: s("SELECT r_expired FROM __SCHEMA__.expire_sessions($1, $2)"),
             expire_links: s("SELECT r_reported FROM __SCHEMA__.expire_links($1, $2)"),
-            deactivate: s("SELECT f.*, x.reference, x.metadata::text, x.redacted_at \
+            deactivate: s("SELECT f.*, x.reference, x.metadata::text, x.redacted_at, x.return_url, \
+                 x.dead_link_url \
                  FROM __SCHEMA__.deactivate($1, $2, $3) f \
                  LEFT JOIN __SCHEMA__.links x ON x.id = f.r_id"),
             top_up: s(
-                "SELECT r_code, $1::uuid, r_balance::text, r_held::text, r_created_at \
-                 FROM __SCHEMA__.top_up($1, $2::numeric, $3, $4)",
+                "SELECT r_code, $1::uuid, r_balance::text, r_held::text, r_created_at, \
+                 a.display_name, a.support_url, a.return_origins, a.return_outcome \
+                 FROM __SCHEMA__.top_up($1, $2::numeric, $3, $4) \
+                 LEFT JOIN __SCHEMA__.accounts a ON a.id = $1",
             ),
-            inspect: s("SELECT {link}, a.balance - a.held >= 1 \
+            inspect: s("SELECT {link}, {account} \
                  FROM __SCHEMA__.links l JOIN __SCHEMA__.accounts a ON a.id = l.account_id \
                  WHERE l.id = $1"),
             // $2, $3, $4: the new human, scanner and unconfirmed views; $5: confirm one (see
@@ -105,6 +112,13 @@ impl Statements {
                      WHERE x.account_id = a.id AND x.number > $2 \
                      ORDER BY x.number LIMIT $3) l ON true \
                  WHERE a.id = $1 ORDER BY l.number"),
+            set_profile: s("UPDATE __SCHEMA__.accounts a SET display_name = $2, \
+                 support_url = $3, return_origins = $4, return_outcome = $5 \
+                 WHERE a.id = $1 RETURNING {account}"),
+            return_secrets: s("SELECT return_secrets FROM __SCHEMA__.accounts WHERE id = $1"),
+            // The new secret first, then the current one: two at once.
+            rotate_return_secret: s("UPDATE __SCHEMA__.accounts \
+                 SET return_secrets = ARRAY[$2::bytea] || return_secrets[1:1] WHERE id = $1"),
             links_by_reference: s("SELECT {link} FROM __SCHEMA__.links l \
                  WHERE l.account_id = $1 AND l.reference = $2 ORDER BY l.number LIMIT $3"),
             sessions_by_reference: s("SELECT {session} FROM __SCHEMA__.sessions s \
@@ -137,8 +151,7 @@ impl Statements {
                  LEFT JOIN __SCHEMA__.link_views v ON v.link_id = l.id \
                  WHERE l.id = $1 AND l.account_id = $2",
             ),
-            account: s("SELECT id, balance::text, held::text, created_at \
-                 FROM __SCHEMA__.accounts WHERE id = $1"),
+            account: s("SELECT {account} FROM __SCHEMA__.accounts a WHERE a.id = $1"),
             ledger: s(
                 "SELECT e.kind, e.top_up_key, e.session_id, e.amount::text, e.at \
                  FROM __SCHEMA__.accounts a \
