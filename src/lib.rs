@@ -95,10 +95,10 @@ mod links;
 #[cfg_attr(docsrs, doc(cfg(feature = "background")))]
 pub mod live;
 mod page;
-mod references;
 #[cfg(feature = "qr")]
 #[cfg_attr(docsrs, doc(cfg(feature = "qr")))]
 pub mod qr;
+mod references;
 pub mod rules;
 mod sessions;
 pub mod start;
