@@ -31,13 +31,17 @@ impl Reference {
     /// [`MAX_LEN`](Self::MAX_LEN) bytes, or one with a control character.
     pub fn new(reference: impl AsRef<str>) -> Result<Self, InvalidInput> {
         let reference = reference.as_ref();
-        if reference.is_empty()
-            || reference.len() > Self::MAX_LEN
-            || reference.chars().any(char::is_control)
-        {
+        if !Self::is_valid(reference) {
             return Err(InvalidInput::InvalidReference { max: Self::MAX_LEN });
         }
         Ok(Self(reference.into()))
+    }
+
+    /// Whether `reference` is a valid reference, without allocating (for token verification).
+    pub(crate) fn is_valid(reference: &str) -> bool {
+        !reference.is_empty()
+            && reference.len() <= Self::MAX_LEN
+            && !reference.chars().any(char::is_control)
     }
 
     /// Validates a reference given as bytes (from a token).
@@ -209,8 +213,8 @@ fn check_entry(key: &str, value: &str) -> Result<(), InvalidInput> {
     let key_ok = !key.is_empty()
         && key.chars().count() <= Metadata::MAX_KEY_CHARS
         && !key.chars().any(char::is_control);
-    let value_ok = value.chars().count() <= Metadata::MAX_VALUE_CHARS
-        && !value.chars().any(char::is_control);
+    let value_ok =
+        value.chars().count() <= Metadata::MAX_VALUE_CHARS && !value.chars().any(char::is_control);
     if key_ok && value_ok {
         Ok(())
     } else {

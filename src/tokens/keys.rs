@@ -9,7 +9,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{FORM_CONTEXT, HANDOFF_CONTEXT, LINK_CONTEXT, SESSION_CONTEXT};
+use super::{FORM_CONTEXT, HANDOFF_CONTEXT, LINK_CONTEXT, PERSONAL_CONTEXT, SESSION_CONTEXT};
 
 /// The length of a signing key, in bytes (256 bits).
 pub const KEY_LEN: usize = 32;
@@ -183,6 +183,8 @@ pub(super) struct Entry {
     pub(super) form: Hmac<Sha256>,
     /// HMAC-SHA256 keyed with `key` that has already absorbed the hand-off context.
     pub(super) handoff: Hmac<Sha256>,
+    /// HMAC-SHA256 keyed with `key` that has already absorbed the personal link context.
+    pub(super) personal: Hmac<Sha256>,
 }
 
 impl Entry {
@@ -195,8 +197,10 @@ impl Entry {
         session.update(SESSION_CONTEXT);
         let mut form = keyed.clone();
         form.update(FORM_CONTEXT);
-        let mut handoff = keyed;
+        let mut handoff = keyed.clone();
         handoff.update(HANDOFF_CONTEXT);
+        let mut personal = keyed;
+        personal.update(PERSONAL_CONTEXT);
         Self {
             id,
             key,
@@ -204,6 +208,7 @@ impl Entry {
             session,
             form,
             handoff,
+            personal,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Signed link and session tokens, the keyring that signs them, and link URLs.
 //!
-//! A link token is what a link URL carries; a session token is what a person's verification
-//! flow page carries to say which session it is. Both are bytes signed with HMAC-SHA256 and
+//! A link token is what a link URL carries; a personal link token is a link token for one
+//! recipient of a shared link, which also carries the owner's [`Reference`] for them; a session
+//! token is what a person's verification flow page carries to say which session it is. Both are bytes signed with HMAC-SHA256 and
 //! encoded as base64url without padding (RFC 4648 §5), so they need no escaping in a URL path.
 //! Nothing about a token is stored: the store holds ids, and a token is derived from an id by
 //! a key that only the host service holds. A token cannot be forged without a key, and a
@@ -51,12 +52,31 @@
 //! |     21 |      8 | expiry, `u64` Unix seconds, never `0`      |
 //! |     29 |     16 | tag                                        |
 //!
+//! Personal link token ([`PersonalToken`]), 47 to 174 bytes, 63 to 232 characters:
+//!
+//! | offset | length | field                                                          |
+//! |-------:|-------:|----------------------------------------------------------------|
+//! |      0 |      1 | version, `0x01`                                                |
+//! |      1 |      4 | key id, `u32`                                                  |
+//! |      5 |     16 | link id, the UUID's 16 bytes                                   |
+//! |     21 |      8 | expiry, `u64` Unix seconds; `0` for a link that never expires  |
+//! |     29 |      1 | `n`, the reference's length in bytes, 1 to 128                 |
+//! |     30 |    `n` | reference, UTF-8 without control characters ([`Reference`])    |
+//! | 30+`n` |     16 | tag                                                            |
+//!
 //! The tag is the first 16 bytes (128 bits) of
 //! `HMAC-SHA256(key, context || bytes before the tag)`, where `context` is the ASCII string
 //! `magic-link/v1/link` for link tokens, `magic-link/v1/session` for session tokens,
-//! `magic-link/v1/form` for form tokens and `magic-link/v1/handoff` for hand-off tokens, with
-//! no terminator. No context is a prefix of another, so no token verifies as a token of
-//! another kind (a hand-off token has a link token's length, and fails as forged).
+//! `magic-link/v1/form` for form tokens, `magic-link/v1/handoff` for hand-off tokens and
+//! `magic-link/v1/personal` for personal link tokens, with no terminator. No context is a
+//! prefix of another, so no token verifies as a token of another kind (a hand-off token has a
+//! link token's length, and fails as forged). A link token (60 characters) is shorter than any
+//! personal link token (63 at least), so each fails the other's length check. A session token
+//! (82 characters) has the length of a personal link token with a 15-byte reference, but
+//! neither is ever well-formed as the other: where that reference would be, a session token
+//! has the top bytes of its expiry, which are zero (control characters), and where a session
+//! token's expiry would be, a personal link token has reference bytes, which are not, so the
+//! expiry is out of range. Each fails as [`TokenError::Malformed`].
 //!
 //! A form token's tag covers more than its bytes: `HMAC-SHA256(key, context || bytes before
 //! the tag || link id (16 bytes) || n || start key)`, where `n` is the start key's length in
@@ -88,6 +108,15 @@
 //!
 //! So nothing but an authentic token ever reaches a store, and an expired one is reported as
 //! expired only when it is authentic.
+//!
+//! [`PersonalToken::verify`] checks in the same order, with two differences. Its length step
+//! knows only the bounds, 63 to 232 characters; a length between them that no byte count has
+//! is malformed, as is a length byte `n` that does not give the decoded length exactly (so a
+//! personal link token cut short, but not below 63 characters, is
+//! [`TokenError::Malformed`]). Its field step also checks that the reference is a valid
+//! [`Reference`] (UTF-8, no control characters), before the key id. It decodes into a buffer
+//! on the stack of the largest size, and allocates once: the returned [`Reference`], after
+//! every check has passed. The other verifiers allocate nothing.
 
 mod keys;
 mod url;
@@ -99,7 +128,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::start::{HandoffId, StartKey};
-use crate::{AccountId, Link, LinkId, Session, SessionId};
+use crate::{AccountId, Link, LinkId, Reference, Session, SessionId};
 
 pub use keys::{Keyring, KeyringError, KeyringSecret, SigningKey, KEY_LEN, MAX_KEYS};
 pub use url::{token_from_url, LinkBase};
@@ -124,6 +153,9 @@ pub(crate) const FORM_CONTEXT: &[u8] = b"magic-link/v1/form";
 /// The domain-separation context of hand-off tokens.
 pub(crate) const HANDOFF_CONTEXT: &[u8] = b"magic-link/v1/handoff";
 
+/// The domain-separation context of personal link tokens.
+pub(crate) const PERSONAL_CONTEXT: &[u8] = b"magic-link/v1/personal";
+
 /// The largest expiry a token carries, in Unix seconds.
 const MAX_EXPIRY: u64 = (1 << 40) - 1;
 
@@ -131,6 +163,13 @@ const LINK_BYTES: usize = 1 + 4 + 16 + 8 + TAG_LEN;
 const SESSION_BYTES: usize = 1 + 4 + 16 + 16 + 8 + TAG_LEN;
 const FORM_BYTES: usize = 1 + 4 + 8 + TAG_LEN;
 const HANDOFF_BYTES: usize = 1 + 4 + 16 + 8 + TAG_LEN;
+/// Where a personal link token's reference starts: after version, key id, link id, expiry and
+/// the length byte.
+const PERSONAL_REFERENCE_AT: usize = 1 + 4 + 16 + 8 + 1;
+const PERSONAL_MIN_BYTES: usize = PERSONAL_REFERENCE_AT + 1 + TAG_LEN;
+const PERSONAL_MAX_BYTES: usize = PERSONAL_REFERENCE_AT + Reference::MAX_LEN + TAG_LEN;
+// The length byte holds any reference's length.
+const _: () = assert!(Reference::MAX_LEN <= u8::MAX as usize);
 
 /// Why a token was rejected. Each reason is its own variant; none carries secret material.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -251,6 +290,165 @@ impl LinkToken {
             return Err(TokenError::Expired);
         }
         Ok(claims)
+    }
+}
+
+/// The claims of a personal link token: which link, until when, and for whom.
+///
+/// A shared link (one with several uses, or unlimited) is one URL for many people. A personal
+/// link token is a link token for one recipient of it: it also carries the owner's
+/// [`Reference`] for that recipient (their customer's id, say), under the tag, so editing the
+/// reference makes the token invalid. Its expiry follows the link token's rules. It is 63 to
+/// 232 characters long ([`MIN_LEN`](Self::MIN_LEN), [`MAX_LEN`](Self::MAX_LEN)), depending on
+/// the reference's length in bytes.
+///
+/// The reference travels in clear (base64url is no encryption): keep it an opaque id, as
+/// [`Reference`] asks.
+///
+/// # Examples
+///
+/// ```
+/// use chrono::{DateTime, Duration};
+/// use magic_link::tokens::{Keyring, LinkToken, PersonalToken, TokenError};
+/// use magic_link::{LinkId, Reference};
+///
+/// let keyring = Keyring::generate()?;
+/// let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+/// let reference = Reference::new("cus_8f2k")?;
+/// let claims = PersonalToken::new(LinkId::new(), Some(now + Duration::days(7)), reference);
+/// let token = claims.sign(&keyring);
+/// assert!((PersonalToken::MIN_LEN..=PersonalToken::MAX_LEN).contains(&token.len()));
+///
+/// let verified = PersonalToken::verify(&token, &keyring, now)?;
+/// assert_eq!(verified.reference().as_str(), "cus_8f2k");
+/// assert_eq!(verified, claims);
+/// assert_eq!(
+///     PersonalToken::verify(&token, &keyring, now + Duration::days(7)),
+///     Err(TokenError::Expired)
+/// );
+/// // Never a link token, nor the reverse.
+/// assert_eq!(LinkToken::verify(&token, &keyring, now), Err(TokenError::TooLong));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PersonalToken {
+    link: LinkId,
+    /// Unix seconds; 0 for none.
+    expiry: u64,
+    reference: Reference,
+}
+
+impl PersonalToken {
+    /// The length of the shortest encoded personal link token (a 1-byte reference), in
+    /// characters.
+    pub const MIN_LEN: usize = encoded_len(PERSONAL_MIN_BYTES);
+
+    /// The length of the longest encoded personal link token (a reference of
+    /// [`Reference::MAX_LEN`] bytes), in characters.
+    pub const MAX_LEN: usize = encoded_len(PERSONAL_MAX_BYTES);
+
+    /// The claims for `reference`'s token to `link`, which expires at `expires_at` (rounded
+    /// down to the second).
+    pub fn new(link: LinkId, expires_at: Option<DateTime<Utc>>, reference: Reference) -> Self {
+        Self {
+            link,
+            expiry: expires_at.map_or(0, encode_expiry),
+            reference,
+        }
+    }
+
+    /// The claims for a link, its id and its expiry, and one recipient's `reference`.
+    pub fn for_link(link: &Link, reference: Reference) -> Self {
+        Self::new(link.id, link.expires_at, reference)
+    }
+
+    /// The link's id.
+    pub fn link(&self) -> LinkId {
+        self.link
+    }
+
+    /// When the token expires (whole seconds), if ever.
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        (self.expiry != 0).then(|| decode_expiry(self.expiry))
+    }
+
+    /// The owner's reference for the recipient.
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    /// The encoded token, signed with the keyring's newest key.
+    pub fn sign(&self, keys: &Keyring) -> String {
+        let entry = keys.signing();
+        let reference = self.reference.as_str().as_bytes();
+        // 1 to `Reference::MAX_LEN` bytes, which the buffer and the length byte hold.
+        let end = PERSONAL_REFERENCE_AT + reference.len();
+        let mut buf = [0u8; PERSONAL_MAX_BYTES];
+        buf[5..21].copy_from_slice(self.link.as_bytes());
+        buf[21..29].copy_from_slice(&self.expiry.to_be_bytes());
+        buf[29] = reference.len() as u8;
+        buf[PERSONAL_REFERENCE_AT..end].copy_from_slice(reference);
+        seal_into(&mut buf[..end + TAG_LEN], entry, &entry.personal, &[])
+    }
+
+    /// Checks an encoded token with any key of `keys` and reads its claims.
+    ///
+    /// Pure (the caller passes `now`) and constant-time in the tag. It decodes on the stack
+    /// and allocates only the returned [`Reference`], once every check has passed.
+    ///
+    /// # Errors
+    ///
+    /// One [`TokenError`] per reason, checked in the order the [module docs](crate::tokens)
+    /// give. A length byte that does not match the decoded length, or a reference that is not a
+    /// valid [`Reference`], is [`TokenError::Malformed`].
+    pub fn verify(token: &str, keys: &Keyring, now: DateTime<Utc>) -> Result<Self, TokenError> {
+        let text = token.as_bytes();
+        check_version(text)?;
+        if text.len() < Self::MIN_LEN {
+            return Err(TokenError::Truncated);
+        }
+        if text.len() > Self::MAX_LEN {
+            return Err(TokenError::TooLong);
+        }
+        // The bytes `text` holds, if its length is one that base64url without padding has.
+        let len = text.len() * 3 / 4;
+        let mut buf = [0u8; PERSONAL_MAX_BYTES];
+        let Some(bytes) = buf.get_mut(..len) else {
+            return Err(TokenError::Malformed);
+        };
+        if !decode_into(text, bytes) {
+            return Err(TokenError::Malformed);
+        }
+        let bytes = &*bytes;
+        // `len` is 47 to 174, so byte 29 exists, and the reference ends where the tag starts.
+        let end = PERSONAL_REFERENCE_AT + usize::from(bytes[29]);
+        if end + TAG_LEN != len || read_u64(bytes, 21) > MAX_EXPIRY {
+            return Err(TokenError::Malformed);
+        }
+        let reference = match std::str::from_utf8(&bytes[PERSONAL_REFERENCE_AT..end]) {
+            Ok(reference) if Reference::is_valid(reference) => reference,
+            _ => return Err(TokenError::Malformed),
+        };
+        let key_id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+        let entry = keys
+            .entry(key_id)
+            .ok_or(TokenError::UnknownKey { key_id })?;
+        let (body, tag) = bytes.split_at(end);
+        let mut mac = entry.personal.clone();
+        mac.update(body);
+        mac.verify_truncated_left(tag)
+            .map_err(|_| TokenError::Forged)?;
+        let expiry = read_u64(bytes, 21);
+        if expiry != 0 && is_past(expiry, now) {
+            return Err(TokenError::Expired);
+        }
+        // Checked above: `Reference::new` cannot fail here; this is its one allocation.
+        let reference = Reference::new(reference).map_err(|_| TokenError::Malformed)?;
+        Ok(Self {
+            link: LinkId::from_bytes(read_16(bytes, 5)),
+            expiry,
+            reference,
+        })
     }
 }
 
@@ -615,14 +813,21 @@ fn sextet(c: u8) -> Option<u8> {
 /// early exit on the data: eight characters at a time into six bytes.
 #[inline]
 fn decode_exact<const N: usize>(text: &[u8], out: &mut [u8; N]) -> bool {
-    if text.len() != encoded_len(N) {
+    decode_into(text, out)
+}
+
+/// As [`decode_exact`], into a slice: exactly `out.len()` bytes from
+/// [`encoded_len(out.len())`](encoded_len) characters.
+#[inline(always)]
+fn decode_into(text: &[u8], out: &mut [u8]) -> bool {
+    if text.len() != encoded_len(out.len()) {
         return false;
     }
     // Every valid value is below 64; `INVALID` sets bits 6 and 7.
     let mut seen = 0u8;
     let mut octets = text.chunks_exact(8);
     let mut sextuples = out.chunks_exact_mut(6);
-    // `encoded_len(N) / 8 == N / 6`, so the two run out together.
+    // `encoded_len(n) / 8 == n / 6`, so the two run out together.
     for (chars, bytes) in (&mut octets).zip(&mut sextuples) {
         let mut v = 0u64;
         for &c in chars {
@@ -663,16 +868,38 @@ fn seal_bound<const N: usize>(
     mac: &Hmac<Sha256>,
     bound: &[&[u8]],
 ) -> String {
+    seal_into(&mut buf, entry, mac, bound)
+}
+
+/// As [`seal_bound`], for a token of `buf.len()` bytes, the last [`TAG_LEN`] of them the tag.
+fn seal_into(buf: &mut [u8], entry: &Entry, mac: &Hmac<Sha256>, bound: &[&[u8]]) -> String {
+    let body = buf.len() - TAG_LEN;
     buf[0] = VERSION;
     buf[1..5].copy_from_slice(&entry.id.to_be_bytes());
     let mut mac = mac.clone();
-    mac.update(&buf[..N - TAG_LEN]);
+    mac.update(&buf[..body]);
     for b in bound {
         mac.update(b);
     }
     let tag = mac.finalize().into_bytes();
-    buf[N - TAG_LEN..].copy_from_slice(&tag[..TAG_LEN]);
+    buf[body..].copy_from_slice(&tag[..TAG_LEN]);
     URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// The first check of every verification: the version, from the first two characters.
+#[inline]
+fn check_version(text: &[u8]) -> Result<(), TokenError> {
+    let (Some(&c0), Some(&c1)) = (text.first(), text.get(1)) else {
+        return Err(TokenError::Truncated);
+    };
+    let (Some(hi), Some(lo)) = (sextet(c0), sextet(c1)) else {
+        return Err(TokenError::Malformed);
+    };
+    let version = (hi << 2) | (lo >> 4);
+    if version != VERSION {
+        return Err(TokenError::UnknownVersion { version });
+    }
+    Ok(())
 }
 
 /// Decodes and authenticates a token of `N` bytes: version, length, base64url, the fields'
@@ -697,16 +924,7 @@ fn open_bound<const N: usize>(
     bound: &[&[u8]],
 ) -> Result<[u8; N], TokenError> {
     let text = token.as_bytes();
-    let (Some(&c0), Some(&c1)) = (text.first(), text.get(1)) else {
-        return Err(TokenError::Truncated);
-    };
-    let (Some(hi), Some(lo)) = (sextet(c0), sextet(c1)) else {
-        return Err(TokenError::Malformed);
-    };
-    let version = (hi << 2) | (lo >> 4);
-    if version != VERSION {
-        return Err(TokenError::UnknownVersion { version });
-    }
+    check_version(text)?;
     let len = encoded_len(N);
     if text.len() < len {
         return Err(TokenError::Truncated);
@@ -752,7 +970,19 @@ mod tests {
         const { assert!(LinkToken::LEN <= 64) };
         assert_eq!(FormToken::LEN, 39);
         assert_eq!(HandoffToken::LEN, 60);
-        let contexts = [LINK_CONTEXT, SESSION_CONTEXT, FORM_CONTEXT, HANDOFF_CONTEXT];
+        assert_eq!(PERSONAL_MIN_BYTES, 47);
+        assert_eq!(PERSONAL_MAX_BYTES, 174);
+        assert_eq!(PersonalToken::MIN_LEN, 63);
+        assert_eq!(PersonalToken::MAX_LEN, 232);
+        // A link token is never as long as a personal link token.
+        const { assert!(LinkToken::LEN < PersonalToken::MIN_LEN) };
+        let contexts = [
+            LINK_CONTEXT,
+            SESSION_CONTEXT,
+            FORM_CONTEXT,
+            HANDOFF_CONTEXT,
+            PERSONAL_CONTEXT,
+        ];
         for (i, a) in contexts.iter().enumerate() {
             for (j, b) in contexts.iter().enumerate() {
                 assert!(i == j || !a.starts_with(b), "{a:?} {b:?}");
@@ -887,11 +1117,177 @@ mod tests {
             text[at] = next() as u8;
             agree::<61>(&text);
         }
+        // The slice decoder, for every personal link token length, on valid and mutated text.
+        for n in PERSONAL_MIN_BYTES..=PERSONAL_MAX_BYTES {
+            let mut bytes = [0u8; PERSONAL_MAX_BYTES];
+            bytes.iter_mut().for_each(|b| *b = next() as u8);
+            let text = URL_SAFE_NO_PAD.encode(&bytes[..n]);
+            let mut ours = [0u8; PERSONAL_MAX_BYTES];
+            assert!(decode_into(text.as_bytes(), &mut ours[..n]));
+            assert_eq!(ours[..n], bytes[..n]);
+            assert!(!decode_into(text.as_bytes(), &mut ours[..n - 1]));
+            let mut text = text.into_bytes();
+            let at = next() as usize % text.len();
+            text[at] = alphabet[next() as usize % alphabet.len()];
+            let theirs = URL_SAFE_NO_PAD.decode(&text);
+            let ok = decode_into(&text, &mut ours[..n]);
+            assert_eq!(ok, theirs.is_ok(), "{text:?}");
+            if let Ok(theirs) = theirs {
+                assert_eq!(ours[..n], theirs[..]);
+            }
+        }
         agree::<61>(b"");
         agree::<1>(b"AA");
         agree::<1>(b"AB");
         agree::<2>(b"AAE");
         agree::<2>(b"AAB");
+    }
+
+    fn reference(text: &str) -> Reference {
+        Reference::new(text).unwrap()
+    }
+
+    /// A personal link token signed correctly over any bytes: `n` as the length byte, then
+    /// `reference`, for a token of `30 + reference.len() + 16` bytes.
+    fn personal_raw(keys: &Keyring, n: u8, reference: &[u8], expiry: u64) -> String {
+        let mut buf = vec![0u8; PERSONAL_REFERENCE_AT + reference.len() + TAG_LEN];
+        buf[21..29].copy_from_slice(&expiry.to_be_bytes());
+        buf[29] = n;
+        buf[PERSONAL_REFERENCE_AT..PERSONAL_REFERENCE_AT + reference.len()]
+            .copy_from_slice(reference);
+        seal_into(&mut buf, keys.signing(), &keys.signing().personal, &[])
+    }
+
+    #[test]
+    fn personal_lengths_follow_the_reference() {
+        let keys = keyring();
+        for (text, len) in [
+            ("a", 63),
+            ("ab", 64),
+            ("abc", 66),
+            ("cus_8f2k", 72),
+            (&"é".repeat(64), 232),
+        ] {
+            let claims = PersonalToken::new(LinkId::new(), None, reference(text));
+            let token = claims.sign(&keys);
+            assert_eq!(token.len(), len, "{text}");
+            assert_eq!(PersonalToken::verify(&token, &keys, at(0)), Ok(claims));
+        }
+    }
+
+    #[test]
+    fn personal_errors_in_order() {
+        let keys = keyring();
+        let now = at(1_000);
+        let claims = PersonalToken::new(LinkId::new(), Some(at(2_000)), reference("cus_8f2k"));
+        let token = claims.sign(&keys);
+        let verify = |t: &str| PersonalToken::verify(t, &keys, now);
+        assert_eq!(verify(&token), Ok(claims.clone()));
+        assert_eq!(verify(""), Err(TokenError::Truncated));
+        assert_eq!(verify("A"), Err(TokenError::Truncated));
+        assert_eq!(verify("A="), Err(TokenError::Malformed));
+        assert_eq!(verify("AA"), Err(TokenError::UnknownVersion { version: 0 }));
+        assert_eq!(verify(&token[..62]), Err(TokenError::Truncated));
+        assert_eq!(
+            verify(&format!("{token}{}", "A".repeat(200))),
+            Err(TokenError::TooLong)
+        );
+        // Cut within the bounds: a length no byte count has, or a length byte that disagrees.
+        assert_eq!(verify(&token[..69]), Err(TokenError::Malformed));
+        assert_eq!(verify(&token[..71]), Err(TokenError::Malformed));
+        assert_eq!(verify(&format!("{token}AAAA")), Err(TokenError::Malformed));
+        let mut bad = token.clone();
+        bad.replace_range(30..31, "+");
+        assert_eq!(verify(&bad), Err(TokenError::Malformed));
+        let other = Keyring::new(4, SigningKey::from_bytes([0x42; KEY_LEN]));
+        assert_eq!(
+            PersonalToken::verify(&token, &other, now),
+            Err(TokenError::UnknownKey { key_id: 3 })
+        );
+        let forger = Keyring::new(3, SigningKey::from_bytes([0x43; KEY_LEN]));
+        assert_eq!(
+            PersonalToken::verify(&token, &forger, now),
+            Err(TokenError::Forged)
+        );
+        assert_eq!(
+            PersonalToken::verify(&token, &keys, at(2_000)),
+            Err(TokenError::Expired)
+        );
+        assert!(PersonalToken::verify(&token, &keys, at(1_999)).is_ok());
+    }
+
+    /// Field checks come before the key id and the tag: each of these is signed correctly.
+    #[test]
+    fn personal_fields_are_checked_before_the_key() {
+        let keys = keyring();
+        let stranger = Keyring::new(9, SigningKey::from_bytes([0x42; KEY_LEN]));
+        let valid = personal_raw(&keys, 3, b"abc", 0);
+        let expected = PersonalToken::new(LinkId::from_bytes([0; 16]), None, reference("abc"));
+        assert_eq!(PersonalToken::verify(&valid, &keys, at(0)), Ok(expected));
+        for (n, reference, expiry) in [
+            (4, &b"abc"[..], 0),         // length byte too large
+            (2, b"abc", 0),              // too small
+            (0, b"a", 0),                // zero
+            (3, b"a\x07c", 0),           // a control character
+            (3, b"a\x7fc", 0),           // DEL is one too
+            (2, "\u{85}".as_bytes(), 0), // and so is NEL, in UTF-8
+            (2, b"\xc3\x28", 0),         // not UTF-8
+            (3, b"abc", MAX_EXPIRY + 1), // an expiry out of range
+        ] {
+            let token = personal_raw(&keys, n, reference, expiry);
+            for keys in [&keys, &stranger] {
+                assert_eq!(
+                    PersonalToken::verify(&token, keys, at(0)),
+                    Err(TokenError::Malformed),
+                    "{n} {reference:?}"
+                );
+            }
+        }
+        let token = personal_raw(&keys, 3, b"abc", MAX_EXPIRY);
+        assert!(PersonalToken::verify(&token, &keys, at(0)).is_ok());
+    }
+
+    #[test]
+    fn personal_and_other_tokens_never_cross() {
+        let keys = keyring();
+        let now = at(1_000);
+        let link = LinkId::new();
+        let link_token = LinkToken::new(link, None).sign(&keys);
+        let personal = PersonalToken::new(link, None, reference("x")).sign(&keys);
+        assert_eq!(
+            PersonalToken::verify(&link_token, &keys, now),
+            Err(TokenError::Truncated)
+        );
+        assert_eq!(
+            LinkToken::verify(&personal, &keys, now),
+            Err(TokenError::TooLong)
+        );
+        // A session token has a personal link token's length. Whatever its byte 29, it is
+        // malformed as one: where a 15-byte reference would be, it has the zero top bytes of
+        // its expiry (control characters).
+        for byte in 0..=u8::MAX {
+            let mut account = [b'a'; 16];
+            account[8] = byte; // byte 29 of the token
+            let session = SessionToken::new(
+                SessionId::new(),
+                AccountId::from_bytes(account),
+                at(MAX_EXPIRY as i64),
+            )
+            .sign(&keys);
+            assert_eq!(
+                PersonalToken::verify(&session, &keys, now),
+                Err(TokenError::Malformed),
+                "{byte}"
+            );
+        }
+        // A personal link token with a 15-byte reference has a session token's length, and
+        // the last 8 bytes of the reference, its expiry's place, are never below 2^40.
+        let personal = PersonalToken::new(link, None, reference("fifteen-bytes!!")).sign(&keys);
+        assert_eq!(personal.len(), SessionToken::LEN);
+        assert_eq!(
+            SessionToken::verify(&personal, &keys, now),
+            Err(TokenError::Malformed)
+        );
     }
 
     #[test]

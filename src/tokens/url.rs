@@ -101,8 +101,9 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 /// fragment (`#...`) and trailing `/` removed.
 ///
 /// Accepts a full URL (`https://verify.example.com/l/TOKEN?utm_source=mail`), a path
-/// (`/l/TOKEN`) or the bare token. It only extracts; verify the result with
-/// [`LinkToken::verify`](crate::tokens::LinkToken::verify) or pass it to
+/// (`/l/TOKEN`) or the bare token, of any length. It only extracts; verify the result with
+/// [`LinkToken::verify`](crate::tokens::LinkToken::verify) (or
+/// [`PersonalToken::verify`](crate::tokens::PersonalToken::verify)) or pass it to
 /// [`MagicLinks::inspect`](crate::MagicLinks::inspect).
 ///
 /// # Errors
@@ -175,6 +176,37 @@ mod tests {
         }
         for bad in ["", "/", "https://", "?TOKEN", "/?x=TOKEN", "https:"] {
             assert_eq!(token_from_url(bad), Err(TokenError::Malformed), "{bad:?}");
+        }
+    }
+
+    /// The longest personal link token, 232 characters, goes into a URL and comes out whole.
+    #[test]
+    fn longest_personal_token() {
+        use crate::tokens::{Keyring, PersonalToken, SigningKey};
+        use crate::{LinkId, Reference};
+
+        let keys = Keyring::new(1, SigningKey::from_bytes([7; 32]));
+        let reference = Reference::new("é".repeat(64)).unwrap();
+        let claims = PersonalToken::new(LinkId::new(), None, reference);
+        let token = claims.sign(&keys);
+        assert_eq!(token.len(), PersonalToken::MAX_LEN);
+        assert_eq!(token.len(), 232);
+        let base = LinkBase::new("https://verify.example.com/p/").unwrap();
+        let url = base.url(&token);
+        assert_eq!(url.len(), base.as_str().len() + 232);
+        for shape in [
+            url.clone(),
+            format!("{url}?utm_source=mail#top"),
+            format!("{url}/"),
+            format!("/p/{token}"),
+        ] {
+            let extracted = token_from_url(&shape).unwrap();
+            assert_eq!(extracted, token);
+            let now = chrono::DateTime::UNIX_EPOCH;
+            assert_eq!(
+                PersonalToken::verify(extracted, &keys, now),
+                Ok(claims.clone())
+            );
         }
     }
 }
