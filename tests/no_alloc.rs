@@ -1,11 +1,12 @@
-//! Verifying a token allocates nothing: a counting global allocator watches this thread.
+//! Verifying a token allocates nothing (a personal link token: its `Reference`, once it is
+//! accepted): a counting global allocator watches this thread.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use chrono::DateTime;
-use magic_link::tokens::{Keyring, LinkToken, SessionToken};
-use magic_link::{AccountId, LinkId, SessionId};
+use magic_link::tokens::{Keyring, LinkToken, PersonalToken, SessionToken};
+use magic_link::{AccountId, LinkId, Reference, SessionId};
 
 struct Counting;
 
@@ -78,4 +79,57 @@ fn verifying_allocates_nothing() {
     let before = allocations();
     let _ = LinkToken::new(LinkId::new(), None).sign(&keyring);
     assert!(allocations() > before);
+}
+
+#[test]
+fn verifying_a_personal_token_allocates_only_its_reference() {
+    let keyring = Keyring::generate().unwrap();
+    let now = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+    let expiry = DateTime::from_timestamp(1_900_000_100, 0).unwrap();
+    let longest = Reference::new("é".repeat(64)).unwrap();
+    let valid = [
+        PersonalToken::new(
+            LinkId::new(),
+            Some(expiry),
+            Reference::new("cus_8f2k").unwrap(),
+        )
+        .sign(&keyring),
+        PersonalToken::new(LinkId::new(), None, longest).sign(&keyring),
+    ];
+    let expired =
+        PersonalToken::new(LinkId::new(), Some(now), Reference::new("a").unwrap()).sign(&keyring);
+    let mut forged = valid[1].clone();
+    forged.replace_range(100..101, if &forged[100..101] == "A" { "B" } else { "A" });
+    let link = LinkToken::new(LinkId::new(), None).sign(&keyring);
+    let garbage = "x".repeat(500);
+    let rejected = [
+        expired.as_str(),
+        forged.as_str(),
+        &valid[0][..valid[0].len() - 1],
+        link.as_str(),
+        garbage.as_str(),
+        "",
+    ];
+
+    let before = allocations();
+    for _ in 0..100 {
+        for input in rejected {
+            assert!(
+                PersonalToken::verify(input, &keyring, now).is_err(),
+                "{input}"
+            );
+        }
+    }
+    let during = allocations() - before;
+    assert_eq!(during, 0, "rejecting allocated {during} times");
+
+    let mut accepted = Vec::with_capacity(200);
+    let before = allocations();
+    for _ in 0..100 {
+        for input in &valid {
+            accepted.push(PersonalToken::verify(input, &keyring, now).unwrap());
+        }
+    }
+    // One allocation per accepted token: its `Reference`.
+    assert_eq!(allocations() - before, 200);
 }

@@ -1,19 +1,22 @@
-//! Link and session tokens: committed vectors, property tests, domain separation, redaction.
+//! Link, session and personal link tokens: committed vectors, property tests, domain
+//! separation, redaction.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use magic_link::tokens::{
-    token_from_url, Keyring, LinkBase, LinkToken, SessionToken, SigningKey, TokenError,
+    token_from_url, Keyring, LinkBase, LinkToken, PersonalToken, SessionToken, SigningKey,
+    TokenError,
 };
-use magic_link::{AccountId, LinkId, SessionId};
+use magic_link::{AccountId, LinkId, Reference, SessionId};
 use proptest::prelude::*;
 use serde_json::Value;
 use sha2::Sha256;
 
 const LINK_CONTEXT: &[u8] = b"magic-link/v1/link";
 const SESSION_CONTEXT: &[u8] = b"magic-link/v1/session";
+const PERSONAL_CONTEXT: &[u8] = b"magic-link/v1/personal";
 
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(seconds, 0).unwrap()
@@ -123,6 +126,132 @@ fn session_vectors_byte_for_byte() {
     }
 }
 
+/// The body of a personal link token as the module docs lay it out, built without the
+/// implementation: version, key id, link id, expiry, the reference's length, the reference.
+fn personal_body(key_id: u32, link: &[u8; 16], expiry: u64, reference: &[u8]) -> Vec<u8> {
+    let mut body = vec![1u8];
+    body.extend_from_slice(&key_id.to_be_bytes());
+    body.extend_from_slice(link);
+    body.extend_from_slice(&expiry.to_be_bytes());
+    body.push(u8::try_from(reference.len()).unwrap());
+    body.extend_from_slice(reference);
+    body
+}
+
+/// The personal vectors both ways: a valid one verifies to its fields and its fields sign to
+/// it, and its bytes and tag follow from the documented layout with `hmac` alone; an invalid
+/// one fails with its error.
+#[test]
+fn personal_vectors_byte_for_byte() {
+    let vectors = vectors();
+    assert_eq!(
+        vectors["personal_context"].as_str().unwrap().as_bytes(),
+        PERSONAL_CONTEXT
+    );
+    let cases = vectors["personal_tokens"].as_array().unwrap();
+    let (valid, invalid): (Vec<_>, Vec<_>) = cases.iter().partition(|v| v["error"].is_null());
+    assert!(valid.len() >= 4 && invalid.len() >= 6);
+    assert!(valid.iter().any(|v| v["expires_at"].is_null()));
+    assert!(valid
+        .iter()
+        .any(|v| !v["reference"].as_str().unwrap().is_ascii()));
+    let lengths: Vec<usize> = valid
+        .iter()
+        .map(|v| v["token"].as_str().unwrap().len())
+        .collect();
+    assert!(lengths.contains(&PersonalToken::MIN_LEN) && lengths.contains(&PersonalToken::MAX_LEN));
+
+    for v in valid {
+        let key = key_of(v);
+        let key_id = u32::try_from(v["key_id"].as_u64().unwrap()).unwrap();
+        let link: LinkId = v["link_id"].as_str().unwrap().parse().unwrap();
+        let expiry = v["expires_at"].as_i64();
+        let text = v["reference"].as_str().unwrap();
+        let token = v["token"].as_str().unwrap();
+
+        // The implementation reproduces the token, and reads the fields back.
+        let keyring = Keyring::new(key_id, SigningKey::from_bytes(key));
+        let claims = PersonalToken::new(link, expiry.map(at), Reference::new(text).unwrap());
+        assert_eq!(claims.sign(&keyring), token, "{v}");
+        let verified = PersonalToken::verify(token, &keyring, at(0)).unwrap();
+        assert_eq!(verified, claims);
+        assert_eq!(verified.link(), link);
+        assert_eq!(verified.expires_at(), expiry.map(at));
+        assert_eq!(verified.reference().as_str(), text);
+
+        // The documented layout reproduces it too, without the implementation.
+        let body = personal_body(
+            key_id,
+            link.as_bytes(),
+            expiry.map_or(0, |s| s as u64),
+            text.as_bytes(),
+        );
+        assert_eq!(body.len(), 30 + text.len());
+        let decoded = URL_SAFE_NO_PAD.decode(token).unwrap();
+        assert_eq!(decoded.len(), body.len() + 16);
+        assert_eq!(&decoded[..body.len()], &body[..]);
+        assert_eq!(
+            decoded[body.len()..],
+            reference_tag(&key, PERSONAL_CONTEXT, &body)
+        );
+    }
+
+    let mut errors = Vec::new();
+    for v in invalid {
+        let key = key_of(v);
+        let key_id = u32::try_from(v["key_id"].as_u64().unwrap()).unwrap();
+        let keyring = Keyring::new(key_id, SigningKey::from_bytes(key));
+        let token = v["token"].as_str().unwrap();
+        let now = at(v["now"].as_i64().unwrap());
+        let expected = match v["error"].as_str().unwrap() {
+            "Malformed" => TokenError::Malformed,
+            "Truncated" => TokenError::Truncated,
+            "TooLong" => TokenError::TooLong,
+            "Forged" => TokenError::Forged,
+            "Expired" => TokenError::Expired,
+            "UnknownKey" => TokenError::UnknownKey {
+                key_id: u32::try_from(v["token_key_id"].as_u64().unwrap()).unwrap(),
+            },
+            other => panic!("unknown error {other}"),
+        };
+        assert_eq!(
+            PersonalToken::verify(token, &keyring, now),
+            Err(expected),
+            "{v}"
+        );
+        errors.push(expected);
+
+        // Those that give their fields are signed correctly over them: what fails is the
+        // field check (before the key id) or the expiry, not the tag.
+        if let Some(text) = v["reference"].as_str() {
+            let link: LinkId = v["link_id"].as_str().unwrap().parse().unwrap();
+            let expiry = v["expires_at"].as_u64().unwrap();
+            let body = personal_body(key_id, link.as_bytes(), expiry, text.as_bytes());
+            let mut bytes = body.clone();
+            bytes.extend_from_slice(&reference_tag(&key, PERSONAL_CONTEXT, &body));
+            assert_eq!(URL_SAFE_NO_PAD.encode(&bytes), token, "{v}");
+            if expected == TokenError::Malformed {
+                let stranger = Keyring::new(key_id ^ 1, SigningKey::from_bytes([0; 32]));
+                assert_eq!(
+                    PersonalToken::verify(token, &stranger, now),
+                    Err(TokenError::Malformed)
+                );
+            }
+        }
+    }
+    for kind in [
+        TokenError::Malformed,
+        TokenError::Truncated,
+        TokenError::Forged,
+        TokenError::Expired,
+    ] {
+        assert!(errors.contains(&kind), "no vector for {kind:?}");
+    }
+    assert!(errors
+        .iter()
+        .any(|e| matches!(e, TokenError::UnknownKey { .. })));
+}
+
 #[test]
 fn vector_keyring_string_holds_every_vector_key() {
     let vectors = vectors();
@@ -139,6 +268,14 @@ fn vector_keyring_string_holds_every_vector_key() {
     for v in vectors["session_tokens"].as_array().unwrap() {
         let token = v["token"].as_str().unwrap();
         assert!(SessionToken::verify(token, &keyring, at(0)).is_ok());
+    }
+    for v in vectors["personal_tokens"].as_array().unwrap() {
+        if v["error"].is_null() {
+            let id = u32::try_from(v["key_id"].as_u64().unwrap()).unwrap();
+            assert_eq!(keyring.key(id).unwrap().expose_secret(), &key_of(v));
+            let token = v["token"].as_str().unwrap();
+            assert!(PersonalToken::verify(token, &keyring, at(0)).is_ok());
+        }
     }
 }
 
@@ -299,6 +436,30 @@ fn session_strategy() -> impl Strategy<Value = SessionToken> {
     })
 }
 
+/// Any valid reference: 1 to 128 bytes of characters other than control characters, from all
+/// of Unicode.
+fn reference_strategy() -> impl Strategy<Value = Reference> {
+    prop::collection::vec(
+        any::<char>().prop_filter("no control characters", |c| !c.is_control()),
+        1..=128,
+    )
+    .prop_map(|chars| {
+        let mut text = String::new();
+        for c in chars {
+            if text.len() + c.len_utf8() > Reference::MAX_LEN {
+                break;
+            }
+            text.push(c);
+        }
+        Reference::new(text).unwrap()
+    })
+}
+
+fn personal_strategy() -> impl Strategy<Value = PersonalToken> {
+    (claims_strategy(), reference_strategy())
+        .prop_map(|(link, reference)| PersonalToken::new(link.link(), link.expires_at(), reference))
+}
+
 fn keyring_strategy() -> impl Strategy<Value = Keyring> {
     (any::<u32>(), any::<[u8; 32]>())
         .prop_map(|(id, key)| Keyring::new(id, SigningKey::from_bytes(key)))
@@ -317,6 +478,9 @@ proptest! {
         if let Ok(claims) = SessionToken::verify(&text, &keyring, now) {
             prop_assert_eq!(claims.sign(&keyring), text.clone());
         }
+        if let Ok(claims) = PersonalToken::verify(&text, &keyring, now) {
+            prop_assert_eq!(claims.sign(&keyring), text.clone());
+        }
         if let Ok(token) = token_from_url(&text) {
             prop_assert!(!token.is_empty() && text.contains(token));
         }
@@ -327,7 +491,7 @@ proptest! {
     /// Arbitrary bytes, raw and as base64url of any length (so they get past the alphabet check
     /// and reach the version, key and tag checks), never panic and never verify.
     #[test]
-    fn arbitrary_bytes_never_verify(bytes in prop::collection::vec(any::<u8>(), 0..100)) {
+    fn arbitrary_bytes_never_verify(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         let keyring = Keyring::new(1, SigningKey::from_bytes([1; 32]));
         let now = at(0);
         let mut forged = bytes.clone();
@@ -344,7 +508,75 @@ proptest! {
         ] {
             prop_assert!(LinkToken::verify(&text, &keyring, now).is_err());
             prop_assert!(SessionToken::verify(&text, &keyring, now).is_err());
+            prop_assert!(PersonalToken::verify(&text, &keyring, now).is_err());
         }
+    }
+
+    /// Arbitrary bytes in a personal link token's shape (version, key id, a length byte that
+    /// matches, any reference bytes) pass the early checks often and still never verify.
+    #[test]
+    fn arbitrary_personal_shaped_bytes_never_verify(
+        mut bytes in prop::collection::vec(any::<u8>(), 47..=174),
+        expiry in 0u64..(1 << 40),
+    ) {
+        let keyring = Keyring::new(1, SigningKey::from_bytes([1; 32]));
+        bytes[0] = 1;
+        bytes[1..5].copy_from_slice(&1u32.to_be_bytes());
+        bytes[21..29].copy_from_slice(&expiry.to_be_bytes());
+        bytes[29] = u8::try_from(bytes.len() - 46).unwrap();
+        let text = URL_SAFE_NO_PAD.encode(&bytes);
+        let result = PersonalToken::verify(&text, &keyring, at(0));
+        prop_assert!(
+            matches!(result, Err(TokenError::Malformed | TokenError::Forged)),
+            "{:?}", result
+        );
+    }
+
+    /// Sign, then verify, gives back the claims for any valid reference, link and expiry.
+    #[test]
+    fn personal_round_trip(claims in personal_strategy(), keyring in keyring_strategy()) {
+        let token = claims.sign(&keyring);
+        let n = claims.reference().as_str().len();
+        prop_assert_eq!(token.len(), (30 + n + 16) * 4 / 3 + usize::from((30 + n + 16) % 3 != 0));
+        prop_assert!((PersonalToken::MIN_LEN..=PersonalToken::MAX_LEN).contains(&token.len()));
+        let verified = PersonalToken::verify(&token, &keyring, at(0));
+        prop_assert_eq!(verified.as_ref(), Ok(&claims));
+        let verified = verified.unwrap();
+        prop_assert_eq!(verified.reference(), claims.reference());
+        prop_assert!(LinkToken::verify(&token, &keyring, at(0)).is_err());
+        prop_assert!(SessionToken::verify(&token, &keyring, at(0)).is_err());
+        if let Some(expiry) = claims.expires_at() {
+            prop_assert_eq!(
+                PersonalToken::verify(&token, &keyring, expiry),
+                Err(TokenError::Expired)
+            );
+        }
+    }
+
+    /// Replacing any one character of a valid personal link token by any other character
+    /// makes it fail, and so does flipping any bit of its decoded bytes.
+    #[test]
+    fn personal_any_character_change_invalidates(
+        claims in personal_strategy(),
+        keyring in keyring_strategy(),
+        pick in any::<prop::sample::Index>(),
+        with in any::<char>(),
+    ) {
+        let now = at(0);
+        let token = claims.sign(&keyring);
+        let at_char = pick.index(token.len());
+        if token[at_char..].chars().next() != Some(with) {
+            let mut changed = token.clone();
+            changed.replace_range(at_char..at_char + 1, with.encode_utf8(&mut [0; 4]));
+            prop_assert!(
+                PersonalToken::verify(&changed, &keyring, now).is_err(),
+                "{} changed at {} to {:?}", token, at_char, with
+            );
+        }
+        let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        let bit = pick.index(bytes.len() * 8);
+        bytes[bit / 8] ^= 1 << (bit % 8);
+        prop_assert!(PersonalToken::verify(&URL_SAFE_NO_PAD.encode(&bytes), &keyring, now).is_err());
     }
 
     /// Flipping any one bit of a valid token, in its text or in its decoded bytes, makes it
@@ -452,6 +684,26 @@ proptest! {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Every character, replaced by every base64url character and a few others, for one
+    /// random personal link token.
+    #[test]
+    fn personal_every_character_change_invalidates(claims in personal_strategy(), keyring in keyring_strategy()) {
+        let now = at(0);
+        let token = claims.sign(&keyring);
+        prop_assert!(PersonalToken::verify(&token, &keyring, now).is_ok());
+        let others = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=. é";
+        for i in 0..token.len() {
+            for c in others.chars().filter(|&c| token.as_bytes()[i] != c as u8) {
+                let mut changed = token.clone();
+                changed.replace_range(i..i + 1, c.encode_utf8(&mut [0; 4]));
+                prop_assert!(
+                    PersonalToken::verify(&changed, &keyring, now).is_err(),
+                    "{} changed at {} to {:?}", token, i, c
+                );
+            }
+        }
+    }
 
     /// Every bit, exhaustively, for one random token of each kind.
     #[test]
