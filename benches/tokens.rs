@@ -1,6 +1,7 @@
 //! Token signing and verification, beside a floor in the same run: a pre-keyed
 //! `Hmac<Sha256>` state, cloned, fed the same already-decoded bytes (context and body) and
-//! checked with `verify_slice`. That floor is the HMAC work alone; verifying a token adds the
+//! checked with `verify_slice`. Personal link tokens are measured with a 16-byte and a
+//! 128-byte reference, each beside its own floor (its body is 46 or 158 bytes). That floor is the HMAC work alone; verifying a token adds the
 //! version and length checks, base64url decoding, the key lookup and the expiry check.
 //!
 //! Run: `cargo bench --bench tokens -- --warm-up-time 1 --measurement-time 3`.
@@ -17,8 +18,8 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
 use hmac::{Hmac, KeyInit, Mac};
-use magic_link::tokens::{Keyring, LinkToken, SessionToken, SigningKey};
-use magic_link::{AccountId, LinkId, SessionId};
+use magic_link::tokens::{Keyring, LinkToken, PersonalToken, SessionToken, SigningKey};
+use magic_link::{AccountId, LinkId, Reference, SessionId};
 use sha2::Sha256;
 
 const KEY: [u8; 32] = [0x42; 32];
@@ -91,10 +92,29 @@ fn tokens(c: &mut Criterion) {
     assert!(LinkToken::verify(&link_token, &keyring, now()).is_ok());
     assert!(LinkToken::verify(&forged, &keyring, now()).is_err());
     assert!(SessionToken::verify(&session_token, &keyring, now()).is_ok());
+    let personal = |reference: &str| {
+        let reference = Reference::new(reference).expect("valid reference");
+        let claims = PersonalToken::new(
+            LinkId::new(),
+            Some(DateTime::from_timestamp(2_000_000_000, 0).unwrap_or_default()),
+            reference,
+        );
+        let token = claims.sign(&signer);
+        assert!(PersonalToken::verify(&token, &keyring, now()).is_ok());
+        (claims, token)
+    };
+    let (personal_16, personal_16_token) = personal("cus_0123456789ab");
+    let (personal_128, personal_128_token) = personal(&"0123456789abcdef".repeat(8));
+    assert_eq!(personal_16.reference().as_str().len(), 16);
+    assert_eq!(personal_128_token.len(), PersonalToken::MAX_LEN);
 
     let t = now();
     let link_floor = Floor::new(b"magic-link/v1/link", &link_token, 29);
     let session_floor = Floor::new(b"magic-link/v1/session", &session_token, 45);
+    let personal_16_floor = Floor::new(b"magic-link/v1/personal", &personal_16_token, 30 + 16);
+    let personal_128_floor = Floor::new(b"magic-link/v1/personal", &personal_128_token, 30 + 128);
+    assert!(personal_16_floor.check(&personal_16_floor.body, &personal_16_floor.tag));
+    assert!(personal_128_floor.check(&personal_128_floor.body, &personal_128_floor.tag));
     assert!(link_floor.check(&link_floor.body, &link_floor.tag));
 
     if std::env::args().any(|a| a == "--bench") {
@@ -142,6 +162,44 @@ fn tokens(c: &mut Criterion) {
                 "session sign",
                 Box::new(|| !black_box(&session).sign(&keyring).is_empty()),
             ),
+            (
+                "personal-16 floor: keyed HMAC clone + verify_slice",
+                Box::new(|| {
+                    personal_16_floor.check(
+                        black_box(&personal_16_floor.body),
+                        black_box(&personal_16_floor.tag),
+                    )
+                }),
+            ),
+            (
+                "personal-16 verify valid",
+                Box::new(|| {
+                    PersonalToken::verify(black_box(&personal_16_token), &keyring, t).is_ok()
+                }),
+            ),
+            (
+                "personal-16 sign",
+                Box::new(|| !black_box(&personal_16).sign(&keyring).is_empty()),
+            ),
+            (
+                "personal-128 floor: keyed HMAC clone + verify_slice",
+                Box::new(|| {
+                    personal_128_floor.check(
+                        black_box(&personal_128_floor.body),
+                        black_box(&personal_128_floor.tag),
+                    )
+                }),
+            ),
+            (
+                "personal-128 verify valid",
+                Box::new(|| {
+                    PersonalToken::verify(black_box(&personal_128_token), &keyring, t).is_ok()
+                }),
+            ),
+            (
+                "personal-128 sign",
+                Box::new(|| !black_box(&personal_128).sign(&keyring).is_empty()),
+            ),
         ];
         paired(&cases);
     }
@@ -178,6 +236,29 @@ fn tokens(c: &mut Criterion) {
     g.bench_function("verify valid", |b| {
         b.iter(|| SessionToken::verify(black_box(&session_token), &keyring, t))
     });
+    g.finish();
+
+    let mut g = c.benchmark_group("personal_token");
+    for (name, claims, token, floor) in [
+        ("16", &personal_16, &personal_16_token, &personal_16_floor),
+        (
+            "128",
+            &personal_128,
+            &personal_128_token,
+            &personal_128_floor,
+        ),
+    ] {
+        g.bench_function(
+            format!("floor ({name}-byte reference): keyed HMAC clone + verify_slice"),
+            |b| b.iter(|| floor.check(black_box(&floor.body), black_box(&floor.tag))),
+        );
+        g.bench_function(format!("sign ({name}-byte reference)"), |b| {
+            b.iter(|| black_box(claims).sign(&keyring))
+        });
+        g.bench_function(format!("verify valid ({name}-byte reference)"), |b| {
+            b.iter(|| PersonalToken::verify(black_box(token), &keyring, t))
+        });
+    }
     g.finish();
 }
 

@@ -39,9 +39,14 @@ impl Reference {
 
     /// Whether `reference` is a valid reference, without allocating (for token verification).
     pub(crate) fn is_valid(reference: &str) -> bool {
-        !reference.is_empty()
-            && reference.len() <= Self::MAX_LEN
-            && !reference.chars().any(char::is_control)
+        let bytes = reference.as_bytes();
+        !bytes.is_empty() && bytes.len() <= Self::MAX_LEN && !has_control(bytes)
+    }
+
+    /// A reference that [`is_valid`](Self::is_valid) has accepted.
+    pub(crate) fn from_valid(reference: &str) -> Self {
+        debug_assert!(Self::is_valid(reference));
+        Self(reference.into())
     }
 
     /// Validates a reference given as bytes (from a token).
@@ -201,6 +206,19 @@ impl<'de> Deserialize<'de> for Metadata {
     }
 }
 
+/// Whether the UTF-8 text `bytes` holds a control character ([`char::is_control`]: U+0000 to
+/// U+001F and U+007F to U+009F), read from its bytes in one pass with no branch on the data:
+/// U+0080 to U+009F are `C2 80` to `C2 9F`, and in UTF-8 `C2` is only ever a leading byte.
+fn has_control(bytes: &[u8]) -> bool {
+    let mut found = false;
+    let mut previous = 0u8;
+    for &b in bytes {
+        found |= b < 0x20 || b == 0x7f || (previous == 0xc2 && b < 0xa0);
+        previous = b;
+    }
+    found
+}
+
 fn invalid_metadata() -> InvalidInput {
     InvalidInput::InvalidMetadata {
         max_keys: Metadata::MAX_KEYS,
@@ -236,6 +254,19 @@ mod tests {
         assert!(Reference::new("a\u{7f}b").is_err());
         assert!(Reference::from_bytes(&[0xff, 0x41]).is_err());
         assert!(serde_json::from_str::<Reference>("\"a\\u0000\"").is_err());
+    }
+
+    /// The byte-level check agrees with `char::is_control` on every character, alone and
+    /// between others.
+    #[test]
+    fn control_characters_by_bytes() {
+        for c in (0..=0x10_FFFF).filter_map(char::from_u32) {
+            let mut buf = [0u8; 4];
+            let alone = c.encode_utf8(&mut buf);
+            assert_eq!(has_control(alone.as_bytes()), c.is_control(), "{c:?}");
+            let framed = format!("a\u{c2}{c}\u{a0}é");
+            assert_eq!(has_control(framed.as_bytes()), c.is_control(), "{c:?}");
+        }
     }
 
     #[test]

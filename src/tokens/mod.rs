@@ -442,12 +442,11 @@ impl PersonalToken {
         if expiry != 0 && is_past(expiry, now) {
             return Err(TokenError::Expired);
         }
-        // Checked above: `Reference::new` cannot fail here; this is its one allocation.
-        let reference = Reference::new(reference).map_err(|_| TokenError::Malformed)?;
         Ok(Self {
             link: LinkId::from_bytes(read_16(bytes, 5)),
             expiry,
-            reference,
+            // Checked above, with the fields; the one allocation.
+            reference: Reference::from_valid(reference),
         })
     }
 }
