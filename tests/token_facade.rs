@@ -400,7 +400,8 @@ async fn invalid_tokens_never_reach_the_store() {
             TokenError::UnknownVersion { version: 158 },
         ),
         (created.token[..50].into(), TokenError::Truncated),
-        (format!("{}AAAA", created.token), TokenError::TooLong),
+        // Longer than a link token: read as a personal token, whose fields it does not fit.
+        (format!("{}AAAA", created.token), TokenError::Malformed),
         (forged, TokenError::Forged),
         (
             other_key_token,
@@ -408,7 +409,7 @@ async fn invalid_tokens_never_reach_the_store() {
                 key_id: other_keyring.signing_key_id(),
             },
         ),
-        (started.session_token.clone(), TokenError::TooLong),
+        (started.session_token.clone(), TokenError::Malformed),
         (
             created.url.clone(),
             TokenError::UnknownVersion { version: 134 },
@@ -433,6 +434,16 @@ async fn invalid_tokens_never_reach_the_store() {
                     .await
             ),
             *expected,
+            "{token}"
+        );
+        // A dead link's redirect reads the store only for an authentic token.
+        assert_eq!(
+            links
+                .dead_link_redirect(token)
+                .await
+                .unwrap_err()
+                .token_error(),
+            Some(*expected),
             "{token}"
         );
     }
@@ -636,4 +647,93 @@ async fn bad_form_tokens_never_reach_the_store() {
         .expect("the page's own form token");
     assert!(!started.resumed);
     assert_eq!(links.link(account, created.link.id).await.unwrap().uses, 1);
+}
+
+/// An owner who sends visitors of dead links to their own page: `shop.example` allowed.
+async fn with_dead_link_page(links: &Links, account: AccountId, expires: DateTime<Utc>) -> Link {
+    let origin = magic_link::returns::ReturnOrigin::parse("https://shop.example").unwrap();
+    links
+        .set_account_profile(
+            account,
+            magic_link::AccountProfile {
+                return_origins: vec![origin],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let url = magic_link::returns::ReturnUrl::parse("https://shop.example/expired").unwrap();
+    links
+        .create_link(
+            account,
+            NewLink::new("x", Flow::Selfie)
+                .expires_at(expires)
+                .dead_link_url(url),
+        )
+        .await
+        .unwrap()
+        .link
+}
+
+#[tokio::test]
+async fn an_expired_links_dead_link_redirect_costs_one_store_read() {
+    let (links, store, clock) = setup();
+    let account = funded(&links, 1).await;
+    let expires = magic_link::clock::Clock::now(&clock) + Duration::hours(1);
+    let link = with_dead_link_page(&links, account, expires).await;
+    let token = links.url_of(&link);
+    let token = magic_link::tokens::token_from_url(&token)
+        .unwrap()
+        .to_owned();
+    // Alive: no redirect.
+    assert_eq!(links.dead_link_redirect(&token).await.unwrap(), None);
+
+    clock.set(expires);
+    let before = store.calls();
+    assert_eq!(
+        token_error(links.inspect(&token, None).await),
+        TokenError::Expired
+    );
+    assert_eq!(
+        store.calls(),
+        before,
+        "an expired token is refused before the store"
+    );
+    let to = links.dead_link_redirect(&token).await.unwrap();
+    assert_eq!(
+        to.map(|u| u.as_str().to_owned()).as_deref(),
+        Some("https://shop.example/expired")
+    );
+    assert_eq!(
+        store.calls(),
+        before + 1,
+        "one store read for an authentic token"
+    );
+
+    // The owner removes the origin: no more redirects, at once.
+    links
+        .set_account_profile(account, magic_link::AccountProfile::default())
+        .await
+        .unwrap();
+    assert_eq!(links.dead_link_redirect(&token).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_deactivated_links_landing_page_names_its_dead_link_url() {
+    let (links, _, clock) = setup();
+    let account = funded(&links, 1).await;
+    let expires = magic_link::clock::Clock::now(&clock) + Duration::hours(1);
+    let link = with_dead_link_page(&links, account, expires).await;
+    let url = links.url_of(&link);
+    let token = magic_link::tokens::token_from_url(&url).unwrap();
+    assert_eq!(
+        links.inspect(token, None).await.unwrap().dead_link_url,
+        None
+    );
+    links.deactivate_link(account, link.id).await.unwrap();
+    let seen = links.inspect(token, None).await.unwrap();
+    assert_eq!(
+        seen.dead_link_url.map(|u| u.as_str().to_owned()).as_deref(),
+        Some("https://shop.example/expired")
+    );
 }

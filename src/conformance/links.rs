@@ -30,6 +30,7 @@ pub async fn run_all<S: LinkStore>(store: &S) {
     funnel_stats(store).await;
     super::keyed_starts(store).await;
     super::handoffs(store).await;
+    super::profiles_and_return_secrets(store).await;
 }
 
 /// Atomic create: ids are never overwritten; links need an existing account.

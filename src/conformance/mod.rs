@@ -39,6 +39,7 @@ mod delivery_model;
 mod fixtures;
 mod links;
 mod model;
+mod profile;
 mod race;
 mod reference;
 mod review;
@@ -48,6 +49,7 @@ pub use delivery_model::{compare_delivery_with_model, AttemptReply, DeliveryOp, 
 pub use fixtures::{account_with, epoch, link_with};
 pub use links::*;
 pub use model::{compare_with_model, Op};
+pub use profile::profiles_and_return_secrets;
 pub use race::{race, RaceReport};
 pub use reference::ReferenceStore;
 pub use review::{review_decides_once, review_race, ReviewRaceReport};

@@ -7,15 +7,15 @@ use chrono::{DateTime, Utc};
 
 use super::delivery_model::DeliveryModel;
 use crate::funnel::{ViewChange, ViewCounts};
+use crate::returns::{ReturnSecret, ReturnSecrets};
 use crate::rules;
 use crate::start::{HandoffId, StartKeyHash};
 use crate::store::{LinkStore, WebhookStore};
 use crate::webhooks::{Attempt, Claim, Delivery, Endpoint, Lease, NextStep};
-use crate::returns::{ReturnSecret, ReturnSecrets};
 use crate::{
-    AbandonReason, Account, AccountId, AccountProfile, Error, Event, EventId, EventKind, IdempotencyKey, Labels,
-    LedgerEntry, LedgerKind, Link, LinkId, Outcome, Reference, Rejection, Session, SessionId,
-    SessionTtl,
+    AbandonReason, Account, AccountId, AccountProfile, Error, Event, EventId, EventKind,
+    IdempotencyKey, Labels, LedgerEntry, LedgerKind, Link, LinkId, Outcome, Reference, Rejection,
+    Session, SessionId, SessionTtl,
 };
 use crate::{LinkStats, Page, Paged};
 

@@ -6,15 +6,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, SystemClock};
-use crate::start::{Handoff, HandoffId, HandoffTtl, Start, StartKey, FORM_TOKEN_TTL};
 use crate::returns::{ReturnParams, ReturnSecret, ReturnSecrets, ReturnStatus, ReturnUrl};
+use crate::start::{Handoff, HandoffId, HandoffTtl, Start, StartKey, FORM_TOKEN_TTL};
 use crate::store::{IdSource, LinkStore};
 use crate::tokens::{
     FormToken, HandoffToken, Keyring, LinkBase, LinkToken, PersonalToken, SessionToken,
 };
 use crate::{
-    Account, AccountId, AccountProfile, Error, Event, IdempotencyKey, Link, LinkId, LinkStats, LinkStatus, NewLink,
-    Outcome, Page, Paged, Reference, Rejection, Session, SessionId, SessionTtl,
+    Account, AccountId, AccountProfile, Error, Event, IdempotencyKey, Link, LinkId, LinkStats,
+    LinkStatus, NewLink, Outcome, Page, Paged, Reference, Rejection, Session, SessionId,
+    SessionTtl,
 };
 
 #[cfg(feature = "background")]

@@ -10,15 +10,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::returns::{ReturnSecret, ReturnSecrets};
 use crate::start::{HandoffId, StartKeyHash};
 use crate::store::LinkStore;
 use crate::store::WebhookStore;
 use crate::webhooks::Endpoint;
 use crate::webhooks::{Attempt, Claim, Delivery, Lease, NextStep};
-use crate::returns::{ReturnSecret, ReturnSecrets};
 use crate::{
-    Account, AccountId, AccountProfile, Error, Event, EventId, IdempotencyKey, LedgerEntry, Link, LinkId, Outcome,
-    Reference, Session, SessionId, SessionTtl,
+    Account, AccountId, AccountProfile, Error, Event, EventId, IdempotencyKey, LedgerEntry, Link,
+    LinkId, Outcome, Reference, Session, SessionId, SessionTtl,
 };
 use crate::{LinkStats, Page, Paged};
 

@@ -5,11 +5,11 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use crate::funnel::{ViewChange, ViewCounts};
-use crate::start::{HandoffId, StartKeyHash};
 use crate::returns::{ReturnSecret, ReturnSecrets};
+use crate::start::{HandoffId, StartKeyHash};
 use crate::{
-    Account, AccountId, AccountProfile, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId, LinkStats,
-    Outcome, Page, Paged, Reference, Session, SessionId, SessionTtl,
+    Account, AccountId, AccountProfile, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId,
+    LinkStats, Outcome, Page, Paged, Reference, Session, SessionId, SessionTtl,
 };
 
 /// The most objects [`LinkStore::links_by_reference`] and
@@ -441,8 +441,7 @@ pub trait LinkStore: Send + Sync {
     /// # Errors
     ///
     /// `NotFound`.
-    fn inspect(&self, link: LinkId)
-        -> impl Future<Output = Result<(Link, Account), Error>> + Send;
+    fn inspect(&self, link: LinkId) -> impl Future<Output = Result<(Link, Account), Error>> + Send;
 
     /// Sets `account`'s profile (validated by [`AccountProfile::validate`]) and returns the
     /// account. Changes no link or session and writes no event.

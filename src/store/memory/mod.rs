@@ -7,14 +7,14 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 
 use crate::funnel::{ViewChange, ViewCounts};
+use crate::returns::{ReturnSecret, ReturnSecrets};
 use crate::rules::{self, Effects};
 use crate::start::{HandoffId, StartKeyHash};
 use crate::store::{ChangeSignal, Changes, IdSource, LinkStore, MAX_BY_REFERENCE};
-use crate::returns::{ReturnSecret, ReturnSecrets};
 use crate::{
-    Account, AccountId, AccountProfile, Error, Event, EventId, EventKind, IdempotencyKey, Labels, LedgerEntry,
-    LedgerKind, Link, LinkId, Metadata, Outcome, Reference, Rejection, Session, SessionId,
-    SessionTtl,
+    Account, AccountId, AccountProfile, Error, Event, EventId, EventKind, IdempotencyKey, Labels,
+    LedgerEntry, LedgerKind, Link, LinkId, Metadata, Outcome, Reference, Rejection, Session,
+    SessionId, SessionTtl,
 };
 use crate::{LinkStats, Page, Paged};
 

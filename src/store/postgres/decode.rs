@@ -9,9 +9,9 @@ use uuid::Uuid;
 
 use crate::returns::{ReturnOrigin, ReturnUrl};
 use crate::{
-    AbandonReason, Account, AccountId, AccountProfile, Error, Event, EventId, EventKind, Flow, IdempotencyKey,
-    InvalidInput, Labels, Language, LedgerEntry, LedgerKind, Link, LinkId, Metadata, Outcome,
-    Reference, Rejection, Session, SessionId, SessionStatus, UsageLimit,
+    AbandonReason, Account, AccountId, AccountProfile, Error, Event, EventId, EventKind, Flow,
+    IdempotencyKey, InvalidInput, Labels, Language, LedgerEntry, LedgerKind, Link, LinkId,
+    Metadata, Outcome, Reference, Rejection, Session, SessionId, SessionStatus, UsageLimit,
 };
 
 /// A value in the database that this crate would never have written.

@@ -7,13 +7,13 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
 use crate::funnel::{ViewChange, ViewCounts, ViewKind};
+use crate::returns::{ReturnOrigin, ReturnSecret, ReturnSecrets, ReturnUrl};
 use crate::rules;
 use crate::start::{HandoffId, StartKeyHash};
-use crate::returns::{ReturnOrigin, ReturnSecret, ReturnSecrets, ReturnUrl};
 use crate::store::{LinkStore, MAX_BY_REFERENCE};
 use crate::{
-    Account, AccountId, AccountProfile, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId, Outcome,
-    Reference, Rejection, Session, SessionId, SessionStatus, SessionTtl,
+    Account, AccountId, AccountProfile, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId,
+    Outcome, Reference, Rejection, Session, SessionId, SessionStatus, SessionTtl,
 };
 use crate::{LinkStats, OutcomeCounts, Page, Paged};
 
@@ -838,7 +838,7 @@ impl LinkStore for PostgresStore {
             link: link.id,
             uses: link.uses,
             remaining: link.remaining(),
-            started: n(c + 0)?,
+            started: n(c)?,
             completed: OutcomeCounts {
                 approved: n(c + 1)?,
                 denied: n(c + 2)?,
