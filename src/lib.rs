@@ -101,6 +101,7 @@ mod page;
 pub mod qr;
 mod references;
 pub mod returns;
+mod retention;
 pub mod rules;
 mod sessions;
 pub mod start;
@@ -121,7 +122,8 @@ pub use links::{Flow, Language, Link, LinkStatus, NewLink, UsageLimit};
 pub use page::{Page, Paged};
 pub use references::{Metadata, Reference};
 pub use sessions::{AbandonReason, Outcome, Session, SessionStatus, SessionTtl};
-pub use stats::{LinkStats, OutcomeCounts};
+pub use retention::Pruned;
+pub use stats::{LinkStats, OutcomeCounts, PrunedTally};
 
 /// The README's examples compile and run as doc tests.
 #[cfg(doctest)]
