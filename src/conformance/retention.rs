@@ -162,7 +162,7 @@ pub async fn retention<S: WebhookStore>(store: &S) {
     let finish = |s: SessionId, o: Outcome, m: i64| store.complete(with_endpoint, s, o, b + mins(m));
     ok(finish(approved.id, Outcome::Approved, 3).await, "complete");
     ok(finish(denied.id, Outcome::Denied, 5).await, "complete");
-    ok(finish(waiting.id, Outcome::NeedsReview, 7).await, "complete");
+    ok(finish(waiting.id, Outcome::NeedsReview, 25).await, "complete");
     ok(finish(reviewed.id, Outcome::NeedsReview, 9).await, "complete");
     ok(
         store
