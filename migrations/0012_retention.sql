@@ -56,45 +56,50 @@ DECLARE
     v_queued bigint;
     v_gone uuid[];
 BEGIN
-    -- rules::prunable_delivery: delivered first, then failed.
-    DELETE FROM __SCHEMA__.deliveries d
-     WHERE d.seq IN (SELECT x.seq FROM __SCHEMA__.deliveries x
-                      WHERE x.status = 'delivered' AND x.done_at < p_before
-                      ORDER BY x.done_at, x.seq LIMIT p_limit FOR UPDATE SKIP LOCKED)
-       AND d.status = 'delivered' AND d.done_at < p_before;
+    -- Each work list is a MATERIALIZED CTE: a `LIMIT ... FOR UPDATE SKIP LOCKED` subquery
+    -- under `IN` may be rescanned by the plan and pick more than its limit.
+
+    -- rules::prunable_delivery: delivered first, then failed, each oldest first.
+    WITH picked AS MATERIALIZED (
+        SELECT x.seq FROM __SCHEMA__.deliveries x
+         WHERE x.status = 'delivered' AND x.done_at < p_before
+         ORDER BY x.done_at, x.seq LIMIT p_limit FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM __SCHEMA__.deliveries d USING picked p WHERE d.seq = p.seq;
     GET DIAGNOSTICS r_deliveries = ROW_COUNT;
-    DELETE FROM __SCHEMA__.deliveries d
-     WHERE d.seq IN (SELECT x.seq FROM __SCHEMA__.deliveries x
-                      WHERE x.status = 'failed' AND x.done_at < p_before
-                      ORDER BY x.done_at, x.seq LIMIT p_limit - r_deliveries
-                      FOR UPDATE SKIP LOCKED)
-       AND d.status = 'failed' AND d.done_at < p_before;
+    WITH picked AS MATERIALIZED (
+        SELECT x.seq FROM __SCHEMA__.deliveries x
+         WHERE x.status = 'failed' AND x.done_at < p_before
+         ORDER BY x.done_at, x.seq LIMIT greatest(p_limit - r_deliveries, 0)
+           FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM __SCHEMA__.deliveries d USING picked p WHERE d.seq = p.seq;
     GET DIAGNOSTICS v_failed = ROW_COUNT;
     r_deliveries := r_deliveries + v_failed;
 
     -- rules::prunable_event. Queueing commits its deliveries with the cursor, so every event
-    -- at or below the committed cursor has its delivery, if it gets one, visible here.
+    -- at or below the committed cursor has its delivery, if it gets one, visible here; a
+    -- delivered one never becomes pending again, and a failed one keeps its event.
     SELECT c.seq INTO v_queued FROM __SCHEMA__.delivery_cursor c;
-    DELETE FROM __SCHEMA__.outbox o
-     WHERE o.pos IN (SELECT x.pos FROM __SCHEMA__.outbox x
-                      WHERE x.seq IS NOT NULL AND x.seq <= v_queued AND x.at < p_before
-                        AND NOT EXISTS (SELECT FROM __SCHEMA__.deliveries d
-                                         WHERE d.seq = x.seq AND d.status <> 'delivered')
-                      ORDER BY x.seq LIMIT p_limit)
-       AND NOT EXISTS (SELECT FROM __SCHEMA__.deliveries d
-                        WHERE d.seq = o.seq AND d.status <> 'delivered');
+    WITH picked AS MATERIALIZED (
+        SELECT x.pos FROM __SCHEMA__.outbox x
+         WHERE x.seq IS NOT NULL AND x.seq <= v_queued AND x.at < p_before
+           AND NOT EXISTS (SELECT FROM __SCHEMA__.deliveries d
+                            WHERE d.seq = x.seq AND d.status <> 'delivered')
+         ORDER BY x.seq LIMIT p_limit FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM __SCHEMA__.outbox o USING picked p WHERE o.pos = p.pos;
     GET DIAGNOSTICS r_events = ROW_COUNT;
 
-    -- rules::prunable_session, keeping what each counted.
-    WITH gone AS (
-        DELETE FROM __SCHEMA__.sessions s
-         WHERE s.id IN (SELECT x.id FROM __SCHEMA__.sessions x
-                         WHERE x.status <> 'started' AND x.ended_at < p_before
-                           AND (x.outcome IS DISTINCT FROM 'needs_review'
-                                OR x.reviewed_at < p_before)
-                         ORDER BY x.ended_at, x.id LIMIT p_limit FOR UPDATE SKIP LOCKED)
-           AND s.status <> 'started' AND s.ended_at < p_before
-           AND (s.outcome IS DISTINCT FROM 'needs_review' OR s.reviewed_at < p_before)
+    -- rules::prunable_session, keeping what each counted. A finished session never changes
+    -- but by its review, which a session waiting for one is not pruned before.
+    WITH picked AS MATERIALIZED (
+        SELECT x.id FROM __SCHEMA__.sessions x
+         WHERE x.status <> 'started' AND x.ended_at < p_before
+           AND (x.outcome IS DISTINCT FROM 'needs_review' OR x.reviewed_at < p_before)
+         ORDER BY x.ended_at, x.id LIMIT p_limit FOR UPDATE SKIP LOCKED
+    ), gone AS (
+        DELETE FROM __SCHEMA__.sessions s USING picked p WHERE s.id = p.id
         RETURNING s.id, s.link_id, s.status, s.outcome, s.reason, s.decision, s.started_at,
                   s.ended_at
     ), counted AS (
@@ -128,10 +133,12 @@ BEGIN
     r_sessions := cardinality(v_gone);
 
     -- rules::prunable_handoff, and the hand-offs of the sessions just pruned.
-    DELETE FROM __SCHEMA__.handoffs h
-     WHERE h.id IN (SELECT x.id FROM __SCHEMA__.handoffs x
-                     WHERE x.expires_at < p_before OR x.session_id = ANY (v_gone)
-                     ORDER BY x.expires_at, x.id LIMIT p_limit FOR UPDATE SKIP LOCKED);
+    WITH picked AS MATERIALIZED (
+        SELECT x.id FROM __SCHEMA__.handoffs x
+         WHERE x.expires_at < p_before OR x.session_id = ANY (v_gone)
+         ORDER BY x.expires_at, x.id LIMIT p_limit FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM __SCHEMA__.handoffs h USING picked p WHERE h.id = p.id;
     GET DIAGNOSTICS r_handoffs = ROW_COUNT;
 END
 $$;
