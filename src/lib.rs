@@ -100,8 +100,8 @@ mod page;
 #[cfg_attr(docsrs, doc(cfg(feature = "qr")))]
 pub mod qr;
 mod references;
-pub mod returns;
 mod retention;
+pub mod returns;
 pub mod rules;
 mod sessions;
 pub mod start;
@@ -121,8 +121,8 @@ pub use ids::{AccountId, EventId, LinkId, SessionId};
 pub use links::{Flow, Language, Link, LinkStatus, NewLink, UsageLimit};
 pub use page::{Page, Paged};
 pub use references::{Metadata, Reference};
-pub use sessions::{AbandonReason, Outcome, Session, SessionStatus, SessionTtl};
 pub use retention::Pruned;
+pub use sessions::{AbandonReason, Outcome, Session, SessionStatus, SessionTtl};
 pub use stats::{LinkStats, OutcomeCounts, PrunedTally};
 
 /// The README's examples compile and run as doc tests.

@@ -504,7 +504,9 @@ pub fn prunable_session(session: &Session, before: DateTime<Utc>) -> bool {
         SessionStatus::Completed { outcome, at } => {
             at < before
                 && (outcome != Outcome::NeedsReview
-                    || session.reviewed_at.is_some_and(|reviewed| reviewed < before))
+                    || session
+                        .reviewed_at
+                        .is_some_and(|reviewed| reviewed < before))
         }
     }
 }

@@ -329,12 +329,12 @@ fn check_invariants(snap: &Snapshot, step: usize) {
         }
         // Pruned sessions still count in the link's statistics.
         let sessions = snap.sessions.iter().filter(|s| s.link == link.id).count() as u64;
-        assert!(sessions <= link.uses, "step {step}: a session per use at most");
+        assert!(
+            sessions <= link.uses,
+            "step {step}: a session per use at most"
+        );
         if let Some(stats) = snap.stats.iter().find(|s| s.link == link.id) {
-            let counted = stats.started
-                + stats.completed.total()
-                + stats.abandoned
-                + stats.expired;
+            let counted = stats.started + stats.completed.total() + stats.abandoned + stats.expired;
             assert_eq!(counted, link.uses, "step {step}: each use has its session");
         }
     }

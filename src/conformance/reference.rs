@@ -395,17 +395,16 @@ impl LinkStore for ReferenceStore {
                     m.outbox.push(event);
                 }
             }
-            let mut due: Vec<(DateTime<Utc>, SessionId)> = m
-                .sessions
-                .values()
-                .filter(|s| rules::prunable_session(s, before))
-                .map(|s| match s.status {
-                    SessionStatus::Completed { at, .. } | SessionStatus::Abandoned { at, .. } => {
-                        (at, s.id)
-                    }
-                    SessionStatus::Started => (s.started_at, s.id),
-                })
-                .collect();
+            let mut due: Vec<(DateTime<Utc>, SessionId)> =
+                m.sessions
+                    .values()
+                    .filter(|s| rules::prunable_session(s, before))
+                    .map(|s| match s.status {
+                        SessionStatus::Completed { at, .. }
+                        | SessionStatus::Abandoned { at, .. } => (at, s.id),
+                        SessionStatus::Started => (s.started_at, s.id),
+                    })
+                    .collect();
             due.sort_unstable();
             due.truncate(limit);
             for &(_, id) in &due {

@@ -78,7 +78,9 @@ async fn all_sessions<S: WebhookStore>(store: &S, account: AccountId, link: Link
     let mut after = 0;
     loop {
         let page = ok(
-            store.sessions(account, link, Page { after, limit: 2 }).await,
+            store
+                .sessions(account, link, Page { after, limit: 2 })
+                .await,
             "sessions",
         );
         assert!(page.items.len() <= 2, "a page holds at most its limit");
@@ -99,7 +101,9 @@ async fn all_sessions<S: WebhookStore>(store: &S, account: AccountId, link: Link
 
 async fn whole_ledger<S: WebhookStore>(store: &S, account: AccountId) -> Vec<crate::LedgerEntry> {
     ok(
-        store.ledger(account, Page::first(crate::Page::MAX_LIMIT)).await,
+        store
+            .ledger(account, Page::first(crate::Page::MAX_LIMIT))
+            .await,
         "ledger",
     )
     .items
@@ -111,13 +115,26 @@ async fn prune_all<S: WebhookStore>(store: &S, before: DateTime<Utc>) -> Pruned 
     let mut total = Pruned::default();
     loop {
         let batch = ok(store.prune(before, BATCH).await, "prune");
-        for n in [batch.sessions, batch.events, batch.deliveries, batch.handoffs] {
-            assert!(n <= BATCH as u64, "prune removes at most `limit` of each kind");
+        for n in [
+            batch.sessions,
+            batch.events,
+            batch.deliveries,
+            batch.handoffs,
+        ] {
+            assert!(
+                n <= BATCH as u64,
+                "prune removes at most `limit` of each kind"
+            );
         }
         total.add(batch);
-        if [batch.sessions, batch.events, batch.deliveries, batch.handoffs]
-            .iter()
-            .all(|&n| n < BATCH as u64)
+        if [
+            batch.sessions,
+            batch.events,
+            batch.deliveries,
+            batch.handoffs,
+        ]
+        .iter()
+        .all(|&n| n < BATCH as u64)
         {
             return total;
         }
@@ -159,11 +176,18 @@ pub async fn retention<S: WebhookStore>(store: &S) {
             .await,
         "create_handoff",
     );
-    let finish = |s: SessionId, o: Outcome, m: i64| store.complete(with_endpoint, s, o, b + mins(m));
+    let finish =
+        |s: SessionId, o: Outcome, m: i64| store.complete(with_endpoint, s, o, b + mins(m));
     ok(finish(approved.id, Outcome::Approved, 3).await, "complete");
     ok(finish(denied.id, Outcome::Denied, 5).await, "complete");
-    ok(finish(waiting.id, Outcome::NeedsReview, 25).await, "complete");
-    ok(finish(reviewed.id, Outcome::NeedsReview, 9).await, "complete");
+    ok(
+        finish(waiting.id, Outcome::NeedsReview, 25).await,
+        "complete",
+    );
+    ok(
+        finish(reviewed.id, Outcome::NeedsReview, 9).await,
+        "complete",
+    );
     ok(
         store
             .review(with_endpoint, reviewed.id, Outcome::Approved, b + mins(20))
@@ -171,7 +195,9 @@ pub async fn retention<S: WebhookStore>(store: &S) {
         "review",
     );
     ok(
-        store.abandon(with_endpoint, abandoned.id, b + mins(2)).await,
+        store
+            .abandon(with_endpoint, abandoned.id, b + mins(2))
+            .await,
         "abandon",
     );
     // Abandoned at its time to live: as expired.
@@ -247,7 +273,11 @@ pub async fn retention<S: WebhookStore>(store: &S) {
         } else {
             (b + mins(60), NextStep::Delivered)
         };
-        let code = if next == NextStep::Delivered { 200 } else { 500 };
+        let code = if next == NextStep::Delivered {
+            200
+        } else {
+            500
+        };
         if at < cutoff() && !matches!(next, NextStep::RetryAt(_)) {
             done_before += 1;
         }
@@ -285,7 +315,13 @@ pub async fn retention<S: WebhookStore>(store: &S) {
 
     // Sessions: the finished ones went; the open one, the one waiting for its review and the
     // recent one stayed, with their numbers.
-    for gone in [approved.id, denied.id, reviewed.id, abandoned.id, expired.id] {
+    for gone in [
+        approved.id,
+        denied.id,
+        reviewed.id,
+        abandoned.id,
+        expired.id,
+    ] {
         rejected(
             store.session(with_endpoint, gone).await,
             Rejection::NotFound,
@@ -338,7 +374,10 @@ pub async fn retention<S: WebhookStore>(store: &S) {
         );
     }
     for kept in [delivered_recent.id, failed_recent.id, pending.id, leased.id] {
-        ok(store.delivery(with_endpoint, kept).await, "a recent or pending delivery stays");
+        ok(
+            store.delivery(with_endpoint, kept).await,
+            "a recent or pending delivery stays",
+        );
     }
 
     // Events: the ones before the cutoff that were queued and need no delivery went; events
@@ -363,9 +402,14 @@ pub async fn retention<S: WebhookStore>(store: &S) {
     );
     assert_eq!(events_after.1, vec![other_recent.clone()]);
     // A cursor inside the pruned range still reads what remains after it.
-    let after_first = ok(store.outbox_after(delivered_old.seq - 1, 1).await, "outbox_after");
+    let after_first = ok(
+        store.outbox_after(delivered_old.seq - 1, 1).await,
+        "outbox_after",
+    );
     assert!(
-        after_first.first().is_some_and(|e| e.seq > delivered_old.seq),
+        after_first
+            .first()
+            .is_some_and(|e| e.seq > delivered_old.seq),
         "outbox_after skips pruned events"
     );
 
@@ -413,7 +457,9 @@ pub async fn retention<S: WebhookStore>(store: &S) {
         outcome: AttemptOutcome::Status { code: 200 },
     };
     assert!(ok(
-        store.record_attempt(lease, attempt, NextStep::Delivered).await,
+        store
+            .record_attempt(lease, attempt, NextStep::Delivered)
+            .await,
         "record_attempt"
     ));
     assert!(matches!(

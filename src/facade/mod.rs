@@ -772,9 +772,14 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
         loop {
             let batch = self.store.prune(before, BATCH).await?;
             total.add(batch);
-            let full = [batch.sessions, batch.events, batch.deliveries, batch.handoffs]
-                .iter()
-                .any(|&n| n >= BATCH as u64);
+            let full = [
+                batch.sessions,
+                batch.events,
+                batch.deliveries,
+                batch.handoffs,
+            ]
+            .iter()
+            .any(|&n| n >= BATCH as u64);
             if !full {
                 return Ok(total);
             }
