@@ -100,6 +100,7 @@ mod page;
 #[cfg_attr(docsrs, doc(cfg(feature = "qr")))]
 pub mod qr;
 mod references;
+mod retention;
 pub mod returns;
 pub mod rules;
 mod sessions;
@@ -120,8 +121,9 @@ pub use ids::{AccountId, EventId, LinkId, SessionId};
 pub use links::{Flow, Language, Link, LinkStatus, NewLink, UsageLimit};
 pub use page::{Page, Paged};
 pub use references::{Metadata, Reference};
+pub use retention::Pruned;
 pub use sessions::{AbandonReason, Outcome, Session, SessionStatus, SessionTtl};
-pub use stats::{LinkStats, OutcomeCounts};
+pub use stats::{LinkStats, OutcomeCounts, PrunedTally};
 
 /// The README's examples compile and run as doc tests.
 #[cfg(doctest)]

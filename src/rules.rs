@@ -491,3 +491,63 @@ fn ledger(account: &Account, kind: LedgerKind, amount: u64, at: DateTime<Utc>) -
         at,
     }
 }
+
+/// Whether `session` may be pruned by a prune with cutoff `before`
+/// ([`LinkStore::prune`](crate::store::LinkStore::prune)): it finished before `before`,
+/// completed or abandoned, and a session that completed needing review also has its
+/// decision, recorded before `before`. Open sessions are never pruned, nor are sessions still
+/// waiting for their review.
+pub fn prunable_session(session: &Session, before: DateTime<Utc>) -> bool {
+    match session.status {
+        SessionStatus::Started => false,
+        SessionStatus::Abandoned { at, .. } => at < before,
+        SessionStatus::Completed { outcome, at } => {
+            at < before
+                && (outcome != Outcome::NeedsReview
+                    || session
+                        .reviewed_at
+                        .is_some_and(|reviewed| reviewed < before))
+        }
+    }
+}
+
+/// Whether a hand-off that expires at `expires_at` may be pruned with cutoff `before`: it
+/// expired before `before` (used or not: either way it can no longer be accepted). A store
+/// also removes the hand-offs of the sessions it prunes.
+pub fn prunable_handoff(expires_at: DateTime<Utc>, before: DateTime<Utc>) -> bool {
+    expires_at < before
+}
+
+/// Whether a webhook delivery in `status` may be pruned with cutoff `before`: delivered or
+/// failed before `before`. Pending deliveries (leased or not) are never pruned.
+pub fn prunable_delivery(status: &crate::webhooks::DeliveryStatus, before: DateTime<Utc>) -> bool {
+    use crate::webhooks::DeliveryStatus;
+    match *status {
+        DeliveryStatus::Pending { .. } => false,
+        DeliveryStatus::Delivered { at } | DeliveryStatus::Failed { at, .. } => at < before,
+    }
+}
+
+/// Whether an outbox event written at `at` with sequence number `seq` may be pruned with
+/// cutoff `before`, given the store's delivery cursor `queued_up_to` (the last `seq`
+/// [queued](crate::store::WebhookStore::queue_deliveries)) and the status of the event's
+/// delivery record, if one is left (after the prune's deliveries were removed).
+///
+/// It must be older than `before` and already queued (an event not yet queued is never
+/// pruned: its delivery would be lost), and must have no delivery that may still need it: none
+/// at all (the account had no endpoint for it, or the record was pruned) or one that was
+/// delivered. A pending delivery (leased or not) needs its event; so does a failed one, which
+/// its owner may [re-queue](crate::store::WebhookStore::requeue), until the failed record is
+/// itself pruned.
+pub fn prunable_event(
+    at: DateTime<Utc>,
+    seq: u64,
+    queued_up_to: u64,
+    delivery: Option<&crate::webhooks::DeliveryStatus>,
+    before: DateTime<Utc>,
+) -> bool {
+    use crate::webhooks::DeliveryStatus;
+    at < before
+        && seq <= queued_up_to
+        && matches!(delivery, None | Some(DeliveryStatus::Delivered { .. }))
+}

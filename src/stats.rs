@@ -72,9 +72,72 @@ pub struct LinkStats {
     pub median_time_to_complete: Option<std::time::Duration>,
 }
 
+/// What pruned sessions of one link leave behind for its [`LinkStats`]: their counts and
+/// their times to complete (microseconds only, no ids and nothing personal), so that
+/// statistics stay exact after [`LinkStore::prune`](crate::store::LinkStore::prune).
+///
+/// A store adds each session it prunes with [`add`](Self::add) and computes statistics with
+/// [`LinkStats::tally_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrunedTally {
+    /// Started sessions (always 0: open sessions are never pruned).
+    pub started: u64,
+    /// Completed sessions by outcome at completion.
+    pub completed: OutcomeCounts,
+    /// Reviewed sessions by decision.
+    pub reviewed: OutcomeCounts,
+    /// Sessions abandoned explicitly.
+    pub abandoned: u64,
+    /// Sessions abandoned as expired.
+    pub expired: u64,
+    /// The times to complete of the completed sessions, in microseconds, in the order added.
+    pub times: Vec<u64>,
+}
+
+impl PrunedTally {
+    /// Counts a session that is being pruned.
+    pub fn add(&mut self, session: &Session) {
+        match session.status {
+            SessionStatus::Started => self.started += 1,
+            SessionStatus::Completed { outcome, at } => {
+                self.completed.add(outcome);
+                let time = time_to_complete(session.started_at, at);
+                self.times
+                    .push(u64::try_from(time.as_micros()).unwrap_or(u64::MAX));
+            }
+            SessionStatus::Abandoned {
+                reason: AbandonReason::Explicit,
+                ..
+            } => self.abandoned += 1,
+            SessionStatus::Abandoned {
+                reason: AbandonReason::Expired,
+                ..
+            } => self.expired += 1,
+        }
+        if let Some(decision) = session.decision {
+            self.reviewed.add(decision);
+        }
+    }
+
+    /// Whether nothing was pruned.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
 impl LinkStats {
     /// Statistics of `link` from its sessions.
     pub fn tally<'a>(link: &Link, sessions: impl IntoIterator<Item = &'a Session>) -> Self {
+        Self::tally_with(link, sessions, &PrunedTally::default())
+    }
+
+    /// Statistics of `link` from the sessions the store holds and what its pruned sessions
+    /// left behind: the same as [`tally`](Self::tally) over all of them before pruning.
+    pub fn tally_with<'a>(
+        link: &Link,
+        sessions: impl IntoIterator<Item = &'a Session>,
+        pruned: &PrunedTally,
+    ) -> Self {
         let mut stats = Self {
             link: link.id,
             uses: link.uses,
@@ -87,7 +150,16 @@ impl LinkStats {
             expired: 0,
             median_time_to_complete: None,
         };
-        let mut times = Vec::new();
+        stats.started = pruned.started;
+        stats.completed = pruned.completed;
+        stats.reviewed = pruned.reviewed;
+        stats.abandoned = pruned.abandoned;
+        stats.expired = pruned.expired;
+        let mut times: Vec<std::time::Duration> = pruned
+            .times
+            .iter()
+            .map(|&micros| std::time::Duration::from_micros(micros))
+            .collect();
         for session in sessions {
             match session.status {
                 SessionStatus::Started => stats.started += 1,

@@ -685,6 +685,13 @@ impl LinkStore for Faulty {
     async fn expire_links(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
         self.inner.expire_links(now, limit).await
     }
+    async fn prune(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<magic_link::Pruned, Error> {
+        self.inner.prune(before, limit).await
+    }
     async fn deactivate(
         &self,
         account: AccountId,

@@ -59,3 +59,14 @@ async fn one_store_for_both_suites() {
     // And again: the checks tolerate their own leftovers.
     delivery::run_all(&store).await;
 }
+
+/// The retention check on each store that is both a `LinkStore` and a `WebhookStore`.
+#[tokio::test]
+async fn retention_memory() {
+    magic_link::conformance::retention(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn retention_reference() {
+    magic_link::conformance::retention(&ReferenceStore::new()).await;
+}

@@ -118,6 +118,13 @@ impl LinkStore for Watched {
     async fn expire_links(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
         self.touch().expire_links(now, limit).await
     }
+    async fn prune(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<magic_link::Pruned, Error> {
+        self.touch().prune(before, limit).await
+    }
     async fn deactivate(
         &self,
         account: AccountId,

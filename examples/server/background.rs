@@ -1,12 +1,14 @@
 //! The work the server does besides answering requests, with the crate's own loops (feature
 //! `background`): the dispatcher delivers the webhook outbox, and the sweepers abandon sessions
-//! left open past their time to live and report expired links. `serve` runs them until
+//! left open past their time to live, report expired links and prune records older than the
+//! retention period (`RETENTION_DAYS`). `serve` runs them until
 //! shutdown; the dispatcher then lets sends in flight finish and gives back the rest.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use magic_link::clock::Clock;
 use magic_link::store::{ChangeSignal, LinkStore, WebhookStore};
 use magic_link::webhooks::{AllowList, Dispatcher, HttpTransport, TransportError};
 
@@ -34,8 +36,29 @@ pub(crate) fn dispatcher<S: WebhookStore>(
 }
 
 /// Abandons sessions left open past their time to live and reports expired links
-/// (`link.expired`), every 30 seconds until `shutdown`.
-pub(crate) async fn sweep<S: LinkStore>(app: AppState<S>, shutdown: impl Future<Output = ()>) {
+/// (`link.expired`), every 30 seconds, and prunes what is older than `retention` (finished
+/// sessions, delivered webhook events, spent hand-offs: see `MagicLinks::prune`; statistics
+/// and the ledger stay exact) every hour, starting at once; `None` prunes nothing. Until
+/// `shutdown`.
+pub(crate) async fn sweep<S: LinkStore>(
+    app: AppState<S>,
+    retention: Option<Duration>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let prune = async {
+        let Some(retention) = retention else {
+            return std::future::pending().await;
+        };
+        let retention = chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let before = app.links.clock().now() - retention;
+            if let Err(err) = app.links.prune(before).await {
+                log_error("pruning old records", &err);
+            }
+        }
+    };
     let links = async {
         let mut tick = tokio::time::interval(Duration::from_secs(30));
         loop {
@@ -53,5 +76,6 @@ pub(crate) async fn sweep<S: LinkStore>(app: AppState<S>, shutdown: impl Future<
     tokio::select! {
         _ = sessions => {}
         () = links => {}
+        () = prune => {}
     }
 }

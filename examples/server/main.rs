@@ -42,6 +42,7 @@
 //! |                | `RATE_LIMIT_API_PER_MINUTE` | 600: owner API requests (`/api/...`) per client and minute; 0: no limit |
 //! |                | `RATE_LIMIT_VIEW_PER_MINUTE` | 60: landing-page beacons (`POST /l/.../seen`) per client and minute; 0: no limit |
 //! |                | `TRUSTED_PROXIES` | none: comma-separated IPs and CIDRs whose `X-Forwarded-For` names the client |
+//! |                | `RETENTION_DAYS`  | 90: finished sessions, delivered webhook events and spent hand-offs older than this are pruned every hour (statistics and the ledger stay exact); 0: never |
 //!
 //! With `DATABASE_URL` set (and the `postgres` feature), the service runs on
 //! [`PostgresStore`](magic_link::store::PostgresStore) in `DATABASE_SCHEMA`, migrated at start-up, so
@@ -165,6 +166,8 @@ struct Config {
     view_per_minute: u32,
     /// Whose `X-Forwarded-For` names the client.
     trusted_proxies: limits::TrustedProxies,
+    /// Days after which finished records are pruned (0: never).
+    retention_days: u32,
 }
 
 impl Config {
@@ -200,6 +203,7 @@ impl Config {
                 .unwrap_or("60")
                 .parse()?,
             trusted_proxies: env("TRUSTED_PROXIES").as_deref().unwrap_or("").parse()?,
+            retention_days: env("RETENTION_DAYS").as_deref().unwrap_or("90").parse()?,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -214,7 +218,7 @@ impl Config {
                          environment: PORT, BIND, BASE_URL, MAGIC_LINK_KEYS, ACCOUNT_ID, \
                          INITIAL_CREDITS, DATABASE_URL, DATABASE_SCHEMA, WEBHOOK_ALLOW_NETWORKS, \
                          ALLOWED_HOSTS, RATE_LIMIT_START_PER_MINUTE, RATE_LIMIT_API_PER_MINUTE, \
-                         RATE_LIMIT_VIEW_PER_MINUTE, TRUSTED_PROXIES"
+                         RATE_LIMIT_VIEW_PER_MINUTE, TRUSTED_PROXIES, RETENTION_DAYS"
                     );
                     std::process::exit(0);
                 }
@@ -376,9 +380,11 @@ async fn serve<S: WebhookStore + Changes + 'static>(
             let _ = stopped.wait_for(|stop| *stop).await;
         }
     };
-    // Sessions left open past their time to live are abandoned, releasing their credit, and
-    // expired links reported.
-    let sweeper = tokio::spawn(background::sweep(app.clone(), stop_signal()));
+    // Sessions left open past their time to live are abandoned, releasing their credit,
+    // expired links reported, and records older than `RETENTION_DAYS` pruned.
+    let retention = (config.retention_days > 0)
+        .then(|| std::time::Duration::from_secs(u64::from(config.retention_days) * 86_400));
+    let sweeper = tokio::spawn(background::sweep(app.clone(), retention, stop_signal()));
     // Webhooks: the outbox, delivered to the account's endpoint.
     let delivery = tokio::spawn({
         let stop_signal = stop_signal();

@@ -128,6 +128,8 @@ pub async fn run_all<S: WebhookStore>(store: &S) {
     prune_deletes_only_old_delivered(store).await;
     released_leases_are_claimable_at_once(store).await;
     endpoints_receive_only_their_event_types(store).await;
+    // Prunes at a cutoff long before the other checks' records.
+    super::retention(store).await;
 }
 
 /// Endpoints: set, read, replace, disable (idempotent), re-enable; unknown accounts.

@@ -262,6 +262,33 @@ impl DeliveryModel {
         Some(row.delivery.clone())
     }
 
+    /// Removes up to `limit` deliveries delivered or failed before `before`, delivered ones
+    /// first, each oldest first (as the stores' `LinkStore::prune` does).
+    pub(super) fn prune_done(&mut self, before: DateTime<Utc>, limit: usize) -> usize {
+        let delivered = self.prune(before, limit);
+        let mut old: Vec<(DateTime<Utc>, u64)> = self
+            .rows
+            .iter()
+            .filter_map(|r| match r.delivery.status {
+                DeliveryStatus::Failed { at, .. } if at < before => Some((at, r.delivery.seq)),
+                _ => None,
+            })
+            .collect();
+        old.sort_unstable();
+        old.truncate(limit - delivered);
+        self.rows
+            .retain(|r| !old.iter().any(|&(_, seq)| seq == r.delivery.seq));
+        delivered + old.len()
+    }
+
+    /// The status of `event`'s delivery, if it has one.
+    pub(super) fn status_of(&self, event: EventId) -> Option<&DeliveryStatus> {
+        self.rows
+            .iter()
+            .find(|r| r.delivery.event == event)
+            .map(|r| &r.delivery.status)
+    }
+
     pub(super) fn prune(&mut self, before: DateTime<Utc>, limit: usize) -> usize {
         let mut old: Vec<(DateTime<Utc>, u64)> = self
             .rows

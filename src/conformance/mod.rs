@@ -28,7 +28,9 @@
 //! - the model test: [`compare_with_model`] replays random [`Op`] sequences against a store and
 //!   the [`ReferenceStore`], the rules applied to plain maps, and compares them after every
 //!   step;
-//! - [`delivery`]: the suite for [`WebhookStore`](crate::store::WebhookStore) implementations;
+//! - [`delivery`]: the suite for [`WebhookStore`](crate::store::WebhookStore) implementations,
+//!   ending with [`retention`], the check of
+//!   [`LinkStore::prune`](crate::store::LinkStore::prune) (it needs a store that is both);
 //! - the delivery model test: [`compare_delivery_with_model`] replays random [`DeliveryOp`]
 //!   sequences against a webhook store and a simple model of the delivery state that applies
 //!   the [delivery rules](crate::webhooks::rules), and compares them after every step. The
@@ -42,6 +44,7 @@ mod model;
 mod profile;
 mod race;
 mod reference;
+mod retention;
 mod review;
 mod start;
 
@@ -52,5 +55,6 @@ pub use model::{compare_with_model, Op};
 pub use profile::profiles_and_return_secrets;
 pub use race::{race, RaceReport};
 pub use reference::ReferenceStore;
+pub use retention::retention;
 pub use review::{review_decides_once, review_race, ReviewRaceReport};
 pub use start::{handoff_race, handoffs, keyed_race, keyed_starts, KeyedRaceReport};

@@ -120,6 +120,14 @@ pub enum Op {
         /// Which hand-off.
         handoff: u8,
     },
+    /// Prune ([`LinkStore::prune`]) what is older than `age` seconds before now, at most
+    /// `limit % 4 + 1` of each kind.
+    Prune {
+        /// Seconds before now.
+        age: u16,
+        /// Which limit.
+        limit: u8,
+    },
 }
 
 /// What an operation returned, comparable across stores.
@@ -134,8 +142,15 @@ enum Returned {
     Invalid(InvalidInput),
     Token(TokenError),
     Open(Option<Session>),
+    Pruned(crate::Pruned),
     AlreadyExists,
     None,
+}
+
+impl From<crate::Pruned> for Returned {
+    fn from(p: crate::Pruned) -> Self {
+        Self::Pruned(p)
+    }
 }
 
 impl<T: Into<Returned>> From<Result<T, Error>> for Returned {
@@ -312,8 +327,16 @@ fn check_invariants(snap: &Snapshot, step: usize) {
         if let Some(max) = link.limit.max_uses() {
             assert!(link.uses <= max, "step {step}: uses > limit: {link:?}");
         }
+        // Pruned sessions still count in the link's statistics.
         let sessions = snap.sessions.iter().filter(|s| s.link == link.id).count() as u64;
-        assert_eq!(sessions, link.uses, "step {step}: each use has its session");
+        assert!(
+            sessions <= link.uses,
+            "step {step}: a session per use at most"
+        );
+        if let Some(stats) = snap.stats.iter().find(|s| s.link == link.id) {
+            let counted = stats.started + stats.completed.total() + stats.abandoned + stats.expired;
+            assert_eq!(counted, link.uses, "step {step}: each use has its session");
+        }
     }
     for account in &snap.accounts {
         assert!(
@@ -328,12 +351,14 @@ fn check_invariants(snap: &Snapshot, step: usize) {
             .filter(|s| s.is_open())
             .count() as u64;
         assert_eq!(open, account.held, "step {step}: holds == open sessions");
+        // Completed sessions, pruned ones included (from the statistics).
         let completed = snap
-            .sessions
+            .links
             .iter()
-            .filter(of)
-            .filter(|s| matches!(s.status, SessionStatus::Completed { .. }))
-            .count();
+            .filter(|l| l.account == account.id)
+            .filter_map(|l| snap.stats.iter().find(|s| s.link == l.id))
+            .map(|s| s.completed.total() as usize)
+            .sum::<usize>();
         let captured = snap
             .ledger
             .iter()
@@ -526,6 +551,14 @@ pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
                     (got, want)
                 }
             },
+            Op::Prune { age, limit } => {
+                let cutoff = now - Duration::seconds(i64::from(age));
+                let limit = usize::from(limit % 4) + 1;
+                (
+                    store.prune(cutoff, limit).await.into(),
+                    model.prune(cutoff, limit).await.into(),
+                )
+            }
             Op::AcceptHandoff { handoff } => {
                 if world.handoffs.is_empty() {
                     (Returned::None, Returned::None)
@@ -571,6 +604,19 @@ pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
         // changed state. (The link sweep's change, "reported", is the store's own
         // bookkeeping and not part of a link: its events are counted below instead.)
         let emitted = after.events.len() - before.events.len();
+        if let Op::Prune { .. } = op {
+            assert!(
+                emitted == 0
+                    && after.accounts == before.accounts
+                    && after.links == before.links
+                    && after.ledger == before.ledger
+                    && after.stats == before.stats,
+                "step {step} ({op:?}): a prune writes no event and changes no account, link, \
+                 ledger entry or statistic"
+            );
+            before = after;
+            continue;
+        }
         let changed = after.accounts != before.accounts
             || after.links != before.links
             || after.sessions != before.sessions

@@ -14,8 +14,8 @@ use crate::store::{LinkStore, WebhookStore};
 use crate::webhooks::{Attempt, Claim, Delivery, Endpoint, Lease, NextStep};
 use crate::{
     AbandonReason, Account, AccountId, AccountProfile, Error, Event, EventId, EventKind,
-    IdempotencyKey, Labels, LedgerEntry, LedgerKind, Link, LinkId, Outcome, Reference, Rejection,
-    Session, SessionId, SessionTtl,
+    IdempotencyKey, Labels, LedgerEntry, LedgerKind, Link, LinkId, Outcome, Pruned, Reference,
+    Rejection, Session, SessionId, SessionStatus, SessionTtl,
 };
 use crate::{LinkStats, Page, Paged};
 
@@ -38,8 +38,12 @@ struct Model {
     return_secrets: HashMap<AccountId, ReturnSecrets>,
     ledger: Vec<LedgerEntry>,
     outbox: Vec<Event>,
+    /// The last `seq` handed out (events may have been pruned since).
+    seq: u64,
     /// Links whose `link.expired` was written.
     expiry_reported: std::collections::HashSet<LinkId>,
+    /// What pruned sessions counted, by link.
+    pruned: HashMap<LinkId, crate::PrunedTally>,
     /// Landing-page views by link.
     views: HashMap<LinkId, ViewCounts>,
     /// The last session each start key started on each link.
@@ -61,8 +65,9 @@ impl Model {
                 session_reference: session.and_then(|s| s.reference.clone()),
                 metadata: link.map(|l| l.metadata.clone()).unwrap_or_default(),
             };
+            self.seq += 1;
             self.outbox.push(Event {
-                seq: self.outbox.len() as u64 + 1,
+                seq: self.seq + 1,
                 id: EventId::new(),
                 account,
                 at,
@@ -376,6 +381,67 @@ impl LinkStore for ReferenceStore {
         })
     }
 
+    async fn prune(&self, before: DateTime<Utc>, limit: usize) -> Result<Pruned, Error> {
+        self.with(|m| {
+            let deliveries = m.webhooks.prune_done(before, limit);
+            let queued = m.webhooks.cursor();
+            let mut events = 0;
+            let outbox = std::mem::take(&mut m.outbox);
+            for event in outbox {
+                let status = m.webhooks.status_of(event.id);
+                if events < limit
+                    && rules::prunable_event(event.at, event.seq, queued, status, before)
+                {
+                    events += 1;
+                } else {
+                    m.outbox.push(event);
+                }
+            }
+            let mut due: Vec<(DateTime<Utc>, SessionId)> =
+                m.sessions
+                    .values()
+                    .filter(|s| rules::prunable_session(s, before))
+                    .map(|s| match s.status {
+                        SessionStatus::Completed { at, .. }
+                        | SessionStatus::Abandoned { at, .. } => (at, s.id),
+                        SessionStatus::Started => (s.started_at, s.id),
+                    })
+                    .collect();
+            due.sort_unstable();
+            due.truncate(limit);
+            for &(_, id) in &due {
+                let Some(session) = m.sessions.remove(&id) else {
+                    continue;
+                };
+                m.pruned.entry(session.link).or_default().add(&session);
+                if let Some(ids) = m.sessions_of.get_mut(&session.link) {
+                    ids.retain(|s| *s != id);
+                }
+                m.started.retain(|_, s| *s != id);
+            }
+            let mut gone: Vec<(DateTime<Utc>, HandoffId)> = m
+                .handoffs
+                .iter()
+                .filter(|(_, (_, session, expires_at, _))| {
+                    rules::prunable_handoff(*expires_at, before)
+                        || due.iter().any(|(_, id)| id == session)
+                })
+                .map(|(id, (_, _, expires_at, _))| (*expires_at, *id))
+                .collect();
+            gone.sort_unstable();
+            gone.truncate(limit);
+            for (_, id) in &gone {
+                m.handoffs.remove(id);
+            }
+            Ok(Pruned {
+                sessions: due.len() as u64,
+                events: events as u64,
+                deliveries: deliveries as u64,
+                handoffs: gone.len() as u64,
+            })
+        })
+    }
+
     async fn deactivate(
         &self,
         account: AccountId,
@@ -546,16 +612,27 @@ impl LinkStore for ReferenceStore {
     ) -> Result<Paged<Session>, Error> {
         self.with(|m| {
             m.owned_link(account, link)?;
-            Ok(page_of(m.sessions_of(link).cloned(), page))
+            // By number: pruned sessions leave gaps.
+            let limit = page.clamped_limit();
+            let mut items: Vec<Session> = m
+                .sessions_of(link)
+                .filter(|s| s.number > page.after)
+                .take(limit + 1)
+                .cloned()
+                .collect();
+            let next = (items.len() > limit).then(|| items[limit - 1].number);
+            items.truncate(limit);
+            Ok(Paged { items, next })
         })
     }
 
     async fn stats(&self, account: AccountId, link: LinkId) -> Result<LinkStats, Error> {
         self.with(|m| {
             let stored = m.owned_link(account, link)?;
+            let pruned = m.pruned.get(&link).cloned().unwrap_or_default();
             Ok(LinkStats {
                 views: m.views.get(&link).copied().unwrap_or_default(),
-                ..LinkStats::tally(stored, m.sessions_of(link))
+                ..LinkStats::tally_with(stored, m.sessions_of(link), &pruned)
             })
         })
     }
@@ -581,9 +658,7 @@ impl LinkStore for ReferenceStore {
 
     async fn outbox_after(&self, cursor: u64, limit: usize) -> Result<Vec<Event>, Error> {
         self.with(|m| {
-            let start = usize::try_from(cursor)
-                .unwrap_or(usize::MAX)
-                .min(m.outbox.len());
+            let start = m.outbox.partition_point(|e| e.seq <= cursor);
             Ok(m.outbox[start..].iter().take(limit).cloned().collect())
         })
     }

@@ -14,7 +14,7 @@ use crate::tokens::{
 };
 use crate::{
     Account, AccountId, AccountProfile, Error, Event, IdempotencyKey, Link, LinkId, LinkStats,
-    LinkStatus, NewLink, Outcome, Page, Paged, Reference, Rejection, Session, SessionId,
+    LinkStatus, NewLink, Outcome, Page, Paged, Pruned, Reference, Rejection, Session, SessionId,
     SessionTtl,
 };
 
@@ -886,6 +886,51 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
     /// Backend failures.
     pub async fn expire_links(&self, limit: usize) -> Result<usize, Error> {
         self.store.expire_links(self.clock.now(), limit).await
+    }
+
+    /// Removes the records older than `before` that retention allows, in batches until none
+    /// is left, and returns how many of each it removed: finished sessions (never an open one,
+    /// nor one waiting for its review), outbox events already queued for webhook delivery and
+    /// no longer needed by one, delivered and failed webhook deliveries, and spent hand-offs
+    /// (see [`LinkStore::prune`] for the exact rules). Statistics stay exact; links, accounts
+    /// and the ledger are never pruned. Call it periodically with a cutoff such as 90 days
+    /// ago.
+    ///
+    /// # Errors
+    ///
+    /// Backend failures (the batches before the failure stay pruned).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use magic_link::store::MemoryStore;
+    /// # use magic_link::MagicLinks;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), magic_link::Error> {
+    /// # let keyring = magic_link::tokens::Keyring::generate().unwrap();
+    /// # let base = "https://verify.example.com/l/".parse().unwrap();
+    /// let links = MagicLinks::new(MemoryStore::new(), keyring, base);
+    /// let pruned = links.prune(chrono::Utc::now() - chrono::Duration::days(90)).await?;
+    /// assert_eq!(pruned.total(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn prune(&self, before: DateTime<Utc>) -> Result<Pruned, Error> {
+        const BATCH: usize = 1000;
+        let mut total = Pruned::default();
+        loop {
+            let batch = self.store.prune(before, BATCH).await?;
+            total.add(batch);
+            let full = [
+                batch.sessions,
+                batch.events,
+                batch.deliveries,
+                batch.handoffs,
+            ]
+            .iter()
+            .any(|&n| n >= BATCH as u64);
+            if !full {
+                return Ok(total);
+            }
+        }
     }
 
     /// Deactivates a link for good. There is no re-activation, extension or refresh.

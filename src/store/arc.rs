@@ -127,6 +127,14 @@ impl<S: LinkStore> LinkStore for Arc<S> {
         (**self).expire_links(now, limit)
     }
 
+    fn prune(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<crate::Pruned, Error>> + Send {
+        (**self).prune(before, limit)
+    }
+
     fn deactivate(
         &self,
         account: AccountId,

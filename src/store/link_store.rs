@@ -9,7 +9,7 @@ use crate::returns::{ReturnSecret, ReturnSecrets};
 use crate::start::{HandoffId, StartKeyHash};
 use crate::{
     Account, AccountId, AccountProfile, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId,
-    LinkStats, Outcome, Page, Paged, Reference, Session, SessionId, SessionTtl,
+    LinkStats, Outcome, Page, Paged, Pruned, Reference, Session, SessionId, SessionTtl,
 };
 
 /// The most objects [`LinkStore::links_by_reference`] and
@@ -130,6 +130,9 @@ pub const MAX_BY_REFERENCE: usize = 1000;
 ///     }
 ///     async fn expire_links(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
 ///         self.inner.expire_links(now, limit).await
+///     }
+///     async fn prune(&self, before: DateTime<Utc>, limit: usize) -> Result<Pruned, Error> {
+///         self.inner.prune(before, limit).await
 ///     }
 ///     async fn deactivate(
 ///         &self,
@@ -409,6 +412,41 @@ pub trait LinkStore: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<usize, Error>> + Send;
 
+    /// Removes old records of every account, each at most `limit` per kind in one call, and
+    /// returns how many of each it removed (see [`Pruned`]); a caller repeats while any count
+    /// is `limit` ([`MagicLinks::prune`](crate::MagicLinks::prune) does). It removes, with
+    /// cutoff `before`:
+    ///
+    /// - webhook delivery records delivered or failed before `before` (never pending ones,
+    ///   leased or not; see [`rules::prunable_delivery`](crate::rules::prunable_delivery)),
+    ///   for a store that is also a [`WebhookStore`](crate::store::WebhookStore);
+    /// - outbox events written before `before` that were already queued for delivery and
+    ///   have no delivery left that may need them (none, or a delivered one; see
+    ///   [`rules::prunable_event`](crate::rules::prunable_event)). An event not yet queued
+    ///   is never removed. [`outbox_after`](Self::outbox_after) keeps working: it returns the
+    ///   remaining events after a cursor, with their own `seq`;
+    /// - sessions that finished before `before` (see
+    ///   [`rules::prunable_session`](crate::rules::prunable_session): never an open one,
+    ///   never one waiting for its review), with their start keys, and the hand-offs of those
+    ///   sessions;
+    /// - hand-offs that expired before `before`.
+    ///
+    /// Statistics stay exact: what a pruned session counted in [`stats`](Self::stats) is kept
+    /// per link (a [`PrunedTally`](crate::PrunedTally): counts and times to complete, nothing
+    /// personal), in the same step as its removal. The remaining sessions keep their
+    /// [`number`](Session::number)s, and [`sessions`](Self::sessions) pages over them by
+    /// number. Links, accounts and the ledger are never pruned. Each removal is atomic; a
+    /// prune changes nothing else and writes no event.
+    ///
+    /// # Errors
+    ///
+    /// Only backend failures.
+    fn prune(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Pruned, Error>> + Send;
+
     /// Deactivates a link of `account` for good (idempotent).
     ///
     /// # Errors
@@ -552,7 +590,8 @@ pub trait LinkStore: Send + Sync {
     ) -> impl Future<Output = Result<Session, Error>> + Send;
 
     /// Lists a link's sessions in redemption order; the cursor is the session
-    /// [`number`](Session::number).
+    /// [`number`](Session::number): a page holds the sessions with a number above it (pruned
+    /// sessions leave gaps), and its `next` is the last one's number.
     ///
     /// # Errors
     ///

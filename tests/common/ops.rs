@@ -27,5 +27,6 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         2 => (any::<u8>(), any::<u8>(), 0u16..1200)
             .prop_map(|(session, account, ttl)| Op::Handoff { session, account, ttl }),
         2 => any::<u8>().prop_map(|handoff| Op::AcceptHandoff { handoff }),
+        1 => (0u16..1200, any::<u8>()).prop_map(|(age, limit)| Op::Prune { age, limit }),
     ]
 }

@@ -291,6 +291,36 @@ impl DeliveryBook {
         old.len()
     }
 
+    /// The status of `event`'s delivery, if it has one.
+    pub(crate) fn status_of(&self, event: EventId) -> Option<&DeliveryStatus> {
+        let seq = self.by_event.get(&event)?;
+        self.deliveries.get(seq).map(|e| &e.delivery.status)
+    }
+
+    /// Removes up to `limit` deliveries that were delivered or failed before `before`
+    /// ([`rules::prunable_delivery`](crate::rules::prunable_delivery)): delivered ones first,
+    /// then failed ones, each oldest first.
+    pub(crate) fn prune_done(&mut self, before: DateTime<Utc>, limit: usize) -> usize {
+        let delivered = self.prune(before, limit);
+        let mut failed: Vec<(DateTime<Utc>, u64)> = self
+            .failed
+            .iter()
+            .filter_map(|seq| match self.deliveries.get(seq)?.delivery.status {
+                DeliveryStatus::Failed { at, .. } if at < before => Some((at, *seq)),
+                _ => None,
+            })
+            .collect();
+        failed.sort_unstable();
+        failed.truncate(limit - delivered);
+        for (_, seq) in &failed {
+            self.leave_status(*seq);
+            if let Some(entry) = self.deliveries.remove(seq) {
+                self.by_event.remove(&entry.delivery.event);
+            }
+        }
+        delivered + failed.len()
+    }
+
     /// Moves a delivery to `status`, in the indexes too, and drops its lease.
     fn set_status(&mut self, seq: u64, status: DeliveryStatus) {
         self.leave_status(seq);

@@ -1,6 +1,6 @@
 //! The in-memory store: the embedded default.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -16,7 +16,7 @@ use crate::{
     LedgerEntry, LedgerKind, Link, LinkId, Metadata, Outcome, Reference, Rejection, Session,
     SessionId, SessionTtl,
 };
-use crate::{LinkStats, Page, Paged};
+use crate::{LinkStats, Page, Paged, Pruned, PrunedTally};
 
 pub(crate) use delivery_book::DeliveryBook;
 use shards::{lock, ShardKey, Shards};
@@ -71,8 +71,10 @@ pub struct MemoryStore {
 #[derive(Debug)]
 struct LinkEntry {
     link: Link,
-    /// Sessions in redemption order: `sessions[n - 1]` has number `n`.
-    sessions: Vec<SessionId>,
+    /// Sessions by number (redemption order); pruned ones are gone.
+    sessions: BTreeMap<u64, SessionId>,
+    /// What the pruned sessions counted in the link's statistics.
+    pruned: PrunedTally,
     /// Whether the expiry sweep wrote `link.expired`.
     expiry_reported: bool,
     /// Landing-page views, by kind.
@@ -234,6 +236,96 @@ impl MemoryStore {
             .ok_or_else(|| Rejection::NotFound.into())
     }
 
+    /// Removes up to `limit` prunable outbox events (see [`rules::prunable_event`]), under
+    /// every outbox shard lock and then the delivery book's (the lock order: webhooks last).
+    fn prune_events(&self, before: DateTime<Utc>, limit: usize) -> usize {
+        let mut shards: Vec<_> = self.outbox.iter().map(lock).collect();
+        let book = lock(&self.webhooks);
+        let queued = book.cursor();
+        // The first `limit` prunable events by `seq`. Events are in `seq` order within a
+        // shard: only its queued prefix can go.
+        let mut gone: Vec<u64> = shards
+            .iter()
+            .flat_map(|shard| {
+                shard[..shard.partition_point(|e| e.seq <= queued)]
+                    .iter()
+                    .filter(|e| {
+                        rules::prunable_event(e.at, e.seq, queued, book.status_of(e.id), before)
+                    })
+                    .map(|e| e.seq)
+            })
+            .collect();
+        gone.sort_unstable();
+        gone.truncate(limit);
+        if !gone.is_empty() {
+            for shard in &mut shards {
+                shard.retain(|e| gone.binary_search(&e.seq).is_err());
+            }
+        }
+        gone.len()
+    }
+
+    /// Removes up to `limit` prunable sessions (see [`rules::prunable_session`]), oldest
+    /// first, each under its link's lock and then its own, keeping its counts in the link's
+    /// [`PrunedTally`] and dropping its start key and labels.
+    fn prune_sessions(&self, before: DateTime<Utc>, limit: usize) -> Vec<SessionId> {
+        let mut due = Vec::new();
+        for shard in self.sessions.0.iter() {
+            due.extend(
+                lock(shard)
+                    .values()
+                    .filter(|s| rules::prunable_session(s, before))
+                    .map(|s| (ended_at(s), s.id, s.link)),
+            );
+        }
+        due.sort_unstable();
+        due.truncate(limit);
+        let mut removed = Vec::new();
+        for (_, session, link) in due {
+            let mut links = self.links.lock(&link);
+            let Some(entry) = links.get_mut(&link) else {
+                continue;
+            };
+            let pruned = {
+                let mut sessions = self.sessions.lock(&session);
+                match sessions.get(&session) {
+                    Some(s) if rules::prunable_session(s, before) => sessions.remove(&session),
+                    _ => None,
+                }
+            };
+            let Some(pruned) = pruned else {
+                continue;
+            };
+            entry.pruned.add(&pruned);
+            entry.sessions.remove(&pruned.number);
+            entry.started.retain(|_, id| *id != session);
+            if let Some(labels) = self.labels.lock(&link).get_mut(&link) {
+                labels.sessions.remove(&session);
+            }
+            removed.push(session);
+        }
+        removed
+    }
+
+    /// Removes up to `limit` hand-offs, in order of expiry, that expired before `before` or
+    /// whose session is one of `pruned`.
+    fn prune_handoffs(&self, before: DateTime<Utc>, limit: usize, pruned: &[SessionId]) -> usize {
+        let mut handoffs = lock(&self.handoffs);
+        let mut gone: Vec<(DateTime<Utc>, HandoffId)> = handoffs
+            .iter()
+            .filter(|(_, h)| {
+                rules::prunable_handoff(h.expires_at, before) || pruned.contains(&h.session)
+            })
+            .map(|(id, h)| (h.expires_at, *id))
+            .collect();
+        gone.sort_unstable();
+        gone.truncate(limit);
+        for (_, id) in &gone {
+            handoffs.remove(id);
+        }
+        gone.len()
+    }
+
     fn read_sessions(&self, ids: &[SessionId]) -> Vec<Session> {
         ids.iter()
             .filter_map(|id| self.sessions.lock(id).get(id).cloned())
@@ -286,7 +378,8 @@ impl LinkStore for MemoryStore {
             link.id,
             LinkEntry {
                 link: effects.value.clone(),
-                sessions: Vec::new(),
+                sessions: BTreeMap::new(),
+                pruned: PrunedTally::default(),
                 expiry_reported: false,
                 views: ViewCounts::default(),
                 started: HashMap::new(),
@@ -362,7 +455,7 @@ impl LinkStore for MemoryStore {
         }
         account.record(effects.ledger);
         events.extend(effects.events);
-        entry.sessions.push(session);
+        entry.sessions.insert(effects.value.number, session);
         if let Some(key) = key {
             entry.started.insert(key, session);
         }
@@ -557,6 +650,19 @@ impl LinkStore for MemoryStore {
         Ok(reported)
     }
 
+    async fn prune(&self, before: DateTime<Utc>, limit: usize) -> Result<Pruned, Error> {
+        let deliveries = lock(&self.webhooks).prune_done(before, limit);
+        let events = self.prune_events(before, limit);
+        let sessions = self.prune_sessions(before, limit);
+        let handoffs = self.prune_handoffs(before, limit, &sessions);
+        Ok(Pruned {
+            sessions: sessions.len() as u64,
+            events: events as u64,
+            deliveries: deliveries as u64,
+            handoffs: handoffs as u64,
+        })
+    }
+
     async fn deactivate(
         &self,
         account: AccountId,
@@ -703,7 +809,7 @@ impl LinkStore for MemoryStore {
                 .links
                 .lock(&link)
                 .get(&link)
-                .map(|e| e.sessions.clone())
+                .map(|e| e.sessions.values().copied().collect::<Vec<_>>())
                 .unwrap_or_default();
             found.extend(
                 self.read_sessions(&ids)
@@ -731,7 +837,19 @@ impl LinkStore for MemoryStore {
         link: LinkId,
         page: Page,
     ) -> Result<Paged<Session>, Error> {
-        let (ids, next) = self.owned_link(account, link, |e| page_of(&e.sessions, page))?;
+        let (ids, next) = self.owned_link(account, link, |e| {
+            // By number: pruned sessions leave gaps.
+            let limit = page.clamped_limit();
+            let mut ids: Vec<(u64, SessionId)> = e
+                .sessions
+                .range(page.after.saturating_add(1)..)
+                .take(limit + 1)
+                .map(|(n, id)| (*n, *id))
+                .collect();
+            let next = (ids.len() > limit).then(|| ids[limit - 1].0);
+            ids.truncate(limit);
+            (ids.into_iter().map(|(_, id)| id).collect::<Vec<_>>(), next)
+        })?;
         Ok(Paged {
             items: self.read_sessions(&ids),
             next,
@@ -739,12 +857,13 @@ impl LinkStore for MemoryStore {
     }
 
     async fn stats(&self, account: AccountId, link: LinkId) -> Result<LinkStats, Error> {
-        let (link, ids, views) = self.owned_link(account, link, |e| {
-            (e.link.clone(), e.sessions.clone(), e.views)
+        let (link, ids, views, pruned) = self.owned_link(account, link, |e| {
+            let ids: Vec<SessionId> = e.sessions.values().copied().collect();
+            (e.link.clone(), ids, e.views, e.pruned.clone())
         })?;
         Ok(LinkStats {
             views,
-            ..LinkStats::tally(&link, &self.read_sessions(&ids))
+            ..LinkStats::tally_with(&link, &self.read_sessions(&ids), &pruned)
         })
     }
 
@@ -790,6 +909,16 @@ impl LinkStore for MemoryStore {
     }
 }
 
+/// When a finished session ended (its start for an open one).
+fn ended_at(session: &Session) -> DateTime<Utc> {
+    match session.status {
+        crate::SessionStatus::Started => session.started_at,
+        crate::SessionStatus::Completed { at, .. } | crate::SessionStatus::Abandoned { at, .. } => {
+            at
+        }
+    }
+}
+
 /// The items after position `page.after` of an append-only list, and the next cursor.
 fn page_of<T: Clone>(items: &[T], page: Page) -> (Vec<T>, Option<u64>) {
     let start = usize::try_from(page.after)
@@ -809,11 +938,9 @@ impl Changes for MemoryStore {
     async fn outbox_head(&self) -> Result<u64, Error> {
         // Under every outbox shard lock, as `outbox_after`: every number up to the result is
         // readable.
-        let shards: Vec<_> = self.outbox.iter().map(lock).collect();
-        Ok(shards
-            .iter()
-            .filter_map(|shard| shard.last().map(|e| e.seq))
-            .max()
-            .unwrap_or(0))
+        // Pruning may have emptied the shards: the counter is the head. Each number is taken
+        // under a shard lock, so with all of them held every number taken is visible.
+        let _shards: Vec<_> = self.outbox.iter().map(lock).collect();
+        Ok(self.seq.load(Ordering::Relaxed))
     }
 }

@@ -65,6 +65,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "references_and_returns",
         template: include_str!("../../../migrations/0010_references_and_returns.sql"),
     },
+    Migration {
+        version: 12,
+        name: "retention",
+        template: include_str!("../../../migrations/0012_retention.sql"),
+    },
 ];
 
 /// The placeholder for the schema in the templates.

@@ -15,7 +15,7 @@ use crate::{
     Account, AccountId, AccountProfile, Error, Event, IdempotencyKey, LedgerEntry, Link, LinkId,
     Outcome, Reference, Rejection, Session, SessionId, SessionStatus, SessionTtl,
 };
-use crate::{LinkStats, OutcomeCounts, Page, Paged};
+use crate::{LinkStats, OutcomeCounts, Page, Paged, Pruned};
 
 mod changes;
 mod decode;
@@ -558,6 +558,27 @@ impl LinkStore for PostgresStore {
         self.sweep(&self.sql.expire_links, now, limit).await
     }
 
+    async fn prune(&self, before: DateTime<Utc>, limit: usize) -> Result<Pruned, Error> {
+        let row = retry(|| {
+            sqlx::query(&self.sql.prune)
+                .bind(before)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_one(&self.pool)
+        })
+        .await
+        .map_err(Error::backend)?;
+        let n = |i: usize| -> Result<u64, Error> {
+            let count: i64 = get(&row, i)?;
+            Ok(count.max(0) as u64)
+        };
+        Ok(Pruned {
+            sessions: n(0)?,
+            events: n(1)?,
+            deliveries: n(2)?,
+            handoffs: n(3)?,
+        })
+    }
+
     async fn deactivate(
         &self,
         account: AccountId,
@@ -812,10 +833,14 @@ impl LinkStore for PostgresStore {
         if rows.is_empty() {
             return Err(Rejection::NotFound.into());
         }
-        let items = inner_rows(&rows, 0)?
+        let mut items: Vec<Session> = inner_rows(&rows, 0)?
             .map(|row| decode::session(row, 0))
             .collect::<Result<_, _>>()?;
-        Ok(paged(items, page))
+        // By number: pruned sessions leave gaps, so the cursor is the last one's number.
+        let limit = page.clamped_limit();
+        let next = (items.len() > limit).then(|| items[limit - 1].number);
+        items.truncate(limit);
+        Ok(Paged { items, next })
     }
 
     async fn stats(&self, account: AccountId, link: LinkId) -> Result<LinkStats, Error> {

@@ -20,6 +20,7 @@ pub(super) struct Statements {
     pub(super) review: String,
     pub(super) expire: String,
     pub(super) expire_links: String,
+    pub(super) prune: String,
     pub(super) deactivate: String,
     pub(super) top_up: String,
     pub(super) inspect: String,
@@ -131,9 +132,17 @@ impl Statements {
                      WHERE x.link_id = l.id AND x.number > $3 \
                      ORDER BY x.number LIMIT $4) s ON true \
                  WHERE l.id = $1 AND l.account_id = $2 ORDER BY s.number"),
+            // Live sessions plus what pruned ones left (migration 12): counts in
+            // `pruned_stats`, times to complete in `pruned_times`, in the median with the live
+            // ones' (computed by the same expression as `prune` stored them).
             stats: s(
-                "SELECT {link}, c.started, c.approved, c.denied, c.needs_review, c.abandoned, \
-                     c.reviewed_approved, c.reviewed_denied, c.expired, c.median_micros, \
+                "SELECT {link}, c.started, \
+                     c.approved + coalesce(p.approved, 0), c.denied + coalesce(p.denied, 0), \
+                     c.needs_review + coalesce(p.needs_review, 0), \
+                     c.abandoned + coalesce(p.abandoned, 0), \
+                     c.reviewed_approved + coalesce(p.reviewed_approved, 0), \
+                     c.reviewed_denied + coalesce(p.reviewed_denied, 0), \
+                     c.expired + coalesce(p.expired, 0), m.median_micros, \
                      coalesce(v.human, 0), coalesce(v.scanner, 0), coalesce(v.unconfirmed, 0) \
                  FROM __SCHEMA__.links l CROSS JOIN LATERAL (SELECT \
                      count(*) FILTER (WHERE s.status = 'started') AS started, \
@@ -143,11 +152,16 @@ impl Statements {
                      count(*) FILTER (WHERE s.reason = 'explicit') AS abandoned, \
                      count(*) FILTER (WHERE s.decision = 'approved') AS reviewed_approved, \
                      count(*) FILTER (WHERE s.decision = 'denied') AS reviewed_denied, \
-                     count(*) FILTER (WHERE s.reason = 'expired') AS expired, \
-                     percentile_disc(0.5) WITHIN GROUP (ORDER BY greatest(0, \
-                         extract(epoch FROM s.ended_at - s.started_at) * 1000000)::bigint) \
-                         FILTER (WHERE s.status = 'completed') AS median_micros \
+                     count(*) FILTER (WHERE s.reason = 'expired') AS expired \
                      FROM __SCHEMA__.sessions s WHERE s.link_id = l.id) c \
+                 CROSS JOIN LATERAL (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY t.micros) \
+                     AS median_micros FROM (SELECT greatest(0, \
+                         extract(epoch FROM s.ended_at - s.started_at) * 1000000)::bigint AS micros \
+                         FROM __SCHEMA__.sessions s \
+                         WHERE s.link_id = l.id AND s.status = 'completed' \
+                     UNION ALL SELECT k.micros FROM __SCHEMA__.pruned_times k \
+                         WHERE k.link_id = l.id) t) m \
+                 LEFT JOIN __SCHEMA__.pruned_stats p ON p.link_id = l.id \
                  LEFT JOIN __SCHEMA__.link_views v ON v.link_id = l.id \
                  WHERE l.id = $1 AND l.account_id = $2",
             ),
@@ -160,6 +174,10 @@ impl Statements {
                      ORDER BY x.number LIMIT $3) e ON true \
                  WHERE a.id = $1 ORDER BY e.number",
             ),
+            // Applies rules::prunable_delivery, prunable_event, prunable_session and
+            // prunable_handoff (migration 12).
+            prune: s("SELECT r_sessions, r_events, r_deliveries, r_handoffs \
+                 FROM __SCHEMA__.prune($1, $2)"),
             outbox_after: s(
                 "SELECT r_seq, r_id, r_account, r_at, r_kind, r_link, r_session, \
                  r_outcome, r_reason, r_amount::text, r_balance::text, r_reference, \
