@@ -65,6 +65,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "references_and_returns",
         template: include_str!("../../../migrations/0010_references_and_returns.sql"),
     },
+    Migration {
+        version: 11,
+        name: "redaction",
+        template: include_str!("../../../migrations/0011_redaction.sql"),
+    },
 ];
 
 /// The placeholder for the schema in the templates.
