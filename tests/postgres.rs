@@ -669,6 +669,16 @@ async fn schema_names_are_validated() {
     }
 }
 
+/// References and redaction in a fixed sequence, against the model.
+#[tokio::test]
+async fn references_and_redaction_match_the_model() {
+    let Some(db) = TestDb::new(2).await else {
+        return;
+    };
+    compare_with_model(&db.store, &ops::redaction_sequence()).await;
+    db.drop_schema().await;
+}
+
 proptest! {
     // Each case migrates a schema of its own: fewer cases than on the in-memory stores.
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]

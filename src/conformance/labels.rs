@@ -6,8 +6,8 @@ use super::fixtures::{account_with, epoch, events_of, ok, rejected, ttl};
 use crate::start::{StartKey, StartKeyHash};
 use crate::store::LinkStore;
 use crate::{
-    AccountId, Event, EventKind, Labels, Link, LinkId, Metadata, NewLink, Outcome, Page,
-    Reference, Rejection, Session, SessionId, UsageLimit,
+    AccountId, Event, EventKind, Labels, Link, LinkId, Metadata, NewLink, Outcome, Page, Reference,
+    Rejection, Session, SessionId, UsageLimit,
 };
 
 fn reference(text: &str) -> Reference {
@@ -364,7 +364,9 @@ pub async fn redaction<S: LinkStore>(store: &S) {
         "redact_link of an unknown link",
     );
     rejected(
-        store.redact_session(account.id, SessionId::new(), at(5)).await,
+        store
+            .redact_session(account.id, SessionId::new(), at(5))
+            .await,
         Rejection::NotFound,
         "redact_session of an unknown session",
     );
@@ -373,9 +375,15 @@ pub async fn redaction<S: LinkStore>(store: &S) {
         events_before,
         "a refused redaction changes nothing"
     );
-    assert_eq!(ok(store.link(account.id, link.id).await, "link"), link_before);
+    assert_eq!(
+        ok(store.link(account.id, link.id).await, "link"),
+        link_before
+    );
 
-    let redacted = ok(store.redact_link(account.id, link.id, at(6)).await, "redact");
+    let redacted = ok(
+        store.redact_link(account.id, link.id, at(6)).await,
+        "redact",
+    );
     let expected = Link {
         reference: None,
         metadata: Metadata::new(),
@@ -432,9 +440,8 @@ pub async fn redaction<S: LinkStore>(store: &S) {
         }
     }
     assert!(
-        events
-            .iter()
-            .any(|e| e.kind.session() == Some(bobs.id) && e.labels.session_reference == Some(bob.clone())),
+        events.iter().any(|e| e.kind.session() == Some(bobs.id)
+            && e.labels.session_reference == Some(bob.clone())),
         "another link's events keep their labels"
     );
     assert!(ok(
@@ -457,8 +464,14 @@ pub async fn redaction<S: LinkStore>(store: &S) {
         "another link keeps its reference"
     );
 
-    let again = ok(store.redact_link(account.id, link.id, at(7)).await, "redact again");
-    assert_eq!(again, expected, "a repeat returns the link as redacted first");
+    let again = ok(
+        store.redact_link(account.id, link.id, at(7)).await,
+        "redact again",
+    );
+    assert_eq!(
+        again, expected,
+        "a repeat returns the link as redacted first"
+    );
     assert_eq!(
         events_of(store, account.id).await,
         events,
@@ -473,7 +486,11 @@ pub async fn redaction<S: LinkStore>(store: &S) {
         Some(at(6)),
         "a session its link's redaction erased is redacted already"
     );
-    assert_eq!(events_of(store, account.id).await, events, "and appends nothing");
+    assert_eq!(
+        events_of(store, account.id).await,
+        events,
+        "and appends nothing"
+    );
 
     let later = start(store, link.id, Some(reference("red-carl")), at(8)).await;
     assert_eq!(
@@ -504,10 +521,17 @@ pub async fn redaction<S: LinkStore>(store: &S) {
         },
         "redact_session erases the reference and marks the session"
     );
-    assert_eq!(ok(store.session(account.id, bobs.id).await, "session"), erased);
+    assert_eq!(
+        ok(store.session(account.id, bobs.id).await, "session"),
+        erased
+    );
     assert_eq!(untouched(store, account.id, control.id).await, before);
     let after = events_of(store, account.id).await;
-    assert_eq!(after.len(), events.len() + 1, "redact_session appends one event");
+    assert_eq!(
+        after.len(),
+        events.len() + 1,
+        "redact_session appends one event"
+    );
     let last = after.last().expect("an event");
     assert_eq!(
         last.kind,
@@ -540,7 +564,10 @@ pub async fn redaction<S: LinkStore>(store: &S) {
         store.redact_session(account.id, bobs.id, at(10)).await,
         "redact_session again",
     );
-    assert_eq!(again, erased, "a repeat returns the session as redacted first");
+    assert_eq!(
+        again, erased,
+        "a repeat returns the session as redacted first"
+    );
     assert_eq!(
         events_of(store, account.id).await,
         after,

@@ -763,7 +763,9 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
     ///
     /// `NotFound`; backend failures.
     pub async fn redact_link(&self, account: AccountId, link: LinkId) -> Result<Link, Error> {
-        self.store.redact_link(account, link, self.clock.now()).await
+        self.store
+            .redact_link(account, link, self.clock.now())
+            .await
     }
 
     /// Erases a session's reference (the recipient of the personal URL that started it),
@@ -779,7 +781,9 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
         account: AccountId,
         session: SessionId,
     ) -> Result<Session, Error> {
-        self.store.redact_session(account, session, self.clock.now()).await
+        self.store
+            .redact_session(account, session, self.clock.now())
+            .await
     }
 
     /// Reads a link of `account`.
