@@ -71,7 +71,10 @@ impl<S: LinkStore + WebhookStore> Scene<S> {
             .reference(erase.clone())
             .metadata(Metadata::from_pairs([("case", ERASE)]).unwrap());
         let link = links.create_link(account, spec).await.unwrap().link.id;
-        let url = links.personal_url(account, link, erase.clone()).await.unwrap();
+        let url = links
+            .personal_url(account, link, erase.clone())
+            .await
+            .unwrap();
         let started = links
             .redeem(token_from_url(&url).unwrap(), Start::new())
             .await
@@ -231,7 +234,14 @@ mod postgres {
         .iter()
         .map(|row| row.get(0))
         .collect();
-        for table in ["links", "sessions", "outbox", "deliveries", "ledger", "endpoints"] {
+        for table in [
+            "links",
+            "sessions",
+            "outbox",
+            "deliveries",
+            "ledger",
+            "endpoints",
+        ] {
             assert!(tables.iter().any(|t| t == table), "{table} is dumped");
         }
         let mut dump = String::new();
@@ -265,10 +275,7 @@ mod postgres {
             .await
             .unwrap();
         let schema = format!("ml_redact_{}", uuid::Uuid::new_v4().simple());
-        let store = PostgresStore::builder(pool)
-            .schema(schema)
-            .build()
-            .unwrap();
+        let store = PostgresStore::builder(pool).schema(schema).build().unwrap();
         store.migrate().await.unwrap();
         let scene = Scene::new(store).await;
         let store = Arc::clone(scene.links.store());

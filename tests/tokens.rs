@@ -565,7 +565,7 @@ proptest! {
         let now = at(0);
         let token = claims.sign(&keyring);
         let at_char = pick.index(token.len());
-        if token[at_char..].chars().next() != Some(with) {
+        if !token[at_char..].starts_with(with) {
             let mut changed = token.clone();
             changed.replace_range(at_char..at_char + 1, with.encode_utf8(&mut [0; 4]));
             prop_assert!(

@@ -806,7 +806,7 @@ impl LinkStore for PostgresStore {
             link: link.id,
             uses: link.uses,
             remaining: link.remaining(),
-            started: n(c + 0)?,
+            started: n(c)?,
             completed: OutcomeCounts {
                 approved: n(c + 1)?,
                 denied: n(c + 2)?,
