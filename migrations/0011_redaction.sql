@@ -109,3 +109,8 @@ BEGIN
             p_session);
 END
 $$;
+
+COMMENT ON FUNCTION __SCHEMA__.redact_link(uuid, uuid, timestamptz) IS
+    'Mirrors rules::redact_link, rules::erase_session_reference and rules::scrub_labels.';
+COMMENT ON FUNCTION __SCHEMA__.redact_session(uuid, uuid, timestamptz) IS
+    'Mirrors rules::redact_session and rules::scrub_labels.';

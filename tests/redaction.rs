@@ -303,4 +303,147 @@ mod postgres {
             .await
             .unwrap();
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_redaction_races_with_writers_and_queueing() {
+        let Ok(url) = std::env::var("DATABASE_URL") else {
+            eprintln!("skipping: DATABASE_URL is not set");
+            return;
+        };
+        let pool = PostgresStore::pool_options()
+            .max_connections(8)
+            .connect(&url)
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            let schema = format!("ml_redact_{}", uuid::Uuid::new_v4().simple());
+            let store = PostgresStore::builder(pool.clone())
+                .schema(schema)
+                .build()
+                .unwrap();
+            store.migrate().await.unwrap();
+            let store = race(Arc::new(store)).await;
+            let found: Vec<String> = dump(&store)
+                .await
+                .lines()
+                .filter(|l| l.contains(ERASE))
+                .map(str::to_owned)
+                .collect();
+            assert!(found.is_empty(), "a label survived the race: {found:#?}");
+            sqlx::raw_sql(&format!("DROP SCHEMA \"{}\" CASCADE", store.schema()))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Redaction racing with writers of the link's events (completions, new personal
+/// redemptions) and with queueing for delivery: afterwards no stored event about the link, in
+/// the outbox or kept for delivery, has a label.
+async fn race<S: LinkStore + WebhookStore + 'static>(store: Arc<S>) -> Arc<S> {
+    use magic_link::webhooks::Endpoint;
+    use magic_link::SessionTtl;
+
+    let now = chrono::DateTime::from_timestamp(1_893_456_000, 0).unwrap();
+    let ttl = SessionTtl::new(chrono::Duration::minutes(30)).unwrap();
+    let account = AccountId::new();
+    store
+        .create_account(magic_link::Account::new(account, now))
+        .await
+        .unwrap();
+    store
+        .top_up(account, 1000, IdempotencyKey::new("race").unwrap(), now)
+        .await
+        .unwrap();
+    let secret = WebhookSecret::generate().unwrap();
+    let endpoint = Endpoint::new(account, "https://hooks.example.com/idv", vec![secret], now);
+    store.set_endpoint(endpoint.unwrap()).await.unwrap();
+    let erase = Reference::new(ERASE).unwrap();
+    let spec = NewLink::new("Race", Flow::Selfie)
+        .limit(UsageLimit::Unlimited)
+        .reference(erase.clone())
+        .metadata(Metadata::from_pairs([("case", ERASE)]).unwrap());
+    let link = magic_link::Link::new(LinkId::new(), account, spec, now).unwrap();
+    let link = store.insert_link(link).await.unwrap().id;
+    let mut sessions = Vec::new();
+    for _ in 0..24 {
+        let id = SessionId::new();
+        store
+            .redeem(link, id, None, Some(erase.clone()), ttl, now)
+            .await
+            .unwrap();
+        sessions.push(id);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, session) in sessions.into_iter().enumerate() {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            tokio::task::yield_now().await;
+            let outcome = [Outcome::Approved, Outcome::Denied][i % 2];
+            store
+                .complete(account, session, outcome, now)
+                .await
+                .unwrap();
+        });
+    }
+    for _ in 0..4 {
+        let (store, erase) = (Arc::clone(&store), erase.clone());
+        tasks.spawn(async move {
+            for _ in 0..6 {
+                store
+                    .redeem(link, SessionId::new(), None, Some(erase.clone()), ttl, now)
+                    .await
+                    .unwrap();
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+    for _ in 0..2 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            for _ in 0..20 {
+                store.queue_deliveries(now, 1000).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+    {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+            store.redact_link(account, link, now).await.unwrap();
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    store.queue_deliveries(now, 1000).await.unwrap();
+    let mut cursor = 0;
+    loop {
+        let events = store.outbox_after(cursor, 1000).await.unwrap();
+        let Some(last) = events.last() else { break };
+        cursor = last.seq;
+        for event in events.iter().filter(|e| e.kind.link() == Some(link)) {
+            assert!(
+                event.labels.is_empty(),
+                "a label survived the race: {event:?}"
+            );
+        }
+    }
+    store
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_redaction_races_with_writers_and_queueing() {
+    for _ in 0..20 {
+        let store = race(Arc::new(MemoryStore::new())).await;
+        let dump = format!("{store:?}");
+        assert!(
+            !dump.contains(ERASE),
+            "a label survived in the memory store"
+        );
+    }
 }
