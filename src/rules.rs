@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use crate::clock::truncate_to_micros;
 
 use crate::{
-    AbandonReason, Account, Error, EventKind, IdempotencyKey, InvalidInput, LedgerEntry,
-    LedgerKind, Link, LinkStatus, Outcome, Reference, Rejection, Session, SessionId, SessionStatus,
-    SessionTtl,
+    AbandonReason, Account, Error, Event, EventKind, IdempotencyKey, InvalidInput, LedgerEntry,
+    LedgerKind, Link, LinkId, LinkStatus, Metadata, Outcome, Reference, Rejection, Session,
+    SessionId, SessionStatus, SessionTtl,
 };
 
 /// A change the rules decided: the new value, plus the outbox events and ledger entry the
@@ -399,6 +399,88 @@ pub fn deactivate(link: &mut Link, now: DateTime<Utc>) -> Effects<Link> {
         events: vec![EventKind::LinkDeactivated { link: link.id }],
         ledger: None,
         value: link.clone(),
+    }
+}
+
+/// Erases the owner's labels of `link`: its reference and metadata, and marks it redacted at
+/// `now`, with `link.redacted`. The store erases the references of its sessions
+/// ([`erase_session_reference`]) and the labels of the stored events about it
+/// ([`scrub_labels`]) in the same step; the event is appended after the erasure, so it
+/// carries no labels. Later redemptions of the link record no reference ([`redeem`]).
+///
+/// Idempotent: a redacted link is returned unchanged, with no event.
+pub fn redact_link(link: &mut Link, now: DateTime<Utc>) -> Effects<Link> {
+    if link.redacted_at.is_some() {
+        return Effects::unchanged(link.clone());
+    }
+    link.reference = None;
+    link.metadata = Metadata::new();
+    link.redacted_at = Some(now);
+    Effects {
+        events: vec![EventKind::LinkRedacted { link: link.id }],
+        ledger: None,
+        value: link.clone(),
+    }
+}
+
+/// Erases the reference of a session of a link being redacted: a session that had one is
+/// marked redacted at `now`, one without one is left as it was. Writes no event of its own
+/// (the link's `link.redacted` covers it). Returns whether the session changed.
+pub fn erase_session_reference(session: &mut Session, now: DateTime<Utc>) -> bool {
+    if session.reference.take().is_some() {
+        session.redacted_at = Some(now);
+        true
+    } else {
+        false
+    }
+}
+
+/// Erases the reference of `session` (a personal URL's recipient) and marks it redacted at
+/// `now`, with `session.redacted`; its status, outcome and credits do not change. The store
+/// scrubs the reference from the stored events about it ([`scrub_labels`]) in the same step.
+///
+/// Idempotent: a redacted session (also one whose link's redaction erased its reference) is
+/// returned unchanged, with no event.
+pub fn redact_session(session: &mut Session, now: DateTime<Utc>) -> Effects<Session> {
+    if session.redacted_at.is_some() {
+        return Effects::unchanged(session.clone());
+    }
+    session.reference = None;
+    session.redacted_at = Some(now);
+    Effects {
+        events: vec![EventKind::SessionRedacted {
+            link: session.link,
+            session: session.id,
+        }],
+        ledger: None,
+        value: session.clone(),
+    }
+}
+
+/// What a redaction erased, for scrubbing stored copies of events ([`scrub_labels`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Redaction {
+    /// A link's labels and its sessions' references ([`redact_link`]).
+    Link(LinkId),
+    /// A session's reference ([`redact_session`]).
+    Session(SessionId),
+}
+
+/// Erases from a stored copy of `event` (in the outbox, or kept for its delivery) the labels
+/// that `redaction` erased: for a link, every label of every event about it; for a session,
+/// the session reference of the events about it. Returns whether the event changed.
+pub fn scrub_labels(event: &mut Event, redaction: Redaction) -> bool {
+    let labels = &mut event.labels;
+    match redaction {
+        Redaction::Link(link) if event.kind.link() == Some(link) => {
+            let changed = !labels.is_empty();
+            *labels = crate::Labels::default();
+            changed
+        }
+        Redaction::Session(session) if event.kind.session() == Some(session) => {
+            labels.session_reference.take().is_some()
+        }
+        _ => false,
     }
 }
 

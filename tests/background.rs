@@ -700,6 +700,22 @@ impl LinkStore for Faulty {
     ) -> Result<Link, Error> {
         self.inner.deactivate(account, link, now).await
     }
+    async fn redact_link(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        now: DateTime<Utc>,
+    ) -> Result<Link, Error> {
+        self.inner.redact_link(account, link, now).await
+    }
+    async fn redact_session(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.inner.redact_session(account, session, now).await
+    }
     async fn top_up(
         &self,
         account: AccountId,

@@ -62,3 +62,15 @@ fn keyed_starts_and_handoffs_match_the_model() {
         .unwrap();
     rt.block_on(compare_with_model(&MemoryStore::new(), &ops));
 }
+
+/// References and redaction in a fixed sequence (see `ops::redaction_sequence`).
+#[test]
+fn references_and_redaction_match_the_model() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(compare_with_model(
+        &MemoryStore::new(),
+        &ops::redaction_sequence(),
+    ));
+}

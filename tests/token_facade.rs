@@ -133,6 +133,22 @@ impl LinkStore for Watched {
     ) -> Result<Link, Error> {
         self.touch().deactivate(account, link, now).await
     }
+    async fn redact_link(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        now: DateTime<Utc>,
+    ) -> Result<Link, Error> {
+        self.touch().redact_link(account, link, now).await
+    }
+    async fn redact_session(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.touch().redact_session(account, session, now).await
+    }
     async fn top_up(
         &self,
         account: AccountId,

@@ -60,6 +60,13 @@ impl Row {
 }
 
 impl DeliveryModel {
+    /// Erases what `redaction` erased from the events kept for delivery.
+    pub(super) fn scrub(&mut self, redaction: crate::rules::Redaction) {
+        for row in &mut self.rows {
+            crate::rules::scrub_labels(&mut row.event, redaction);
+        }
+    }
+
     pub(super) fn cursor(&self) -> u64 {
         self.cursor
     }

@@ -31,6 +31,8 @@ pub async fn run_all<S: LinkStore>(store: &S) {
     super::keyed_starts(store).await;
     super::handoffs(store).await;
     super::profiles_and_return_secrets(store).await;
+    super::references_and_labels(store).await;
+    super::redaction(store).await;
 }
 
 /// Atomic create: ids are never overwritten; links need an existing account.

@@ -39,6 +39,7 @@
 pub mod delivery;
 mod delivery_model;
 mod fixtures;
+mod labels;
 mod links;
 mod model;
 mod profile;
@@ -50,6 +51,7 @@ mod start;
 
 pub use delivery_model::{compare_delivery_with_model, AttemptReply, DeliveryOp, RetryAfterHeader};
 pub use fixtures::{account_with, epoch, link_with};
+pub use labels::{redaction, references_and_labels};
 pub use links::*;
 pub use model::{compare_with_model, Op};
 pub use profile::profiles_and_return_secrets;

@@ -10,8 +10,9 @@ use crate::start::{HandoffId, StartKey, StartKeyHash};
 use crate::store::LinkStore;
 use crate::tokens::TokenError;
 use crate::{
-    Account, AccountId, Error, EventKind, InvalidInput, LedgerKind, Link, LinkId, LinkStats,
-    NewLink, Outcome, Page, Rejection, Session, SessionId, SessionStatus, UsageLimit,
+    Account, AccountId, Error, EventKind, InvalidInput, Labels, LedgerKind, Link, LinkId,
+    LinkStats, Metadata, NewLink, Outcome, Page, Reference, Rejection, Session, SessionId,
+    SessionStatus, UsageLimit,
 };
 
 /// One step of a random operation sequence for [`compare_with_model`]. Indices pick among the
@@ -128,6 +129,57 @@ pub enum Op {
         /// Which limit.
         limit: u8,
     },
+    /// Create an unlimited link for account `account % 2` with the owner's labels: reference
+    /// `model-ref-{reference % 2}` if given, and metadata `{"case": "c-{metadata % 2}"}`
+    /// unless `metadata` is 0.
+    CreateLabelledLink {
+        /// Which account.
+        account: u8,
+        /// Which reference, if any.
+        reference: Option<u8>,
+        /// Which metadata (0: none).
+        metadata: u8,
+    },
+    /// Redeem a link from a personal URL for recipient `model-cus-{reference % 2}` (an index
+    /// past the end means an unknown id).
+    RedeemAs {
+        /// Which link.
+        link: u8,
+        /// Which recipient.
+        reference: u8,
+    },
+    /// Read account `account % 2`'s links with reference `model-ref-{reference % 2}` and its
+    /// sessions with reference `model-cus-{reference % 2}`.
+    ByReference {
+        /// Which account.
+        account: u8,
+        /// Which references.
+        reference: u8,
+    },
+    /// Redact a link as account `account % 2`.
+    RedactLink {
+        /// Which link.
+        link: u8,
+        /// Acting account.
+        account: u8,
+    },
+    /// Redact a session as account `account % 2`.
+    RedactSession {
+        /// Which session.
+        session: u8,
+        /// Acting account.
+        account: u8,
+    },
+}
+
+/// Link reference `i % 2` of the model test.
+fn model_reference(i: u8) -> Reference {
+    Reference::new(format!("model-ref-{}", i % 2)).expect("valid reference")
+}
+
+/// Recipient reference `i % 2` of the model test.
+fn model_recipient(i: u8) -> Reference {
+    Reference::new(format!("model-cus-{}", i % 2)).expect("valid reference")
 }
 
 /// What an operation returned, comparable across stores.
@@ -143,6 +195,7 @@ enum Returned {
     Token(TokenError),
     Open(Option<Session>),
     Pruned(crate::Pruned),
+    Found(Vec<Link>, Vec<Session>),
     AlreadyExists,
     None,
 }
@@ -231,7 +284,8 @@ struct Snapshot {
     links: Vec<Link>,
     sessions: Vec<Session>,
     ledger: Vec<(AccountId, LedgerKind, u64)>,
-    events: Vec<(AccountId, DateTime<Utc>, EventKind)>,
+    /// With the labels each event has now (a redaction erases them from earlier events).
+    events: Vec<(AccountId, DateTime<Utc>, EventKind, Labels)>,
     /// Every link's statistics, views included.
     stats: Vec<LinkStats>,
 }
@@ -283,7 +337,7 @@ async fn snapshot<S: LinkStore>(store: &S, world: &World) -> Snapshot {
             batch
                 .into_iter()
                 .filter(|e| world.accounts.contains(&e.account))
-                .map(|e| (e.account, e.at, e.kind)),
+                .map(|e| (e.account, e.at, e.kind, e.labels)),
         );
     }
     snap
@@ -313,7 +367,7 @@ fn check_invariants(snap: &Snapshot, step: usize) {
         let reviews = snap
             .events
             .iter()
-            .filter(|(_, _, e)| {
+            .filter(|(_, _, e, _)| {
                 matches!(e, EventKind::SessionReviewed { session: s, .. } if *s == session.id)
             })
             .count();
@@ -321,6 +375,37 @@ fn check_invariants(snap: &Snapshot, step: usize) {
             reviews,
             usize::from(reviewed),
             "step {step}: one session.reviewed per reviewed session"
+        );
+    }
+    for link in snap.links.iter().filter(|l| l.redacted_at.is_some()) {
+        assert!(
+            link.reference.is_none() && link.metadata.is_empty(),
+            "step {step}: a redacted link has no labels: {link:?}"
+        );
+        assert!(
+            snap.sessions
+                .iter()
+                .filter(|s| s.link == link.id)
+                .all(|s| s.reference.is_none()),
+            "step {step}: a redacted link's sessions have no reference"
+        );
+        assert!(
+            snap.events
+                .iter()
+                .filter(|(_, _, e, _)| e.link() == Some(link.id))
+                .all(|(.., labels)| labels.is_empty()),
+            "step {step}: no stored event about a redacted link has labels"
+        );
+    }
+    for session in snap.sessions.iter().filter(|s| s.redacted_at.is_some()) {
+        assert!(
+            session.reference.is_none()
+                && snap
+                    .events
+                    .iter()
+                    .filter(|(_, _, e, _)| e.session() == Some(session.id))
+                    .all(|(.., labels)| labels.session_reference.is_none()),
+            "step {step}: a redacted session's reference is nowhere: {session:?}"
         );
     }
     for link in &snap.links {
@@ -570,6 +655,77 @@ pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
                     )
                 }
             }
+            Op::CreateLabelledLink {
+                account,
+                reference,
+                metadata,
+            } => {
+                let mut spec =
+                    NewLink::new("model", crate::Flow::Document).limit(UsageLimit::Unlimited);
+                spec.reference = reference.map(model_reference);
+                if metadata > 0 {
+                    spec.metadata = Metadata::from_pairs([("case", format!("c-{}", metadata % 2))])
+                        .expect("valid metadata");
+                }
+                let link = Link::new(LinkId::new(), world.account(account), spec, now)
+                    .expect("valid link");
+                world.links.push(link.id);
+                (
+                    store.insert_link(link.clone()).await.into(),
+                    model.insert_link(link).await.into(),
+                )
+            }
+            Op::RedeemAs { link, reference } => {
+                let id = SessionId::new();
+                let (link, r) = (world.link(link), Some(model_recipient(reference)));
+                let got: Returned = store
+                    .redeem(link, id, None, r.clone(), ttl(), now)
+                    .await
+                    .into();
+                let want = model.redeem(link, id, None, r, ttl(), now).await.into();
+                if matches!(got, Returned::Session(_)) {
+                    world.sessions.push(id);
+                }
+                (got, want)
+            }
+            Op::ByReference { account, reference } => {
+                let a = world.account(account);
+                let (l, r) = (model_reference(reference), model_recipient(reference));
+                let found = |links: Result<Vec<Link>, Error>,
+                             sessions: Result<Vec<Session>, Error>| {
+                    Returned::Found(
+                        links.expect("links_by_reference"),
+                        sessions.expect("sessions_by_reference"),
+                    )
+                };
+                (
+                    found(
+                        store.links_by_reference(a, &l).await,
+                        store.sessions_by_reference(a, &r).await,
+                    ),
+                    found(
+                        model.links_by_reference(a, &l).await,
+                        model.sessions_by_reference(a, &r).await,
+                    ),
+                )
+            }
+            Op::RedactLink { link, account } => {
+                let (l, a) = (world.link(link), world.account(account));
+                (
+                    store.redact_link(a, l, now).await.into(),
+                    model.redact_link(a, l, now).await.into(),
+                )
+            }
+            Op::RedactSession { session, account } => match world.session(session) {
+                None => (Returned::None, Returned::None),
+                Some(s) => {
+                    let a = world.account(account);
+                    (
+                        store.redact_session(a, s, now).await.into(),
+                        model.redact_session(a, s, now).await.into(),
+                    )
+                }
+            },
         };
         assert_eq!(
             got, want,
@@ -578,11 +734,36 @@ pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
         let after = snapshot(store, &world).await;
         let mut expected = snapshot(&model, &world).await;
         check_invariants(&after, step);
+        let unlabelled = |events: &[(AccountId, DateTime<Utc>, EventKind, Labels)]| {
+            events
+                .iter()
+                .map(|(a, at, k, _)| (*a, *at, k.clone()))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            after.events[..before.events.len()],
-            before.events[..],
-            "step {step} ({op:?}): the outbox is append-only"
+            unlabelled(&after.events[..before.events.len()]),
+            unlabelled(&before.events),
+            "step {step} ({op:?}): the outbox is append-only (but for redacted labels)"
         );
+        // Every event's labels, the earlier ones too (a redaction scrubs them), as the
+        // model's; the order within a step is free, so compare sorted.
+        let all_events = |s: &Snapshot| {
+            let mut all: Vec<_> = s.events.iter().map(|e| format!("{e:?}")).collect();
+            all.sort();
+            all
+        };
+        assert_eq!(
+            all_events(&after),
+            all_events(&expected),
+            "step {step} ({op:?}): events or their labels differ"
+        );
+        if !matches!(op, Op::RedactLink { .. } | Op::RedactSession { .. }) {
+            assert_eq!(
+                after.events[..before.events.len()],
+                before.events[..],
+                "step {step} ({op:?}): only a redaction changes earlier events' labels"
+            );
+        }
         // Within one step (a sweep may expire several sessions) the order of events is free.
         let new_events = |s: &Snapshot| {
             let mut tail: Vec<_> = s.events[before.events.len()..]
@@ -632,7 +813,7 @@ pub async fn compare_with_model<S: LinkStore>(store: &S, ops: &[Op]) {
         if let Op::AcceptHandoff { .. } = op {
             let handed_off = after.events[before.events.len()..]
                 .iter()
-                .filter(|(_, _, e)| matches!(e, EventKind::SessionHandedOff { .. }))
+                .filter(|(_, _, e, _)| matches!(e, EventKind::SessionHandedOff { .. }))
                 .count();
             assert_eq!(
                 handed_off,

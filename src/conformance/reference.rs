@@ -77,6 +77,14 @@ impl Model {
         }
     }
 
+    /// Erases what `redaction` erased from the outbox and the events kept for delivery.
+    fn scrub(&mut self, redaction: rules::Redaction) {
+        for event in &mut self.outbox {
+            rules::scrub_labels(event, redaction);
+        }
+        self.webhooks.scrub(redaction);
+    }
+
     fn owned_link(&self, account: AccountId, link: LinkId) -> Result<&Link, Error> {
         self.links
             .get(&link)
@@ -452,6 +460,51 @@ impl LinkStore for ReferenceStore {
             m.owned_link(account, link)?;
             let stored = m.links.get_mut(&link).ok_or(Rejection::NotFound)?;
             let effects = rules::deactivate(stored, now);
+            m.emit(account, now, effects.events);
+            Ok(effects.value)
+        })
+    }
+
+    async fn redact_link(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        now: DateTime<Utc>,
+    ) -> Result<Link, Error> {
+        self.with(|m| {
+            m.owned_link(account, link)?;
+            let stored = m.links.get_mut(&link).ok_or(Rejection::NotFound)?;
+            let effects = rules::redact_link(stored, now);
+            if !effects.events.is_empty() {
+                let ids = m.sessions_of.get(&link).cloned().unwrap_or_default();
+                for id in ids {
+                    if let Some(session) = m.sessions.get_mut(&id) {
+                        rules::erase_session_reference(session, now);
+                    }
+                }
+                m.scrub(rules::Redaction::Link(link));
+            }
+            m.emit(account, now, effects.events);
+            Ok(effects.value)
+        })
+    }
+
+    async fn redact_session(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        self.with(|m| {
+            let stored = m
+                .sessions
+                .get_mut(&session)
+                .filter(|s| s.account == account)
+                .ok_or(Rejection::NotFound)?;
+            let effects = rules::redact_session(stored, now);
+            if !effects.events.is_empty() {
+                m.scrub(rules::Redaction::Session(session));
+            }
             m.emit(account, now, effects.events);
             Ok(effects.value)
         })

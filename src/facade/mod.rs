@@ -942,6 +942,42 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
         self.store.deactivate(account, link, self.clock.now()).await
     }
 
+    /// Erases the owner's labels of a link: its reference and metadata, the reference of each
+    /// of its sessions, and these labels in every stored event about them (so no later
+    /// webhook delivery or retry sends them), and appends `link.redacted`. Later redemptions,
+    /// also from personal URLs, record no reference. Ids, counts, outcomes, statistics and
+    /// the ledger stay. A repeat returns the link and appends nothing.
+    ///
+    /// A webhook already on its way (claimed by a dispatcher) and whatever receivers stored
+    /// is beyond the store's reach.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`; backend failures.
+    pub async fn redact_link(&self, account: AccountId, link: LinkId) -> Result<Link, Error> {
+        self.store
+            .redact_link(account, link, self.clock.now())
+            .await
+    }
+
+    /// Erases a session's reference (the recipient of the personal URL that started it),
+    /// with the reference in every stored event about it, and appends `session.redacted`.
+    /// Nothing else changes. A repeat (also after [`redact_link`](Self::redact_link) erased
+    /// its reference) returns the session and appends nothing.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`; backend failures.
+    pub async fn redact_session(
+        &self,
+        account: AccountId,
+        session: SessionId,
+    ) -> Result<Session, Error> {
+        self.store
+            .redact_session(account, session, self.clock.now())
+            .await
+    }
+
     /// Reads a link of `account`.
     ///
     /// # Errors

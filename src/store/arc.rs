@@ -144,6 +144,24 @@ impl<S: LinkStore> LinkStore for Arc<S> {
         (**self).deactivate(account, link, now)
     }
 
+    fn redact_link(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Link, Error>> + Send {
+        (**self).redact_link(account, link, now)
+    }
+
+    fn redact_session(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Session, Error>> + Send {
+        (**self).redact_session(account, session, now)
+    }
+
     fn top_up(
         &self,
         account: AccountId,

@@ -142,6 +142,22 @@ pub const MAX_BY_REFERENCE: usize = 1000;
 ///     ) -> Result<Link, Error> {
 ///         self.inner.deactivate(account, link, now).await
 ///     }
+///     async fn redact_link(
+///         &self,
+///         account: AccountId,
+///         link: LinkId,
+///         now: DateTime<Utc>,
+///     ) -> Result<Link, Error> {
+///         self.inner.redact_link(account, link, now).await
+///     }
+///     async fn redact_session(
+///         &self,
+///         account: AccountId,
+///         session: SessionId,
+///         now: DateTime<Utc>,
+///     ) -> Result<Session, Error> {
+///         self.inner.redact_session(account, session, now).await
+///     }
 ///     async fn top_up(
 ///         &self,
 ///         account: AccountId,
@@ -458,6 +474,42 @@ pub trait LinkStore: Send + Sync {
         link: LinkId,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Link, Error>> + Send;
+
+    /// Erases the owner's labels of a link of `account` (see
+    /// [`rules::redact_link`](crate::rules::redact_link)) in one atomic step: the link's
+    /// reference and metadata, the reference of each of its sessions (which get their
+    /// `redacted_at` if they had one), and these labels in every stored outbox event about the
+    /// link and in the delivery records of those events, so no later delivery or retry sends
+    /// them. Appends `link.redacted` (with no labels) the first time; a repeat returns the
+    /// link and appends nothing. Ids, counters, outcomes, statistics and the ledger do not
+    /// change; later redemptions of the link record no reference.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`.
+    fn redact_link(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Link, Error>> + Send;
+
+    /// Erases the reference of a session of `account` (see
+    /// [`rules::redact_session`](crate::rules::redact_session)) in one atomic step, with the
+    /// session's reference in every stored outbox event about it and in the delivery records
+    /// of those events. Appends `session.redacted` the first time (it carries its link's
+    /// labels, not the session's); a repeat (also after its link's redaction erased a
+    /// reference) returns the session and appends nothing. Nothing else changes.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`.
+    fn redact_session(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Session, Error>> + Send;
 
     /// Adds credits to `account`; a repeat with the same key and amount adds nothing.
     ///

@@ -321,6 +321,14 @@ impl DeliveryBook {
         delivered + failed.len()
     }
 
+    /// Erases what `redaction` erased from the events kept for delivery. A delivery keeps no
+    /// response text (an attempt records its status code or failure kind only).
+    pub(crate) fn scrub(&mut self, redaction: crate::rules::Redaction) {
+        for entry in self.deliveries.values_mut() {
+            crate::rules::scrub_labels(&mut entry.event, redaction);
+        }
+    }
+
     /// Moves a delivery to `status`, in the indexes too, and drops its lease.
     fn set_status(&mut self, seq: u64, status: DeliveryStatus) {
         self.leave_status(seq);

@@ -31,13 +31,15 @@ const SHARDS: usize = 64;
 ///
 /// Links, accounts, sessions and the outbox live in 64 independently locked shards each, so
 /// redemptions of different links on different threads do not wait on one another. An
-/// operation takes at most one lock of each kind, always in the order link, account, session,
-/// outbox, and holds them until it is complete: its state change and its event become visible
-/// together. Reading the outbox takes every outbox shard at once, which is what makes it
-/// gap-free.
+/// operation takes at most one lock of each kind at a time, always in the order link, account,
+/// session, labels, outbox, and holds them until it is complete: its state change and its
+/// event become visible together. Reading the outbox takes every outbox shard at once, which
+/// is what makes it gap-free.
 ///
 /// It is also a [`WebhookStore`](crate::store::WebhookStore): endpoints and delivery state sit behind
-/// one more lock, taken last and only by webhook operations, never on the redemption path.
+/// one more lock, never on the redemption path: taken by webhook operations (queueing reads
+/// the outbox under it) and, after the outbox lock is released, by redactions, which scrub the
+/// labels they erase from the copies of events kept for delivery.
 ///
 /// # Examples
 ///
@@ -237,10 +239,11 @@ impl MemoryStore {
     }
 
     /// Removes up to `limit` prunable outbox events (see [`rules::prunable_event`]), under
-    /// every outbox shard lock and then the delivery book's (the lock order: webhooks last).
+    /// the delivery book's lock and then every outbox shard's: the order `queue_deliveries`
+    /// takes them in (it reads the outbox under the book's lock).
     fn prune_events(&self, before: DateTime<Utc>, limit: usize) -> usize {
-        let mut shards: Vec<_> = self.outbox.iter().map(lock).collect();
         let book = lock(&self.webhooks);
+        let mut shards: Vec<_> = self.outbox.iter().map(lock).collect();
         let queued = book.cursor();
         // The first `limit` prunable events by `seq`. Events are in `seq` order within a
         // shard: only its queued prefix can go.
@@ -324,6 +327,70 @@ impl MemoryStore {
             handoffs.remove(id);
         }
         gone.len()
+    }
+
+    /// Erases what `redaction` erased from the labels side table and from every stored copy
+    /// of the events of `account` about `link`: the outbox (the account's shard) and the
+    /// delivery book. The `labels` shard lock is held while the outbox shard is scrubbed, so
+    /// an `emit` running meanwhile either appended its copy before (and it is scrubbed here)
+    /// or reads the erased labels. The delivery book is scrubbed after, under its own lock,
+    /// which `queue_deliveries` holds while it reads the outbox and queues what it read: a
+    /// copy read before the outbox scrub is queued before the book's scrub.
+    ///
+    /// A linear pass over the account's outbox shard and the delivery book: redaction is rare.
+    /// The caller holds the lock of the link or session redacted.
+    fn scrub(&self, account: AccountId, link: LinkId, redaction: rules::Redaction) {
+        {
+            let mut labels = self.labels.lock(&link);
+            match redaction {
+                rules::Redaction::Link(_) => {
+                    labels.remove(&link);
+                }
+                rules::Redaction::Session(session) => {
+                    if let Some(entry) = labels.get_mut(&link) {
+                        entry.sessions.remove(&session);
+                        if entry.reference.is_none()
+                            && entry.metadata.is_empty()
+                            && entry.sessions.is_empty()
+                        {
+                            labels.remove(&link);
+                        }
+                    }
+                }
+            }
+            let mut outbox = lock(&self.outbox[account.shard()]);
+            for event in outbox.iter_mut() {
+                rules::scrub_labels(event, redaction);
+            }
+        }
+        lock(&self.webhooks).scrub(redaction);
+    }
+
+    /// Reads the outbox after `cursor` (see [`LinkStore::outbox_after`]).
+    fn read_outbox(&self, cursor: u64, limit: usize) -> Vec<Event> {
+        // Holding every shard at once: each sequence number is taken and its event pushed
+        // under one shard's lock, so all numbers handed out so far are visible now. Within a
+        // shard events are in `seq` order.
+        let limit = limit.min(crate::Page::MAX_LIMIT);
+        let shards: Vec<_> = self.outbox.iter().map(lock).collect();
+        // Merge the shards' tails, cloning only the `limit` events returned.
+        let mut tails: Vec<&[Event]> = shards
+            .iter()
+            .map(|shard| &shard[shard.partition_point(|e| e.seq <= cursor)..])
+            .filter(|tail| !tail.is_empty())
+            .collect();
+        let mut events = Vec::with_capacity(limit.min(1024));
+        while events.len() < limit {
+            let Some((i, _)) = tails.iter().enumerate().min_by_key(|(_, t)| t[0].seq) else {
+                break;
+            };
+            events.push(tails[i][0].clone());
+            tails[i] = &tails[i][1..];
+            if tails[i].is_empty() {
+                tails.swap_remove(i);
+            }
+        }
+        events
     }
 
     fn read_sessions(&self, ids: &[SessionId]) -> Vec<Session> {
@@ -680,6 +747,55 @@ impl LinkStore for MemoryStore {
         Ok(effects.value)
     }
 
+    async fn redact_link(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        now: DateTime<Utc>,
+    ) -> Result<Link, Error> {
+        let event_id = self.event_id();
+        let mut links = self.links.lock(&link);
+        let entry = links
+            .get_mut(&link)
+            .filter(|e| e.link.account == account)
+            .ok_or(Rejection::NotFound)?;
+        let effects = rules::redact_link(&mut entry.link, now);
+        if effects.events.is_empty() {
+            return Ok(effects.value);
+        }
+        // Under the link's lock, one session lock at a time (the lock order).
+        for id in entry.sessions.values() {
+            if let Some(session) = self.sessions.lock(id).get_mut(id) {
+                rules::erase_session_reference(session, now);
+            }
+        }
+        self.scrub(account, link, rules::Redaction::Link(link));
+        self.emit(account, event_id, now, effects.events);
+        Ok(effects.value)
+    }
+
+    async fn redact_session(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        let event_id = self.event_id();
+        let mut sessions = self.sessions.lock(&session);
+        let stored = sessions
+            .get_mut(&session)
+            .filter(|s| s.account == account)
+            .ok_or(Rejection::NotFound)?;
+        let effects = rules::redact_session(stored, now);
+        if effects.events.is_empty() {
+            return Ok(effects.value);
+        }
+        let link = stored.link;
+        self.scrub(account, link, rules::Redaction::Session(session));
+        self.emit(account, event_id, now, effects.events);
+        Ok(effects.value)
+    }
+
     async fn top_up(
         &self,
         account: AccountId,
@@ -883,29 +999,7 @@ impl LinkStore for MemoryStore {
     }
 
     async fn outbox_after(&self, cursor: u64, limit: usize) -> Result<Vec<Event>, Error> {
-        // Holding every shard at once: each sequence number is taken and its event pushed
-        // under one shard's lock, so all numbers handed out so far are visible now. Within a
-        // shard events are in `seq` order.
-        let limit = limit.min(crate::Page::MAX_LIMIT);
-        let shards: Vec<_> = self.outbox.iter().map(lock).collect();
-        // Merge the shards' tails, cloning only the `limit` events returned.
-        let mut tails: Vec<&[Event]> = shards
-            .iter()
-            .map(|shard| &shard[shard.partition_point(|e| e.seq <= cursor)..])
-            .filter(|tail| !tail.is_empty())
-            .collect();
-        let mut events = Vec::with_capacity(limit.min(1024));
-        while events.len() < limit {
-            let Some((i, _)) = tails.iter().enumerate().min_by_key(|(_, t)| t[0].seq) else {
-                break;
-            };
-            events.push(tails[i][0].clone());
-            tails[i] = &tails[i][1..];
-            if tails[i].is_empty() {
-                tails.swap_remove(i);
-            }
-        }
-        Ok(events)
+        Ok(self.read_outbox(cursor, limit))
     }
 }
 

@@ -1,12 +1,12 @@
 //! [`WebhookStore`] for [`MemoryStore`]: one lock over the delivery book, taken after any
-//! other and never held across an `await`.
+//! other but the outbox's (queueing reads the outbox under it), and never held across an
+//! `await`.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::{lock, MemoryStore};
-use crate::store::LinkStore;
 use crate::store::WebhookStore;
 use crate::webhooks::Endpoint;
 use crate::webhooks::{Attempt, Claim, Delivery, Lease, NextStep};
@@ -38,9 +38,11 @@ impl WebhookStore for MemoryStore {
     }
 
     async fn queue_deliveries(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
-        let cursor = lock(&self.webhooks).cursor();
-        let events = self.outbox_after(cursor, limit).await?;
-        Ok(lock(&self.webhooks).queue(events, now))
+        // The outbox is read under the book's lock, so a redaction, which scrubs the outbox
+        // and then the book, never leaves an unscrubbed copy queued (see `MemoryStore::scrub`).
+        let mut book = lock(&self.webhooks);
+        let events = self.read_outbox(book.cursor(), limit);
+        Ok(book.queue(events, now))
     }
 
     async fn claim_due(

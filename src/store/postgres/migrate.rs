@@ -66,6 +66,11 @@ const MIGRATIONS: &[Migration] = &[
         template: include_str!("../../../migrations/0010_references_and_returns.sql"),
     },
     Migration {
+        version: 11,
+        name: "redaction",
+        template: include_str!("../../../migrations/0011_redaction.sql"),
+    },
+    Migration {
         version: 12,
         name: "retention",
         template: include_str!("../../../migrations/0012_retention.sql"),

@@ -598,6 +598,49 @@ impl LinkStore for PostgresStore {
         decode::link(&row, 1)
     }
 
+    async fn redact_link(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        now: DateTime<Utc>,
+    ) -> Result<Link, Error> {
+        // One call of `redact_link` (migration 11): the link's and its sessions' row locks,
+        // the erasure, the outbox scrub and the event.
+        let row = self
+            .one(|| {
+                sqlx::query(&self.sql.redact_link)
+                    .bind(account.as_uuid())
+                    .bind(link.as_uuid())
+                    .bind(now)
+            })
+            .await?;
+        status(get(&row, 0)?)?;
+        // As `deactivate`: a repeat wakes listeners needlessly, and finds nothing new.
+        self.live.changed();
+        decode::link(&row, 1)
+    }
+
+    async fn redact_session(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<Session, Error> {
+        // One call of `redact_session` (migration 11), under the session's row lock.
+        let row = self
+            .one(|| {
+                sqlx::query(&self.sql.redact_session)
+                    .bind(account.as_uuid())
+                    .bind(session.as_uuid())
+                    .bind(now)
+            })
+            .await?;
+        status(get(&row, 0)?)?;
+        // As `deactivate`: a repeat wakes listeners needlessly, and finds nothing new.
+        self.live.changed();
+        decode::session(&row, 1)
+    }
+
     async fn top_up(
         &self,
         account: AccountId,

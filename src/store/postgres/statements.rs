@@ -22,6 +22,8 @@ pub(super) struct Statements {
     pub(super) expire_links: String,
     pub(super) prune: String,
     pub(super) deactivate: String,
+    pub(super) redact_link: String,
+    pub(super) redact_session: String,
     pub(super) top_up: String,
     pub(super) inspect: String,
     pub(super) record_view: String,
@@ -84,6 +86,14 @@ impl Statements {
                  x.dead_link_url \
                  FROM __SCHEMA__.deactivate($1, $2, $3) f \
                  LEFT JOIN __SCHEMA__.links x ON x.id = f.r_id"),
+            // The function returns the row after the change: a join with the table would
+            // read it as at the statement's start.
+            redact_link: s("SELECT f.r_code, {link} \
+                 FROM __SCHEMA__.redact_link($1, $2, $3) f \
+                 CROSS JOIN LATERAL (SELECT (f.r_link).*) l"),
+            redact_session: s("SELECT f.r_code, {session} \
+                 FROM __SCHEMA__.redact_session($1, $2, $3) f \
+                 CROSS JOIN LATERAL (SELECT (f.r_session).*) s"),
             top_up: s(
                 "SELECT r_code, $1::uuid, r_balance::text, r_held::text, r_created_at, \
                  a.display_name, a.support_url, a.return_origins, a.return_outcome \
