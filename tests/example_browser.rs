@@ -530,6 +530,8 @@ async fn needs_review_is_decided_on_the_dashboard() {
         "session.completed",
         "session.handed_off",
         "session.abandoned",
+        "link.redacted",
+        "session.redacted",
         "credits.added",
     ] {
         b.click_css(&format!("input[name=event-type][value='{name}']"))

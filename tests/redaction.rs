@@ -409,6 +409,20 @@ async fn race<S: LinkStore + WebhookStore + 'static>(store: Arc<S>) -> Arc<S> {
         });
     }
     {
+        // Pruning too: it takes the outbox and the delivery book as queueing does (a lock
+        // order that differs deadlocks here; the memory test's timeout reports it).
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            for _ in 0..20 {
+                store
+                    .prune(now + chrono::Duration::days(1), 1000)
+                    .await
+                    .unwrap();
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+    {
         let store = Arc::clone(&store);
         tasks.spawn(async move {
             for _ in 0..3 {
@@ -438,6 +452,16 @@ async fn race<S: LinkStore + WebhookStore + 'static>(store: Arc<S>) -> Arc<S> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_redaction_races_with_writers_and_queueing() {
+    // A deadlock blocks the runtime's threads, so no timer of its own can report it: a
+    // watchdog thread ends the process with a message instead of letting the test hang.
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let waited = finished.recv_timeout(std::time::Duration::from_secs(120));
+        if waited == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            eprintln!("deadlock: the memory race did not end within 120 s");
+            std::process::exit(101);
+        }
+    });
     for _ in 0..20 {
         let store = race(Arc::new(MemoryStore::new())).await;
         let dump = format!("{store:?}");
@@ -446,4 +470,5 @@ async fn memory_redaction_races_with_writers_and_queueing() {
             "a label survived in the memory store"
         );
     }
+    let _ = done.send(());
 }
