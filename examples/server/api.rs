@@ -162,7 +162,10 @@ pub(crate) async fn set_profile<S: LinkStore>(
     ApiJson(profile): ApiJson<AccountProfile>,
 ) -> Result<Json<AccountView>, ApiError> {
     Ok(Json(
-        app.links.set_account_profile(account, profile).await?.into(),
+        app.links
+            .set_account_profile(account, profile)
+            .await?
+            .into(),
     ))
 }
 
@@ -411,7 +414,11 @@ async fn qr_url<S: LinkStore>(
     query: &QrQuery,
 ) -> Result<String, ApiError> {
     Ok(match &query.reference {
-        Some(text) => app.links.personal_url(account, id, reference(text)?).await?,
+        Some(text) => {
+            app.links
+                .personal_url(account, id, reference(text)?)
+                .await?
+        }
         None => app.links.link_url(account, id).await?,
     })
 }

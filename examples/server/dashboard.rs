@@ -16,8 +16,8 @@ use magic_link::clock::Clock;
 use magic_link::store::WebhookStore;
 use magic_link::webhooks::{DeliveryStatus, EventType};
 use magic_link::{
-    AbandonReason, AccountId, AccountProfile, Flow, Link, LinkStats, LinkStatus, Outcome, Page, Session,
-    SessionStatus, UsageLimit,
+    AbandonReason, AccountId, AccountProfile, Flow, Link, LinkStats, LinkStatus, Outcome, Page,
+    Session, SessionStatus, UsageLimit,
 };
 use minijinja::context;
 use minijinja::value::{Serde, Value};
@@ -660,8 +660,14 @@ mod tests {
         assert!(links.contains("No sessions yet"), "{links}");
         assert!(links.contains("data-session-id=\"33333333-3333-4333-8333-333333333333\""));
         assert!(links.contains("1 started, 0 open, 1 completed"), "{links}");
-        assert!(links.contains("order-&lt;42&gt;"), "references are escaped: {links}");
-        assert!(links.contains("team=&lt;retail&gt;"), "metadata is escaped: {links}");
+        assert!(
+            links.contains("order-&lt;42&gt;"),
+            "references are escaped: {links}"
+        );
+        assert!(
+            links.contains("team=&lt;retail&gt;"),
+            "metadata is escaped: {links}"
+        );
         assert!(
             links.contains("<td class=\"session-reference\">cus_&lt;8f2k&gt;</td>"),
             "{links}"

@@ -7,6 +7,19 @@
 //! [`redeem`](magic_link::MagicLinks::redeem) and redirects (303) to the flow page, addressed
 //! by the session token.
 //!
+//! The pages say whose verification it is with the account's display name and "Get help" link
+//! (`brand.rs`), never with the link's internal name. Where the link owner set them, two
+//! redirects (303) leave the service:
+//!
+//! - a dead link (used up, expired or deactivated) with a dead-link URL sends its visitors
+//!   there: [`Inspection::dead_link_url`](magic_link::Inspection::dead_link_url), and for an
+//!   expired link, whose token is refused before any store access,
+//!   [`dead_link_redirect`](magic_link::MagicLinks::dead_link_redirect);
+//! - a session that ends (completed or quit) on a link with a return URL sends the browser to
+//!   the signed [`return_redirect`](magic_link::MagicLinks::return_redirect): from the POST
+//!   that ends it, and from the flow page of a session that ended elsewhere (which the page's
+//!   live stream reloads). The flow page's CSP lets its forms end up at that origin.
+//!
 //! One person, one use (see [`magic_link::start`]):
 //!
 //! - The browser keeps a random start key in the cookie `ml_start` (`HttpOnly`,
@@ -28,8 +41,8 @@ use axum::{Extension, Form};
 use magic_link::clock::Clock;
 use magic_link::funnel::ViewKind;
 use magic_link::start::{Start, StartKey};
-use magic_link::tokens::TokenError;
 use magic_link::store::LinkStore;
+use magic_link::tokens::TokenError;
 use magic_link::{AbandonReason, Error, Flow, Link, Outcome, Session, SessionStatus};
 use minijinja::context;
 use minijinja::value::Serde;
