@@ -533,6 +533,8 @@ async fn needs_review_is_decided_on_the_dashboard() {
         "link.redacted",
         "session.redacted",
         "credits.added",
+        "link.redacted",
+        "session.redacted",
     ] {
         b.click_css(&format!("input[name=event-type][value='{name}']"))
             .await;
@@ -927,5 +929,207 @@ async fn start_resume_and_hand_off_between_two_browsers() {
 
     desktop.quit().await;
     phone.quit().await;
+    drop(server);
+}
+
+/// The query of `url` with the value of parameter `name` changed (a character, or the status
+/// flipped), the rest as it was.
+fn with_changed(url: &str, name: &str) -> String {
+    let (path, query) = url.split_once('?').unwrap();
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap();
+            if key != name {
+                return pair.to_owned();
+            }
+            let changed = match key {
+                "status" if value == "completed" => "quit".to_owned(),
+                "status" => "completed".to_owned(),
+                "timestamp" => (value.parse::<i64>().unwrap() + 1).to_string(),
+                _ => {
+                    let last = value.chars().last().unwrap();
+                    let other = if last == '1' { '2' } else { '1' };
+                    format!("{}{other}", &value[..value.len() - 1])
+                }
+            };
+            format!("{key}={changed}")
+        })
+        .collect();
+    assert!(
+        pairs.iter().any(|p| p.starts_with(&format!("{name}="))),
+        "{url} has no {name}"
+    );
+    format!("{path}?{}", pairs.join("&"))
+}
+
+/// One multi-use link with a return URL on the server's own origin, and two personal URLs for
+/// two recipients, each opened in its own browser (its own cookies): each session records its
+/// own reference. A personal URL edited in its reference is refused and uses nothing. A
+/// completion lands on the return URL, whose page verifies the signature and shows the
+/// session and the reference; quitting lands there too, as `quit`. The landed URL with any
+/// one parameter changed fails verification. A return URL on an origin the account does not
+/// allow is refused (422). axe-core checks the branded landing, flow and return pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personal_urls_and_signed_returns() {
+    let Some(bins) = binaries_or_skip() else {
+        return;
+    };
+    let Some(axe) = axe_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let server = Server::start(&[("INITIAL_CREDITS", "10")]);
+    let base = server.base.clone();
+    let http = http();
+
+    // The account's support URL: "Get help" on the visitor's pages.
+    let res = http
+        .put(format!("{base}/api/account/profile"))
+        .header("content-type", "application/json")
+        .body(
+            serde_json::json!({"display_name": "Demo Bank",
+                "support_url": format!("{base}/help"), "return_origins": [&base]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Not allowed: another origin.
+    let (status, refused) = example_support::post_json(
+        &http,
+        &format!("{base}/api/links"),
+        &serde_json::json!({"name": "Elsewhere", "flow": "selfie",
+                            "return_url": "https://shop.example/done"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["code"], "return_origin_not_allowed");
+
+    let return_url = format!("{base}/demo/return?shop=7");
+    let (status, link) = example_support::post_json(
+        &http,
+        &format!("{base}/api/links"),
+        &serde_json::json!({"name": "Spring cohort (internal)", "flow": "selfie",
+                            "limit": {"multi": 5}, "return_url": return_url}),
+    )
+    .await;
+    assert_eq!(status, 201, "{link}");
+    let id = link["id"].as_str().unwrap().to_owned();
+    let personal = |reference: &'static str| {
+        let (http, url) = (http.clone(), format!("{base}/api/links/{id}/personal"));
+        async move {
+            let body = serde_json::json!({ "reference": reference });
+            let (status, made) = example_support::post_json(&http, &url, &body).await;
+            assert_eq!(status, 200, "{made}");
+            made["url"].as_str().unwrap().to_owned()
+        }
+    };
+    let alice = personal("cus_alice_0001").await;
+    let bob = personal("cus_bob_0002").await;
+
+    // Alice, in her browser: landing, flow, completion, and the return page.
+    let a = Browser::start_phone(&bins, PHONE.0, PHONE.1).await;
+    a.goto(&alice).await;
+    a.wait_for("main[data-page=landing]", WAIT).await;
+    assert_eq!(a.text_css("#brand").await, "Demo Bank");
+    a.find("#help").await;
+    audit(&a, &axe, "the branded landing page").await;
+    a.click_css("#start").await;
+    a.wait_for("main[data-page=flow]", WAIT).await;
+    audit(&a, &axe, "the branded flow page").await;
+    a.click_css("#outcome-approved").await;
+    a.click_css("#submit").await;
+    a.wait_for("main[data-page=return][data-verified=true]", WAIT)
+        .await;
+    audit(&a, &axe, "the demo return page").await;
+    let landed = a.url().await;
+    assert!(
+        landed.starts_with(&format!("{return_url}&session_id=")),
+        "{landed}"
+    );
+    assert_eq!(a.text_css("#reference").await, "cus_alice_0001");
+    assert_eq!(a.text_css("#status").await, "completed");
+    let alice_session = a.text_css("#session-id").await;
+    assert_eq!(a.text_css("#link-id").await, id);
+
+    // An edited personal URL: refused, nothing used.
+    let at = alice.find("/l/").unwrap() + 3 + 44;
+    let swap = if &alice[at..=at] == "A" { "B" } else { "A" };
+    let edited = format!("{}{swap}{}", &alice[..at], &alice[at + 1..]);
+    a.goto(&edited).await;
+    a.wait_for("main[data-problem=not_found]", WAIT).await;
+    assert_eq!(uses(&base, &id).await, 1, "the edited URL used nothing");
+
+    // Bob, in another browser: he quits, and lands on the return page as `quit`.
+    let b = Browser::start(&bins).await;
+    b.goto(&bob).await;
+    b.wait_for("main[data-page=landing]", WAIT).await;
+    b.click_css("#start").await;
+    b.wait_for("main[data-page=flow]", WAIT).await;
+    b.click_css("#quit").await;
+    b.wait_for("main[data-page=return][data-verified=true]", WAIT)
+        .await;
+    assert_eq!(b.text_css("#reference").await, "cus_bob_0002");
+    assert_eq!(b.text_css("#status").await, "quit");
+    let bob_session = b.text_css("#session-id").await;
+    assert_eq!(uses(&base, &id).await, 2);
+
+    // Each session carries its own reference.
+    let (status, sessions) = get_json(&http, &format!("{base}/api/links/{id}/sessions")).await;
+    assert_eq!(status, 200, "{sessions}");
+    let mut got: Vec<(String, String)> = sessions["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_owned(),
+                s["reference"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    got.sort_by(|x, y| x.1.cmp(&y.1));
+    assert_eq!(
+        got,
+        vec![
+            (alice_session, "cus_alice_0001".to_owned()),
+            (bob_session, "cus_bob_0002".to_owned()),
+        ]
+    );
+
+    // The landed URL verifies as it is; with any one parameter changed, it does not.
+    let verdict = |url: String| {
+        let http = http.clone();
+        async move {
+            let res = http.get(&url).send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let (status, page) = verdict(landed.clone()).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("data-verified=\"true\""), "{page}");
+    for name in [
+        "session_id",
+        "link_id",
+        "reference",
+        "status",
+        "timestamp",
+        "shop",
+    ] {
+        let changed = with_changed(&landed, name);
+        assert_ne!(changed, landed);
+        let (status, page) = verdict(changed).await;
+        assert_eq!(status, 400, "{name} changed: {page}");
+        assert!(
+            page.contains("data-verified=\"false\"") && page.contains("bad_signature"),
+            "{name} changed: {page}"
+        );
+    }
+
+    a.quit().await;
+    b.quit().await;
     drop(server);
 }

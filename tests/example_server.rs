@@ -205,7 +205,8 @@ async fn links_over_the_api_and_their_pages() {
     assert_eq!(status, 200);
     assert_eq!(list["items"][0]["id"], id.as_str());
 
-    // The landing page: escaped, in Lithuanian, with the security headers, consuming nothing.
+    // The landing page: in Lithuanian, with the security headers, consuming nothing, and
+    // without the link's internal name (the owner's; visitors see the account's display name).
     for _ in 0..2 {
         let res = http.get(&url).send().await.unwrap();
         assert_eq!(res.status(), 200);
@@ -217,8 +218,8 @@ async fn links_over_the_api_and_their_pages() {
         assert!(csp.starts_with("default-src 'none';"), "{csp}");
         assert!(!csp.contains("http"), "no third-party origin: {csp}");
         let html = res.text().await.unwrap();
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"));
-        assert!(!html.contains("<script>alert"));
+        assert!(!html.contains("alert(1)"), "the internal name: {html}");
+        assert!(html.contains("<h1 id=\"brand\">Demo Bank</h1>"), "{html}");
         assert!(html.contains("Pradėti patvirtinimą"));
         assert!(!html.contains(" src=\"http") && !html.contains(" href=\"http"));
         assert!(!html.contains("<link"), "no external stylesheets");
@@ -1351,4 +1352,220 @@ async fn a_session_is_handed_off_to_a_phone_once() {
     // A hand-off of a session that has ended: the phone page goes to the result.
     let ended = http.get(format!("{flow}/phone")).send().await.unwrap();
     assert_eq!(ended.status(), 303);
+}
+
+/// A personal URL with one character of its reference changed (the token's bytes 30.. hold the
+/// reference: base64 characters 40.. of the token).
+fn edit_reference(url: &str) -> String {
+    let at = url.find("/l/").expect("a link URL") + 3 + 44;
+    let swap = if &url[at..=at] == "A" { "B" } else { "A" };
+    format!("{}{swap}{}", &url[..at], &url[at + 1..])
+}
+
+/// The visitor's pages say whose verification it is (the account's display name, "Demo Bank"
+/// by default, and its "Get help" link once set) and never the link's internal name, which is
+/// the owner's.
+#[tokio::test]
+async fn visitor_pages_show_the_display_name_never_the_link_name() {
+    let server = Server::start(&[]);
+    let http = http();
+    let base = &server.base;
+    let secret_name = "Internal cohort Zq7xK";
+    let link = create(
+        &server,
+        json!({"name": secret_name, "flow": "selfie", "limit": "single"}),
+    )
+    .await;
+    let url = link["url"].as_str().unwrap();
+
+    let landing = http.get(url).send().await.unwrap();
+    assert_eq!(landing.status(), 200);
+    let page = landing.text().await.unwrap();
+    assert!(page.contains("<h1 id=\"brand\">Demo Bank</h1>"), "{page}");
+    assert!(!page.contains("Zq7xK"), "the internal name leaked: {page}");
+    assert!(!page.contains("id=\"help\""), "no support URL yet: {page}");
+
+    // With a support URL: "Get help" on the landing, flow, result and refusal pages.
+    let (status, account) = put_json(
+        &http,
+        &format!("{base}/api/account/profile"),
+        &json!({"display_name": "Acme <Bank>", "support_url": "https://help.example/kyc",
+                "return_origins": [base]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{account}");
+    assert_eq!(account["profile"]["display_name"], "Acme <Bank>");
+    let res = start(&http, url).await;
+    assert_eq!(res.status(), 303);
+    let flow = format!("{base}{}", res.headers()["location"].to_str().unwrap());
+    let page = http.get(&flow).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Acme &lt;Bank&gt;"), "{page}");
+    assert!(page.contains("href=\"https://help.example/kyc\""), "{page}");
+    assert!(!page.contains("Zq7xK"), "{page}");
+    let done = http
+        .post(&flow)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("outcome=approved")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    let page = http.get(&flow).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("data-page=\"done\""), "{page}");
+    assert!(
+        page.contains("Acme &lt;Bank&gt;") && !page.contains("Zq7xK"),
+        "{page}"
+    );
+    let used = http.get(url).send().await.unwrap();
+    assert_eq!(used.status(), 410);
+    let page = used.text().await.unwrap();
+    assert!(page.contains("data-problem=\"used\""), "{page}");
+    assert!(
+        page.contains("Acme &lt;Bank&gt;") && !page.contains("Zq7xK"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"help\""), "{page}");
+
+    // A forged link names no account: the neutral title.
+    let forged = edit_reference(&format!("{url}AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+    let page = http
+        .get(&forged)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("data-problem=\"not_found\""), "{page}");
+    assert!(
+        page.contains("Identity verification") && !page.contains("Acme"),
+        "{page}"
+    );
+}
+
+/// A return or dead-link URL must be on an origin the account allows (by default, the
+/// server's own): anything else is a 422 and creates nothing.
+#[tokio::test]
+async fn a_return_url_on_an_origin_not_allowed_is_a_422() {
+    let server = Server::start(&[]);
+    let http = http();
+    let base = &server.base;
+    let links = format!("{base}/api/links");
+    for spec in [
+        json!({"name": "x", "flow": "selfie", "return_url": "https://evil.example/done"}),
+        json!({"name": "x", "flow": "selfie", "dead_link_url": "https://evil.example/new"}),
+        json!({"name": "x", "flow": "selfie", "return_url": "http://localhost:1/done"}),
+    ] {
+        assert_error(
+            &post_json(&http, &links, &spec).await,
+            422,
+            "return_origin_not_allowed",
+        );
+    }
+    for spec in [
+        json!({"name": "x", "flow": "selfie", "return_url": "http://evil.example/done"}),
+        json!({"name": "x", "flow": "selfie", "reference": ""}),
+        json!({"name": "x", "flow": "selfie", "metadata": {"": "v"}}),
+    ] {
+        assert_error(&post_json(&http, &links, &spec).await, 422, "invalid_body");
+    }
+    let (status, page) = get_json(&http, &links).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["items"], json!([]), "nothing was created");
+
+    // The server's own origin is allowed.
+    let ok = create(
+        &server,
+        json!({"name": "x", "flow": "selfie", "return_url": format!("{base}/demo/return?shop=1")}),
+    )
+    .await;
+    assert_eq!(
+        ok["return_url"],
+        format!("{base}/demo/return?shop=1"),
+        "{ok}"
+    );
+}
+
+/// Personal URLs over the API: each recipient's URL starts a session that records its
+/// reference; one edited in its reference is the "not valid" page and uses nothing; lookups by
+/// reference find the link and the sessions.
+#[tokio::test]
+async fn personal_urls_and_lookups_by_reference() {
+    let server = Server::start(&[]);
+    let http = http();
+    let base = &server.base;
+    let link = create(
+        &server,
+        json!({"name": "Cohort", "flow": "selfie", "limit": {"multi": 5},
+               "reference": "order-42", "metadata": {"team": "retail"}}),
+    )
+    .await;
+    let id = link["id"].as_str().unwrap();
+    assert_eq!(link["metadata"], json!({"team": "retail"}));
+
+    let personal = |reference: &str| {
+        let http = http.clone();
+        let url = format!("{base}/api/links/{id}/personal");
+        let body = json!({ "reference": reference });
+        async move { post_json(&http, &url, &body).await }
+    };
+    assert_error(&personal("").await, 422, "invalid_reference");
+    let (status, made) = personal("cus_8f2kAAAAAAAA").await;
+    assert_eq!(status, 200, "{made}");
+    let url = made["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&format!("{base}/l/")), "{url}");
+    let qr = http
+        .get(format!("{base}{}", made["qr_svg"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(qr.status(), 200);
+
+    // Edited: refused like a forged link, nothing used.
+    let edited = edit_reference(&url);
+    assert_ne!(edited, url);
+    let res = http.get(&edited).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("data-problem=\"not_found\""));
+    let res = http
+        .post(&edited)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("form_token=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(uses_of(base, id).await, 0);
+
+    // The real one: a landing page, a start, a session with the reference.
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(start(&http, &url).await.status(), 303);
+    assert_eq!(uses_of(base, id).await, 1);
+    let (status, sessions) = get_json(&http, &format!("{base}/api/links/{id}/sessions")).await;
+    assert_eq!(status, 200, "{sessions}");
+    assert_eq!(sessions["items"][0]["reference"], "cus_8f2kAAAAAAAA");
+
+    let (status, found) = get_json(
+        &http,
+        &format!("{base}/api/sessions?reference=cus_8f2kAAAAAAAA"),
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["items"].as_array().map(Vec::len), Some(1), "{found}");
+    assert_eq!(found["items"][0]["link"], id);
+    let (_, none) = get_json(&http, &format!("{base}/api/sessions?reference=other")).await;
+    assert_eq!(none["items"], json!([]));
+    let (status, found) = get_json(&http, &format!("{base}/api/links?reference=order-42")).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["items"].as_array().map(Vec::len), Some(1), "{found}");
+    assert_eq!(found["items"][0]["id"], id);
+    assert_error(
+        &get_json(&http, &format!("{base}/api/sessions")).await,
+        400,
+        "invalid_query",
+    );
 }

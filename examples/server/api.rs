@@ -2,19 +2,33 @@
 //!
 //! | method and path                   | body / query                         | answer          |
 //! |-----------------------------------|--------------------------------------|-----------------|
-//! | `GET /api/account`                |                                      | credits         |
+//! | `GET /api/account`                |                                      | credits, profile|
+//! | `PUT /api/account/profile`        | `AccountProfile` (see below)         | credits, profile|
+//! | `POST /api/account/return-secret` |                                      | `{"secret"}`, shown once |
 //! | `POST /api/credits`               | `{"amount", "idempotency_key"}`      | credits         |
-//! | `GET /api/links`                  | `?after=&limit=`                     | page of links   |
+//! | `GET /api/links`                  | `?after=&limit=` or `?reference=`    | page of links   |
 //! | `POST /api/links`                 | `NewLink` (see below)                | 201, the link   |
 //! | `GET /api/links/{id}`             |                                      | link and stats  |
 //! | `POST /api/links/{id}/deactivate` |                                      | the link        |
+//! | `POST /api/links/{id}/personal`   | `{"reference": "cus_8f2k"}`          | `{"url", "qr_svg"}` |
 //! | `GET /api/links/{id}/sessions`    | `?after=&limit=`                     | page of sessions|
+//! | `GET /api/sessions`               | `?reference=`                        | the sessions of a reference |
 //! | `POST /api/sessions/{id}/review`  | `{"decision": "approved" \| "denied"}` | the session  |
-//! | `GET /api/links/{id}/qr.svg`, `.png` |                                   | the QR code     |
+//! | `GET /api/links/{id}/qr.svg`, `.png` | `?reference=` for a personal URL's | the QR code     |
 //!
 //! A new link: `{"name": "Onboarding", "flow": "document" | "selfie" | "document_and_selfie",
 //! "limit": "single" | "unlimited" | {"multi": 5}, "expires_at": "2030-01-01T00:00:00Z",
-//! "language": "lt"}`; only `name` and `flow` are required. Unknown fields are refused.
+//! "language": "lt", "reference": "order-42", "metadata": {"team": "retail"},
+//! "return_url": "https://shop.example/kyc/done", "dead_link_url": "https://shop.example/kyc/new"}`;
+//! only `name` and `flow` are required. Unknown fields are refused. A return or dead-link URL
+//! on an origin the account does not allow is `422 return_origin_not_allowed`.
+//!
+//! The profile: `{"display_name": "Acme Bank", "support_url": "https://acme.example/help",
+//! "return_origins": ["https://acme.example"], "return_outcome": false}` (every field optional).
+//! A personal URL is a link's URL for one recipient, whose reference its sessions record; the
+//! reference travels in the URL, so use an opaque id, never a name or an email address.
+//! `?reference=` lookups answer `{"items": [...], "next": null}` (at most
+//! [`MAX_BY_REFERENCE`](magic_link::store::MAX_BY_REFERENCE) items).
 //!
 //! A review records the final decision on a session that completed with `needs_review`
 //! (`session.reviewed`; nothing more is billed): another session is `409 not_under_review`, a
@@ -31,8 +45,8 @@ use axum::Json;
 use magic_link::clock::Clock;
 use magic_link::store::LinkStore;
 use magic_link::{
-    qr, Account, AccountId, Error, IdempotencyKey, Link, LinkId, LinkStats, LinkStatus, NewLink,
-    Outcome, Page, Paged, Session, SessionId,
+    qr, Account, AccountId, AccountProfile, Error, IdempotencyKey, Link, LinkId, LinkStats,
+    LinkStatus, NewLink, Outcome, Page, Paged, Reference, Session, SessionId,
 };
 use minijinja::context;
 use serde::{Deserialize, Serialize};
@@ -51,6 +65,27 @@ const MAX_TOP_UP: u64 = 1_000_000;
 pub(crate) struct PageQuery {
     after: Option<u64>,
     limit: Option<usize>,
+}
+
+/// `?reference=`: a lookup by the owner's reference.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReferenceQuery {
+    reference: String,
+}
+
+/// A link list's query: a page, or a lookup by reference.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LinksQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+    reference: Option<String>,
+}
+
+/// A reference from a request; an invalid one is `422 invalid_reference`.
+fn reference(text: &str) -> Result<Reference, ApiError> {
+    Reference::new(text).map_err(|err| Error::from(err).into())
 }
 
 impl PageQuery {
@@ -97,13 +132,14 @@ pub(crate) fn verify_now_button(url: &str) -> Result<String, html::RenderError> 
     html::render("verify-now.html", context! { url })
 }
 
-/// Credits as the API shows them.
+/// Credits and the public profile, as the API shows them.
 #[derive(Debug, Serialize)]
 pub(crate) struct AccountView {
     id: AccountId,
     balance: u64,
     held: u64,
     available: u64,
+    profile: AccountProfile,
 }
 
 impl From<Account> for AccountView {
@@ -113,8 +149,44 @@ impl From<Account> for AccountView {
             id: a.id,
             balance: a.balance,
             held: a.held,
+            profile: a.profile,
         }
     }
+}
+
+/// `PUT /api/account/profile`: the display name, support URL, allowed return origins and the
+/// outcome opt-in, all at once. Removing an origin stops redirects to it at once.
+pub(crate) async fn set_profile<S: LinkStore>(
+    State(app): State<AppState<S>>,
+    Owner(account): Owner,
+    ApiJson(profile): ApiJson<AccountProfile>,
+) -> Result<Json<AccountView>, ApiError> {
+    Ok(Json(
+        app.links
+            .set_account_profile(account, profile)
+            .await?
+            .into(),
+    ))
+}
+
+/// A new return secret: the only time it is shown.
+#[derive(Debug, Serialize)]
+pub(crate) struct NewSecret {
+    secret: String,
+}
+
+/// `POST /api/account/return-secret`: a new random return secret, the previous one kept for
+/// verifying while the owner's site switches. Answered once, like a webhook secret.
+pub(crate) async fn rotate_return_secret<S: LinkStore>(
+    State(app): State<AppState<S>>,
+    Owner(account): Owner,
+) -> Result<Response, ApiError> {
+    let secret = app.links.rotate_return_secret(account).await?;
+    let body = Json(NewSecret {
+        secret: secret.expose().to_string(),
+    });
+    // A secret: no cache keeps it.
+    Ok(([(header::CACHE_CONTROL, "no-store")], body).into_response())
 }
 
 pub(crate) async fn account<S: LinkStore>(
@@ -148,12 +220,28 @@ pub(crate) async fn top_up<S: LinkStore>(
     Ok(Json(account.into()))
 }
 
+/// `GET /api/links`: a page of links, or with `?reference=` the links of that reference.
 pub(crate) async fn list_links<S: LinkStore>(
     State(app): State<AppState<S>>,
     Owner(account): Owner,
-    ApiQuery(query): ApiQuery<PageQuery>,
+    ApiQuery(query): ApiQuery<LinksQuery>,
 ) -> Result<Json<Paged<LinkView>>, ApiError> {
-    let page = app.links.links(account, query.page()).await?;
+    let page = match &query.reference {
+        Some(text) => Paged {
+            items: app
+                .links
+                .links_by_reference(account, &reference(text)?)
+                .await?,
+            next: None,
+        },
+        None => {
+            let page = PageQuery {
+                after: query.after,
+                limit: query.limit,
+            };
+            app.links.links(account, page.page()).await?
+        }
+    };
     Ok(Json(Paged {
         items: page
             .items
@@ -228,6 +316,53 @@ pub(crate) async fn sessions<S: LinkStore>(
     Ok(Json(app.links.sessions(account, id, query.page()).await?))
 }
 
+/// `GET /api/sessions?reference=`: the sessions started from personal URLs of that reference.
+pub(crate) async fn sessions_by_reference<S: LinkStore>(
+    State(app): State<AppState<S>>,
+    Owner(account): Owner,
+    ApiQuery(query): ApiQuery<ReferenceQuery>,
+) -> Result<Json<Paged<Session>>, ApiError> {
+    let items = app
+        .links
+        .sessions_by_reference(account, &reference(&query.reference)?)
+        .await?;
+    Ok(Json(Paged { items, next: None }))
+}
+
+/// A personal URL's recipient.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PersonalRequest {
+    reference: String,
+}
+
+/// A personal URL, with where its QR code is.
+#[derive(Debug, Serialize)]
+pub(crate) struct PersonalUrl {
+    url: String,
+    qr_svg: String,
+    qr_png: String,
+}
+
+/// `POST /api/links/{id}/personal`: the link's URL for one recipient (derived, not stored).
+pub(crate) async fn personal<S: LinkStore>(
+    State(app): State<AppState<S>>,
+    Owner(account): Owner,
+    ApiId(id): ApiId<LinkId>,
+    ApiJson(req): ApiJson<PersonalRequest>,
+) -> Result<Json<PersonalUrl>, ApiError> {
+    let reference = reference(&req.reference)?;
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("reference", reference.as_str())
+        .finish();
+    let url = app.links.personal_url(account, id, reference).await?;
+    Ok(Json(PersonalUrl {
+        url,
+        qr_svg: format!("{}/api/links/{id}/qr.svg?{query}", app.path_prefix),
+        qr_png: format!("{}/api/links/{id}/qr.png?{query}", app.path_prefix),
+    }))
+}
+
 /// A review decision.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -264,12 +399,37 @@ fn image(content_type: &'static str, body: impl IntoResponse) -> Response {
         .into_response()
 }
 
+/// `?reference=`: the QR code of a personal URL instead of the shared one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QrQuery {
+    reference: Option<String>,
+}
+
+/// The URL a QR code shows: the link's, or its personal URL for `?reference=`.
+async fn qr_url<S: LinkStore>(
+    app: &AppState<S>,
+    account: AccountId,
+    id: LinkId,
+    query: &QrQuery,
+) -> Result<String, ApiError> {
+    Ok(match &query.reference {
+        Some(text) => {
+            app.links
+                .personal_url(account, id, reference(text)?)
+                .await?
+        }
+        None => app.links.link_url(account, id).await?,
+    })
+}
+
 pub(crate) async fn qr_svg<S: LinkStore>(
     State(app): State<AppState<S>>,
     Owner(account): Owner,
     ApiId(id): ApiId<LinkId>,
+    ApiQuery(query): ApiQuery<QrQuery>,
 ) -> Result<Response, ApiError> {
-    let url = app.links.link_url(account, id).await?;
+    let url = qr_url(&app, account, id, &query).await?;
     let svg = qr::svg(&url).map_err(qr_error)?;
     Ok(image("image/svg+xml", svg))
 }
@@ -278,8 +438,9 @@ pub(crate) async fn qr_png<S: LinkStore>(
     State(app): State<AppState<S>>,
     Owner(account): Owner,
     ApiId(id): ApiId<LinkId>,
+    ApiQuery(query): ApiQuery<QrQuery>,
 ) -> Result<Response, ApiError> {
-    let url = app.links.link_url(account, id).await?;
+    let url = qr_url(&app, account, id, &query).await?;
     let png = qr::png(&url).map_err(qr_error)?;
     Ok(image("image/png", png))
 }

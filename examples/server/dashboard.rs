@@ -16,8 +16,8 @@ use magic_link::clock::Clock;
 use magic_link::store::WebhookStore;
 use magic_link::webhooks::{DeliveryStatus, EventType};
 use magic_link::{
-    AbandonReason, AccountId, Flow, Link, LinkStats, LinkStatus, Outcome, Page, Session,
-    SessionStatus, UsageLimit,
+    AbandonReason, AccountId, AccountProfile, Flow, Link, LinkStats, LinkStatus, Outcome, Page,
+    Session, SessionStatus, UsageLimit,
 };
 use minijinja::context;
 use minijinja::value::{Serde, Value};
@@ -71,6 +71,14 @@ struct LinkRow {
     expires: String,
     can_deactivate: bool,
     url: String,
+    /// The owner's reference of the link ("" if none).
+    reference: String,
+    /// The owner's metadata, as `key=value` lines.
+    metadata: Vec<String>,
+    /// Where a finished session's browser goes ("" if nowhere).
+    return_url: String,
+    /// Where a dead link's visitors go ("" if nowhere).
+    dead_link_url: String,
     /// The "Verify now" snippet, as text to copy.
     embed: String,
     sessions: Vec<SessionRow>,
@@ -172,6 +180,8 @@ impl Funnel {
 struct SessionRow {
     id: String,
     number: u64,
+    /// The recipient's reference, for a session started from a personal URL ("" if none).
+    reference: String,
     /// The badge's class.
     class: &'static str,
     label: String,
@@ -355,6 +365,23 @@ fn link_row<S: WebhookStore>(
         can_deactivate: link.deactivated_at.is_none(),
         embed: verify_now_button(&url)?,
         url,
+        reference: link
+            .reference
+            .as_ref()
+            .map_or_else(String::new, |r| r.as_str().to_owned()),
+        metadata: link
+            .metadata
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect(),
+        return_url: link
+            .return_url
+            .as_ref()
+            .map_or_else(String::new, |u| u.as_str().to_owned()),
+        dead_link_url: link
+            .dead_link_url
+            .as_ref()
+            .map_or_else(String::new, |u| u.as_str().to_owned()),
         sessions: sessions.iter().map(session_row).collect(),
         open: sessions.iter().filter(|s| s.is_open()).count(),
         completed: sessions
@@ -395,11 +422,48 @@ fn session_row(session: &Session) -> SessionRow {
     SessionRow {
         id: session.id.to_string(),
         number: session.number,
+        reference: session
+            .reference
+            .as_ref()
+            .map_or_else(String::new, |r| r.as_str().to_owned()),
         class,
         label,
         started: time(session.started_at),
         finished,
         can_review: session.awaits_review(),
+    }
+}
+
+/// The account settings form: the public profile and the return settings, as the owner last
+/// saved them. (Not live: only the owner changes them, from this page.)
+#[derive(Debug, Serialize)]
+struct Settings {
+    display_name: String,
+    support_url: String,
+    /// One origin per line.
+    return_origins: String,
+    return_outcome: bool,
+    /// Whether the account has a return secret (it is shown only when made).
+    has_secret: bool,
+}
+
+impl Settings {
+    fn of(profile: &AccountProfile, has_secret: bool) -> Self {
+        Self {
+            display_name: profile.display_name.clone().unwrap_or_default(),
+            support_url: profile
+                .support_url
+                .as_ref()
+                .map_or_else(String::new, |u| u.as_str().to_owned()),
+            return_origins: profile
+                .return_origins
+                .iter()
+                .map(|o| o.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            return_outcome: profile.return_outcome,
+            has_secret,
+        }
     }
 }
 
@@ -410,11 +474,14 @@ pub(crate) async fn page<S: WebhookStore>(
     Extension(nonce): Extension<CspNonce>,
 ) -> Result<Response, ApiError> {
     let live = live(&app, account).await?;
+    let profile = app.links.account(account).await?.profile;
+    let has_secret = app.links.return_secrets(account).await?.is_some();
     let context = context! {
         lang => "en",
         nonce => nonce.as_str(),
         account => account.to_string(),
         store => app.store_name,
+        settings => Serde(Settings::of(&profile, has_secret)),
         ..Value::from(Serde(&live))
     };
     Ok(html::page(StatusCode::OK, "dashboard.html", context))
@@ -481,6 +548,10 @@ mod tests {
             expires: "never".to_owned(),
             can_deactivate: sessions.is_empty(),
             url: "http://127.0.0.1:3000/l/TOKEN".to_owned(),
+            reference: "order-<42>".to_owned(),
+            metadata: vec!["team=<retail>".to_owned()],
+            return_url: String::new(),
+            dead_link_url: String::new(),
             embed: "<a href=\"http://127.0.0.1:3000/l/TOKEN\">Verify now</a>".to_owned(),
             open: 0,
             completed: sessions.len(),
@@ -531,6 +602,7 @@ mod tests {
                 vec![SessionRow {
                     id: "33333333-3333-4333-8333-333333333333".to_owned(),
                     number: 1,
+                    reference: "cus_<8f2k>".to_owned(),
                     class: "denied",
                     label: "completed: denied".to_owned(),
                     started: "2030-01-01 10:00:00 UTC".to_owned(),
@@ -588,6 +660,18 @@ mod tests {
         assert!(links.contains("No sessions yet"), "{links}");
         assert!(links.contains("data-session-id=\"33333333-3333-4333-8333-333333333333\""));
         assert!(links.contains("1 started, 0 open, 1 completed"), "{links}");
+        assert!(
+            links.contains("order-&lt;42&gt;"),
+            "references are escaped: {links}"
+        );
+        assert!(
+            links.contains("team=&lt;retail&gt;"),
+            "metadata is escaped: {links}"
+        );
+        assert!(
+            links.contains("<td class=\"session-reference\">cus_&lt;8f2k&gt;</td>"),
+            "{links}"
+        );
         assert_eq!(
             links
                 .matches("data-review=\"33333333-3333-4333-8333-333333333333\"")
@@ -659,6 +743,7 @@ mod tests {
             nonce => "n0nce",
             account => "00000000-0000-4000-8000-000000000001",
             store => "memory",
+            settings => Serde(Settings::of(&AccountProfile::default(), false)),
             ..Value::from(Serde(&empty()))
         };
         let page = html::render("dashboard.html", context).expect("renders");

@@ -9,6 +9,7 @@ use magic_link::tokens::TokenError;
 use magic_link::{Error, InvalidInput, Rejection};
 use minijinja::context;
 
+use crate::brand::Brand;
 use crate::html::{self, CspNonce, RenderError};
 use crate::i18n::{self, Texts};
 
@@ -121,6 +122,13 @@ fn invalid_code(invalid: &InvalidInput) -> &'static str {
         InvalidInput::UnknownEventType => "unknown_event_type",
         InvalidInput::NoEventTypes => "no_event_types",
         InvalidInput::InvalidDecision => "invalid_decision",
+        InvalidInput::InvalidReturnUrl => "invalid_return_url",
+        InvalidInput::InvalidReturnOrigin => "invalid_return_origin",
+        InvalidInput::ReturnOriginNotAllowed => "return_origin_not_allowed",
+        InvalidInput::InvalidDisplayName { .. } => "invalid_display_name",
+        InvalidInput::TooManyReturnOrigins { .. } => "too_many_return_origins",
+        InvalidInput::InvalidReference { .. } => "invalid_reference",
+        InvalidInput::InvalidMetadata { .. } => "invalid_metadata",
         _ => "invalid_input",
     }
 }
@@ -267,9 +275,10 @@ impl Problem {
     }
 
     /// The page that says what went wrong, in `t`'s language, with its status (and
-    /// `Retry-After` when it is temporary).
+    /// `Retry-After` when it is temporary), for a visitor whose account is not known (a forged
+    /// or malformed token): under the neutral brand.
     pub(crate) fn page(self, nonce: &CspNonce, t: &Texts) -> Response {
-        self.page_with_link(nonce, t, None)
+        self.page_for(nonce, t, &Brand::neutral(), None)
     }
 
     /// [`page`](Self::page) with a link back to where the person can carry on: `back` is its
@@ -278,6 +287,18 @@ impl Problem {
         self,
         nonce: &CspNonce,
         t: &Texts,
+        back: Option<&str>,
+    ) -> Response {
+        self.page_for(nonce, t, &Brand::neutral(), back)
+    }
+
+    /// The page under the account's `brand` (its display name and "Get help" link), with an
+    /// optional link back.
+    pub(crate) fn page_for(
+        self,
+        nonce: &CspNonce,
+        t: &Texts,
+        brand: &Brand,
         back: Option<&str>,
     ) -> Response {
         let (title, body) = self.texts(t);
@@ -296,6 +317,7 @@ impl Problem {
             body,
             back,
             back_text => t.back_to_start,
+            ..brand.context(t)
         };
         let mut res = html::page(self.status(), "problem.html", context);
         if self.is_temporary() {

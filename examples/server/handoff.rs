@@ -26,6 +26,7 @@ use magic_link::{qr, Error, Rejection};
 use minijinja::context;
 use minijinja::value::{Serde, Value};
 
+use crate::brand::Brand;
 use crate::errors::{log_error, Problem};
 use crate::extract::Token;
 use crate::html::{self, CspNonce};
@@ -59,24 +60,17 @@ pub(crate) async fn phone<S: LinkStore>(
             return Problem::Unavailable.page(&nonce, t);
         }
     };
-    let link_name = match app
-        .links
-        .link(handoff.session.account, handoff.session.link)
-        .await
-    {
-        Ok(link) => link.name,
-        Err(_) => String::new(),
-    };
+    let brand = Brand::of_account(&app, handoff.session.account).await;
     let context = context! {
         lang => t.lang,
         nonce => nonce.as_str(),
         t => Serde(t),
-        link_name,
         prefix => &app.path_prefix,
         token,
         handoff_url => url,
         // Made by the crate from the URL alone: no text of the request in it.
         qr_svg => Value::from_safe_string(svg),
+        ..brand.context(t)
     };
     html::page(StatusCode::OK, "phone.html", context)
 }

@@ -12,12 +12,13 @@ use axum::http::header::{self, HeaderName, HeaderValue};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
+use magic_link::returns::ReturnOrigin;
 use minijinja::{escape_formatter, AutoEscape, Environment, UndefinedBehavior, Value};
 
 use crate::errors::log_error;
 
 /// The templates, by the name they are rendered (and extended, and included) by.
-const TEMPLATES: [(&str, &str); 13] = [
+const TEMPLATES: [(&str, &str); 15] = [
     ("layout.html", include_str!("assets/layout.html")),
     ("landing.html", include_str!("assets/landing.html")),
     ("flow.html", include_str!("assets/flow.html")),
@@ -40,6 +41,8 @@ const TEMPLATES: [(&str, &str); 13] = [
         include_str!("assets/dashboard-webhooks.html"),
     ),
     ("verify-now.html", include_str!("assets/verify-now.html")),
+    ("help.html", include_str!("assets/help.html")),
+    ("return.html", include_str!("assets/return.html")),
 ];
 
 /// The stylesheet and scripts, inserted as they are (never escaped) where the templates name them.
@@ -149,6 +152,13 @@ impl CspNonce {
     }
 }
 
+/// Origins besides this server's that a page's forms may end up at: a handler puts it in its
+/// response's extensions, and [`security_headers`] adds them to the page's CSP `form-action`.
+/// The flow page needs it when its link has a return URL: completing or quitting answers with
+/// a redirect there, and browsers check a form's redirects against `form-action` too.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FormTargets(pub(crate) Vec<ReturnOrigin>);
+
 /// Adds the security headers to every response, and a fresh CSP nonce to every request.
 ///
 /// - `Content-Security-Policy`: nothing loads from anywhere but this server; inline scripts and
@@ -161,10 +171,16 @@ pub(crate) async fn security_headers(mut req: Request, next: Next) -> Response {
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     req.extensions_mut().insert(CspNonce(nonce.clone()));
     let mut res = next.run(req).await;
+    // Validated origins (`scheme://host[:port]`): no space, quote or `;` in them.
+    let form_targets: String = res
+        .extensions()
+        .get::<FormTargets>()
+        .map(|targets| targets.0.iter().map(|o| format!(" {o}")).collect())
+        .unwrap_or_default();
     let csp = format!(
         "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; \
-         img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; \
-         frame-ancestors 'none'"
+         img-src 'self' data:; connect-src 'self'; form-action 'self'{form_targets}; \
+         base-uri 'none'; frame-ancestors 'none'"
     );
     let headers = res.headers_mut();
     if let Ok(csp) = HeaderValue::from_str(&csp) {

@@ -73,6 +73,8 @@ pub(crate) struct Texts {
     pub(crate) handoff_used_title: &'static str,
     pub(crate) handoff_expired_title: &'static str,
     pub(crate) handoff_refused_body: &'static str,
+    /// The link to the account's support page, when it has one.
+    pub(crate) get_help: &'static str,
 }
 
 pub(crate) const EN: Texts = Texts {
@@ -135,6 +137,7 @@ pub(crate) const EN: Texts = Texts {
     handoff_used_title: "This code has already been used",
     handoff_expired_title: "This code has expired",
     handoff_refused_body: "On the other device, choose \"Continue on your phone\" again for a new code.",
+    get_help: "Get help",
 };
 
 pub(crate) const LT: Texts = Texts {
@@ -197,6 +200,7 @@ pub(crate) const LT: Texts = Texts {
     handoff_used_title: "Šis kodas jau panaudotas",
     handoff_expired_title: "Šio kodo galiojimas baigėsi",
     handoff_refused_body: "Kitame įrenginyje dar kartą pasirinkite „Tęsti telefone“ ir gausite naują kodą.",
+    get_help: "Pagalba",
 };
 
 /// The texts for a link's language: Lithuanian for `lt` (any region), English otherwise.

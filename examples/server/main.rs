@@ -18,7 +18,13 @@
 //!   the link's funnel as a person's, a scanner's or unconfirmed (see `views.rs`); the
 //!   dashboard draws each link's funnel.
 //! - `/s/{session token}`: the verification flow in the link's language (English or
-//!   Lithuanian). Submitting completes the session, which bills one credit.
+//!   Lithuanian). Submitting completes the session, which bills one credit. When the link has
+//!   a return URL, completing or quitting sends the browser there (303), signed.
+//! - `/demo/return`: the demo's return page, verifying a signed return URL as the owner's site
+//!   would (see `returns.rs`).
+//!
+//! The visitor's pages show the account's display name and "Get help" link, never a link's
+//! internal name (see `brand.rs`).
 //!
 //! A rejected link answers with a page that says why: 404 for an unknown, malformed or forged
 //! link; 410 Gone for one used up, expired or deactivated; 503 when the owner has no credit
@@ -43,6 +49,8 @@
 //! |                | `RATE_LIMIT_VIEW_PER_MINUTE` | 60: landing-page beacons (`POST /l/.../seen`) per client and minute; 0: no limit |
 //! |                | `TRUSTED_PROXIES` | none: comma-separated IPs and CIDRs whose `X-Forwarded-For` names the client |
 //! |                | `RETENTION_DAYS`  | 90: finished sessions, delivered webhook events and spent hand-offs older than this are pruned every hour (statistics and the ledger stay exact); 0: never |
+//! |                | `RETURN_ORIGINS`  | the base URL's origin: the origins (comma-separated `scheme://host[:port]`) links' return and dead-link URLs may use, set on the account at start-up |
+//! |                | `DISPLAY_NAME`    | `Demo Bank`: the account's name on the visitor's pages, set at start-up when it has none |
 //!
 //! With `DATABASE_URL` set (and the `postgres` feature), the service runs on
 //! [`PostgresStore`](magic_link::store::PostgresStore) in `DATABASE_SCHEMA`, migrated at start-up, so
@@ -61,6 +69,8 @@
 //! |-----------------|-----------------------------------------------------------------------|
 //! | `main.rs`       | configuration, start-up, the routes                                   |
 //! | `pages.rs`      | the pages of the person verifying: landing, flow, outcome             |
+//! | `brand.rs`      | the account's display name and "Get help" link on those pages         |
+//! | `returns.rs`    | the demo return page, verifying signed return URLs                    |
 //! | `handoff.rs`    | "Continue on your phone": the QR code, the phone's hand-off page       |
 //! | `views.rs`      | which landing-page views were people and which scanners (the funnel)  |
 //! | `dashboard.rs`  | the owner's dashboard and its live parts                              |
@@ -79,6 +89,7 @@
 
 mod api;
 mod background;
+mod brand;
 mod dashboard;
 mod errors;
 mod extract;
@@ -90,6 +101,7 @@ mod inbox;
 mod limits;
 mod live;
 mod pages;
+mod returns;
 mod views;
 mod webhooks;
 
@@ -100,8 +112,9 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::response::Redirect;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{middleware, Router};
+use magic_link::returns::{ReturnOrigin, ReturnUrl};
 use magic_link::store::{Changes, MemoryStore, WebhookStore};
 use magic_link::tokens::{Keyring, LinkBase};
 use magic_link::webhooks::AllowList;
@@ -112,6 +125,9 @@ const BODY_LIMIT: usize = 16 * 1024;
 
 /// The demo's account when `ACCOUNT_ID` is not set. Fixed, so that a shared database keeps it.
 const DEFAULT_ACCOUNT: &str = "00000000-0000-4000-8000-000000000001";
+
+/// The demo account's display name when `DISPLAY_NAME` is not set.
+const DEFAULT_DISPLAY_NAME: &str = "Demo Bank";
 
 /// Everything the handlers share.
 pub(crate) struct App<S> {
@@ -168,6 +184,10 @@ struct Config {
     trusted_proxies: limits::TrustedProxies,
     /// Days after which finished records are pruned (0: never).
     retention_days: u32,
+    /// The origins return and dead-link URLs may use (`None`: the base URL's).
+    return_origins: Option<Vec<ReturnOrigin>>,
+    /// The account's display name, set at start-up when it has none.
+    display_name: String,
 }
 
 impl Config {
@@ -204,6 +224,16 @@ impl Config {
                 .parse()?,
             trusted_proxies: env("TRUSTED_PROXIES").as_deref().unwrap_or("").parse()?,
             retention_days: env("RETENTION_DAYS").as_deref().unwrap_or("90").parse()?,
+            return_origins: env("RETURN_ORIGINS")
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|o| !o.is_empty())
+                        .map(ReturnOrigin::parse)
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?,
+            display_name: env("DISPLAY_NAME").unwrap_or_else(|| DEFAULT_DISPLAY_NAME.to_owned()),
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -218,7 +248,8 @@ impl Config {
                          environment: PORT, BIND, BASE_URL, MAGIC_LINK_KEYS, ACCOUNT_ID, \
                          INITIAL_CREDITS, DATABASE_URL, DATABASE_SCHEMA, WEBHOOK_ALLOW_NETWORKS, \
                          ALLOWED_HOSTS, RATE_LIMIT_START_PER_MINUTE, RATE_LIMIT_API_PER_MINUTE, \
-                         RATE_LIMIT_VIEW_PER_MINUTE, TRUSTED_PROXIES, RETENTION_DAYS"
+                         RATE_LIMIT_VIEW_PER_MINUTE, TRUSTED_PROXIES, RETENTION_DAYS, RETURN_ORIGINS, \
+                         DISPLAY_NAME"
                     );
                     std::process::exit(0);
                 }
@@ -348,6 +379,7 @@ async fn serve<S: WebhookStore + Changes + 'static>(
         let key = IdempotencyKey::new(format!("initial-credits-{}", config.initial_credits))?;
         links.top_up(account, config.initial_credits, key).await?;
     }
+    demo_profile(&links, account, config, &base_url).await?;
     let path_prefix = base_url
         .split_once("://")
         .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
@@ -421,6 +453,34 @@ async fn serve<S: WebhookStore + Changes + 'static>(
     Ok(served?)
 }
 
+/// The demo account's public identity and return settings: its display name (kept if it has
+/// one: the owner may have changed it on the dashboard), the allowed return origins (from
+/// `RETURN_ORIGINS`, else the server's own origin, so that the demo return page works), and a
+/// return secret if it has none.
+async fn demo_profile<S: WebhookStore>(
+    links: &MagicLinks<S>,
+    account: AccountId,
+    config: &Config,
+    base_url: &str,
+) -> Result<(), Box<dyn StdError>> {
+    let mut profile = links.account(account).await?.profile;
+    if profile.display_name.is_none() {
+        profile.display_name = Some(config.display_name.clone());
+    }
+    profile.return_origins = match &config.return_origins {
+        Some(origins) => origins.clone(),
+        // A base URL that cannot be a return URL (plain http to a public host) allows none.
+        None => ReturnUrl::parse(base_url)
+            .map(|url| vec![url.origin()])
+            .unwrap_or_default(),
+    };
+    links.set_account_profile(account, profile).await?;
+    if links.return_secrets(account).await?.is_none() {
+        links.rotate_return_secret(account).await?;
+    }
+    Ok(())
+}
+
 /// The whole service.
 pub(crate) fn router<S: WebhookStore + Changes + Clone + 'static>(app: AppState<S>) -> Router {
     // The owner's JSON API: rate-limited per client.
@@ -434,6 +494,13 @@ pub(crate) fn router<S: WebhookStore + Changes + Clone + 'static>(app: AppState<
         .route("/api/links/{id}", get(api::get_link::<S>))
         .route("/api/links/{id}/deactivate", post(api::deactivate::<S>))
         .route("/api/links/{id}/sessions", get(api::sessions::<S>))
+        .route("/api/links/{id}/personal", post(api::personal::<S>))
+        .route("/api/sessions", get(api::sessions_by_reference::<S>))
+        .route("/api/account/profile", put(api::set_profile::<S>))
+        .route(
+            "/api/account/return-secret",
+            post(api::rotate_return_secret::<S>),
+        )
         .route("/api/sessions/{id}/review", post(api::review::<S>))
         .route("/api/links/{id}/qr.svg", get(api::qr_svg::<S>))
         .route("/api/links/{id}/qr.png", get(api::qr_png::<S>))
@@ -481,6 +548,7 @@ pub(crate) fn router<S: WebhookStore + Changes + Clone + 'static>(app: AppState<
         .merge(owner)
         // The demo receiver.
         .route("/demo/webhook-inbox", post(inbox::receive::<S>))
+        .route("/demo/return", get(returns::page::<S>))
         // The person verifying.
         .route("/l/{token}", get(pages::landing::<S>).merge(start))
         .route("/l/{token}/seen", seen)

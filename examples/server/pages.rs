@@ -7,6 +7,19 @@
 //! [`redeem`](magic_link::MagicLinks::redeem) and redirects (303) to the flow page, addressed
 //! by the session token.
 //!
+//! The pages say whose verification it is with the account's display name and "Get help" link
+//! (`brand.rs`), never with the link's internal name. Where the link owner set them, two
+//! redirects (303) leave the service:
+//!
+//! - a dead link (used up, expired or deactivated) with a dead-link URL sends its visitors
+//!   there: [`Inspection::dead_link_url`](magic_link::Inspection::dead_link_url), and for an
+//!   expired link, whose token is refused before any store access,
+//!   [`dead_link_redirect`](magic_link::MagicLinks::dead_link_redirect);
+//! - a session that ends (completed or quit) on a link with a return URL sends the browser to
+//!   the signed [`return_redirect`](magic_link::MagicLinks::return_redirect): from the POST
+//!   that ends it, and from the flow page of a session that ended elsewhere (which the page's
+//!   live stream reloads). The flow page's CSP lets its forms end up at that origin.
+//!
 //! One person, one use (see [`magic_link::start`]):
 //!
 //! - The browser keeps a random start key in the cookie `ml_start` (`HttpOnly`,
@@ -29,14 +42,16 @@ use magic_link::clock::Clock;
 use magic_link::funnel::ViewKind;
 use magic_link::start::{Start, StartKey};
 use magic_link::store::LinkStore;
+use magic_link::tokens::TokenError;
 use magic_link::{AbandonReason, Error, Flow, Link, Outcome, Session, SessionStatus};
 use minijinja::context;
 use minijinja::value::Serde;
 use serde::{Deserialize, Serialize};
 
-use crate::errors::Problem;
+use crate::brand::Brand;
+use crate::errors::{log_error, Problem};
 use crate::extract::Token;
-use crate::html::{self, CspNonce};
+use crate::html::{self, CspNonce, FormTargets};
 use crate::i18n::{self, Texts};
 use crate::{views, AppState};
 
@@ -130,17 +145,35 @@ pub(crate) async fn landing<S: LinkStore>(
     };
     let inspection = match app.links.inspect(&token, key.as_ref()).await {
         Ok(inspection) => inspection,
-        Err(err) => return Problem::of_error(&err).page(&nonce, i18n::for_request(&headers)),
+        Err(err) => {
+            // An authentic token of an expired link: its owner may send visitors on.
+            if matches!(err, Error::InvalidToken(TokenError::Expired)) {
+                match app.links.dead_link_redirect(&token).await {
+                    Ok(Some(url)) => return Redirect::to(url.as_str()).into_response(),
+                    Ok(None) | Err(Error::Rejected(_)) => {}
+                    Err(err) => log_error("store", &err),
+                }
+            }
+            return Problem::of_error(&err).page(&nonce, i18n::for_request(&headers));
+        }
     };
     let link = &inspection.link;
     let t = i18n::for_language(&link.language);
+    let brand = Brand::new(
+        inspection.display_name.clone(),
+        inspection.support_url.as_ref(),
+    );
     let resume = inspection
         .open_session
         .as_ref()
         .is_some_and(|session| session.status == SessionStatus::Started);
     if !resume {
+        // A dead link (used up, expired, deactivated) whose owner set where to send visitors.
+        if let Some(url) = &inspection.dead_link_url {
+            return Redirect::to(url.as_str()).into_response();
+        }
         if let Err(rejection) = inspection.can_start() {
-            return Problem::of_rejection(rejection).page(&nonce, t);
+            return Problem::of_rejection(rejection).page_for(&nonce, t, &brand, None);
         }
     }
     let view = views::record(&app, &token, link.id, kind).await;
@@ -148,12 +181,12 @@ pub(crate) async fn landing<S: LinkStore>(
         lang => t.lang,
         nonce => nonce.as_str(),
         t => Serde(t),
-        link_name => &link.name,
         language_tag => link.language.as_str(),
         steps => Serde(steps(link.flow, t)),
         view => view.map(|id| id.simple().to_string()),
         form_token => &inspection.form_token,
         resume,
+        ..brand.context(t)
     };
     let mut page = html::page(StatusCode::OK, "landing.html", context);
     if let Some(cookie) = view.and_then(|id| views::cookie(&app, &token, id)) {
@@ -184,8 +217,9 @@ pub(crate) async fn start<S: LinkStore>(
     headers: HeaderMap,
     form: Result<Form<StartForm>, FormRejection>,
 ) -> Response {
-    let claims = match app.links.verify_link_token(&token) {
-        Ok(claims) => claims,
+    // A shared link's token or a personal URL's.
+    let link = match app.links.verify_url_token(&token) {
+        Ok((link, _reference)) => link,
         Err(err) => return Problem::of_error(&err).page(&nonce, i18n::for_request(&headers)),
     };
     // No store access before the form token is checked: the 400 page is in the browser's
@@ -200,7 +234,7 @@ pub(crate) async fn start<S: LinkStore>(
     let started = app.links.redeem(&token, start).await;
     if !matches!(started, Err(Error::InvalidFormToken(_))) {
         // The form came from the landing page this browser was shown.
-        views::confirm_from_cookie(&app, &token, claims.link(), &headers).await;
+        views::confirm_from_cookie(&app, &token, link, &headers).await;
     }
     match started {
         Ok(started) => Redirect::to(&format!("{}/s/{}", app.path_prefix, started.session_token))
@@ -208,14 +242,17 @@ pub(crate) async fn start<S: LinkStore>(
         Err(Error::InvalidFormToken(_)) => refused(),
         Err(err) => {
             // The page is in the link's language when the link is known.
-            let t = match &err {
+            let (t, brand) = match &err {
                 Error::Rejected(_) => match app.links.inspect(&token, None).await {
-                    Ok(inspection) => i18n::for_language(&inspection.link.language),
-                    Err(_) => i18n::for_request(&headers),
+                    Ok(inspection) => (
+                        i18n::for_language(&inspection.link.language),
+                        Brand::new(inspection.display_name, inspection.support_url.as_ref()),
+                    ),
+                    Err(_) => (i18n::for_request(&headers), Brand::neutral()),
                 },
-                _ => i18n::for_request(&headers),
+                _ => (i18n::for_request(&headers), Brand::neutral()),
             };
-            Problem::of_error(&err).page(&nonce, t)
+            Problem::of_error(&err).page_for(&nonce, t, &brand, None)
         }
     }
 }
@@ -243,7 +280,9 @@ async fn session_of<S: LinkStore>(
     Ok((session, link))
 }
 
-/// `GET /s/{session token}`: the verification flow, or where the session stands.
+/// `GET /s/{session token}`: the verification flow, or where the session stands; for a session
+/// that has ended on a link with a return URL, a redirect (303) to the signed return URL
+/// instead (see [`return_redirect`]).
 pub(crate) async fn flow<S: LinkStore>(
     State(app): State<AppState<S>>,
     Token(token): Token,
@@ -256,19 +295,34 @@ pub(crate) async fn flow<S: LinkStore>(
     };
     let t = i18n::for_language(&session.language);
     let now = app.links.clock().now();
+    if session.status != SessionStatus::Started {
+        if let Some(to) = return_redirect(&app, &token).await {
+            return to;
+        }
+    }
+    let brand = Brand::of_account(&app, session.account).await;
     match session.status {
-        SessionStatus::Started if session.is_stale(now) => Problem::SessionExpired.page(&nonce, t),
+        SessionStatus::Started if session.is_stale(now) => {
+            Problem::SessionExpired.page_for(&nonce, t, &brand, None)
+        }
         SessionStatus::Started => {
             let context = context! {
                 lang => t.lang,
                 nonce => nonce.as_str(),
                 t => Serde(t),
-                link_name => &link.name,
                 steps => Serde(steps(session.flow, t)),
                 prefix => &app.path_prefix,
                 token,
+                ..brand.context(t)
             };
-            html::page(StatusCode::OK, "flow.html", context)
+            let mut page = html::page(StatusCode::OK, "flow.html", context);
+            // Completing or quitting redirects to the return URL: the CSP must let the forms
+            // end up there.
+            if let Some(url) = &link.return_url {
+                page.extensions_mut()
+                    .insert(FormTargets(vec![url.origin()]));
+            }
+            page
         }
         SessionStatus::Completed { outcome, .. } => {
             let outcome_text = match outcome {
@@ -280,9 +334,9 @@ pub(crate) async fn flow<S: LinkStore>(
                 lang => t.lang,
                 nonce => nonce.as_str(),
                 t => Serde(t),
-                link_name => &link.name,
                 outcome => outcome.as_str(),
                 outcome_text,
+                ..brand.context(t)
             };
             html::page(StatusCode::OK, "done.html", context)
         }
@@ -291,8 +345,13 @@ pub(crate) async fn flow<S: LinkStore>(
                 AbandonReason::Expired => t.session_expired_title,
                 AbandonReason::Explicit => t.ended_title,
             };
-            let context =
-                context! { lang => t.lang, nonce => nonce.as_str(), t => Serde(t), title };
+            let context = context! {
+                lang => t.lang,
+                nonce => nonce.as_str(),
+                t => Serde(t),
+                title,
+                ..brand.context(t)
+            };
             html::page(StatusCode::OK, "ended.html", context)
         }
     }
@@ -320,7 +379,7 @@ pub(crate) async fn complete<S: LinkStore>(
         _ => return Problem::BadRequest.page(&nonce, i18n::for_request(&headers)),
     };
     let done = app.links.complete_session_with_token(&token, outcome).await;
-    after_session_change(&app, &token, &nonce, &headers, done.map(drop))
+    after_session_change(&app, &token, &nonce, &headers, done.map(drop)).await
 }
 
 /// `POST /s/{session token}/quit`: abandons the session (its credit is released; the link's
@@ -332,13 +391,14 @@ pub(crate) async fn quit<S: LinkStore>(
     headers: HeaderMap,
 ) -> Response {
     let done = app.links.abandon_session_with_token(&token).await;
-    after_session_change(&app, &token, &nonce, &headers, done.map(drop))
+    after_session_change(&app, &token, &nonce, &headers, done.map(drop)).await
 }
 
-/// After a completion or abandonment: redirect to the flow page, which shows where the session
-/// stands (also when it was already completed or abandoned: both are idempotent), or the
-/// problem page for a bad token or a failed store.
-fn after_session_change<S>(
+/// After a completion or abandonment: redirect (303) to the link's signed return URL when it
+/// has one, else to the flow page, which shows where the session stands (also when it was
+/// already completed or abandoned: both are idempotent); or the problem page for a bad token
+/// or a failed store.
+async fn after_session_change<S: LinkStore>(
     app: &AppState<S>,
     token: &str,
     nonce: &CspNonce,
@@ -346,9 +406,24 @@ fn after_session_change<S>(
     done: Result<(), Error>,
 ) -> Response {
     match done {
-        Ok(()) | Err(Error::Rejected(_)) => {
-            Redirect::to(&format!("{}/s/{token}", app.path_prefix)).into_response()
-        }
+        Ok(()) | Err(Error::Rejected(_)) => match return_redirect(app, token).await {
+            Some(to) => to,
+            None => Redirect::to(&format!("{}/s/{token}", app.path_prefix)).into_response(),
+        },
         Err(err) => Problem::of_session_error(&err).page(nonce, i18n::for_request(headers)),
+    }
+}
+
+/// The redirect (303) to the signed return URL of an ended session
+/// ([`MagicLinks::return_redirect`](magic_link::MagicLinks::return_redirect)), if its link has
+/// one on an origin the account still allows. A failure to sign it is logged, and the person
+/// sees the built-in result page instead.
+async fn return_redirect<S: LinkStore>(app: &AppState<S>, token: &str) -> Option<Response> {
+    match app.links.return_redirect(token).await {
+        Ok(url) => url.map(|url| Redirect::to(&url).into_response()),
+        Err(err) => {
+            log_error("store", &err);
+            None
+        }
     }
 }

@@ -221,8 +221,8 @@ pub(crate) async fn seen<S: LinkStore>(
     let Ok(Form(beacon)) = form else {
         return Problem::BadRequest.page(&nonce, i18n::for_request(&headers));
     };
-    let link = match app.links.verify_link_token(&token) {
-        Ok(claims) => claims.link(),
+    let link = match app.links.verify_url_token(&token) {
+        Ok((link, _reference)) => link,
         Err(err) => return Problem::of_error(&err).page(&nonce, i18n::for_request(&headers)),
     };
     if let Ok(id) = Uuid::try_parse(&beacon.view) {

@@ -8,6 +8,8 @@ const $ = (id) => document.getElementById(id);
 const P = $('dashboard').dataset.prefix;
 const opened = {};
 const last = {};
+// The personal URLs made on this page, by link id: shown again after each live render.
+const personal = {};
 let focusLink = null;
 
 async function api(method, path, body) {
@@ -46,6 +48,7 @@ function show(data) {
       if (opened[d.dataset.id]) d.open = true;
     }
   }
+  for (const id in personal) showPersonal(id);
   if (focusLink) {
     const d = document.querySelector('details[data-id="' + focusLink + '"]');
     if (d) { d.open = true; opened[focusLink] = true; d.scrollIntoView({block: 'nearest'}); focusLink = null; }
@@ -64,6 +67,18 @@ $('create-form').addEventListener('submit', async (e) => {
   const body = {name: $('name').value, flow: $('flow').value, language: $('language').value.trim()};
   if (kind === 'multi') body.limit = {multi: Number($('uses').value)};
   else body.limit = kind;
+  if ($('reference').value.trim()) body.reference = $('reference').value.trim();
+  // Metadata: one `key=value` per line (the value may hold `=`); blank lines are skipped.
+  const metadata = {};
+  for (const line of $('metadata').value.split('\n')) {
+    if (!line.trim()) continue;
+    const at = line.indexOf('=');
+    if (at < 1) { $('create-error').textContent = 'Metadata: write one key=value per line.'; return; }
+    metadata[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+  }
+  if (Object.keys(metadata).length) body.metadata = metadata;
+  if ($('return-url').value.trim()) body.return_url = $('return-url').value.trim();
+  if ($('dead-link-url').value.trim()) body.dead_link_url = $('dead-link-url').value.trim();
   if ($('expires').value) {
     const at = new Date($('expires').value);
     if (isNaN(at)) { $('create-error').textContent = 'The expiry is not a valid date.'; return; }
@@ -73,12 +88,70 @@ $('create-form').addEventListener('submit', async (e) => {
   try {
     const link = await api('POST', '/api/links', body);
     focusLink = link.id;
-    $('name').value = '';
+    for (const f of ['name', 'reference', 'metadata', 'return-url', 'dead-link-url']) $(f).value = '';
     await refresh();
   } catch (err) {
     $('create-error').textContent = err.message;
   } finally {
     $('create').disabled = false;
+  }
+});
+
+// Personal links: the URL and its QR code for one recipient's reference.
+function showPersonal(id) {
+  const box = $('personal-' + id);
+  if (!box) return;
+  const made = personal[id];
+  box.querySelector('img').src = made.qr_svg;
+  $('personal-url-' + id).value = made.url;
+  box.hidden = false;
+}
+document.addEventListener('submit', async (e) => {
+  const form = e.target.closest('form[data-personal]');
+  if (!form) return;
+  e.preventDefault();
+  const id = form.dataset.personal;
+  $('personal-error-' + id).textContent = '';
+  try {
+    personal[id] = await api('POST', '/api/links/' + id + '/personal', {reference: $('personal-ref-' + id).value.trim()});
+    showPersonal(id);
+  } catch (err) {
+    $('personal-error-' + id).textContent = err.message;
+  }
+});
+
+// Account settings: the public profile and the return settings, saved at once.
+$('profile-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  $('profile-error').textContent = '';
+  $('profile-saved').textContent = '';
+  const body = {
+    return_origins: $('return-origins').value.split('\n').map((o) => o.trim()).filter((o) => o),
+    return_outcome: $('return-outcome').checked,
+  };
+  if ($('display-name').value.trim()) body.display_name = $('display-name').value.trim();
+  if ($('support-url').value.trim()) body.support_url = $('support-url').value.trim();
+  $('profile-save').disabled = true;
+  try {
+    await api('PUT', '/api/account/profile', body);
+    $('profile-saved').textContent = 'Saved.';
+  } catch (err) {
+    $('profile-error').textContent = err.message;
+  } finally {
+    $('profile-save').disabled = false;
+  }
+});
+$('return-secret-rotate').addEventListener('click', async () => {
+  $('return-secret-error').textContent = '';
+  $('return-secret-rotate').disabled = true;
+  try {
+    const answer = await api('POST', '/api/account/return-secret');
+    $('return-secret-shown').value = answer.secret;
+    $('return-secret-new').hidden = false;
+  } catch (err) {
+    $('return-secret-error').textContent = err.message;
+  } finally {
+    $('return-secret-rotate').disabled = false;
   }
 });
 

@@ -17,11 +17,13 @@ events.addEventListener('handed_off', () => {
   if (form) form.hidden = true;
 });
 // The result replaces this page's content in place (no reload); if it cannot be fetched, the
-// page goes to it instead.
+// page goes to it instead. When the link has a return URL, the flow page answers with a
+// redirect to it (the owner's site): the browser goes there.
 events.addEventListener('ended', async () => {
   events.close();
   try {
-    const response = await fetch(main.dataset.flow, { credentials: 'same-origin' });
+    const response = await fetch(main.dataset.flow, { credentials: 'same-origin', redirect: 'manual' });
+    if (response.type === 'opaqueredirect') { location.replace(main.dataset.flow); return; }
     if (!response.ok) throw new Error(String(response.status));
     const page = new DOMParser().parseFromString(await response.text(), 'text/html');
     const result = page.querySelector('main');
