@@ -105,7 +105,7 @@ fn tokens(c: &mut Criterion) {
     };
     let (personal_16, personal_16_token) = personal("cus_0123456789ab");
     let (personal_128, personal_128_token) = personal(&"0123456789abcdef".repeat(8));
-    assert_eq!(personal_16.reference().as_str().len(), 16);
+    assert_eq!(personal_16.reference().len(), 16);
     assert_eq!(personal_128_token.len(), PersonalToken::MAX_LEN);
 
     let t = now();

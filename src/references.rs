@@ -207,16 +207,23 @@ impl<'de> Deserialize<'de> for Metadata {
 }
 
 /// Whether the UTF-8 text `bytes` holds a control character ([`char::is_control`]: U+0000 to
-/// U+001F and U+007F to U+009F), read from its bytes in one pass with no branch on the data:
-/// U+0080 to U+009F are `C2 80` to `C2 9F`, and in UTF-8 `C2` is only ever a leading byte.
+/// U+001F and U+007F to U+009F), read from its bytes with no branch on the data: U+0080 to
+/// U+009F are `C2 80` to `C2 9F`, and in UTF-8 `C2` is only ever a leading byte. Text without
+/// a `C2` byte (all ASCII references, say) needs only the first pass, which has no dependency
+/// from one byte to the next, so the compiler vectorizes it.
 fn has_control(bytes: &[u8]) -> bool {
-    let mut found = false;
-    let mut previous = 0u8;
-    for &b in bytes {
-        found |= b < 0x20 || b == 0x7f || (previous == 0xc2 && b < 0xa0);
-        previous = b;
+    let c0 = bytes
+        .iter()
+        .fold(false, |found, &b| found | (b < 0x20) | (b == 0x7f));
+    if c0 || !bytes.contains(&0xc2) {
+        return c0;
     }
-    found
+    let mut previous = 0u8;
+    bytes.iter().any(|&b| {
+        let c1 = previous == 0xc2 && b < 0xa0;
+        previous = b;
+        c1
+    })
 }
 
 fn invalid_metadata() -> InvalidInput {

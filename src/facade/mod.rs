@@ -531,7 +531,7 @@ impl<S: LinkStore, C: Clock> MagicLinks<S, C> {
             Ok((LinkToken::verify(token, &self.keyring, now)?.link(), None))
         } else {
             let personal = PersonalToken::verify(token, &self.keyring, now)?;
-            Ok((personal.link(), Some(personal.reference().clone())))
+            Ok((personal.link(), Some(personal.to_reference())))
         }
     }
 

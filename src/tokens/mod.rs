@@ -115,11 +115,13 @@
 //! personal link token cut short, but not below 63 characters, is
 //! [`TokenError::Malformed`]). Its field step also checks that the reference is a valid
 //! [`Reference`] (UTF-8, no control characters), before the key id. It decodes into a buffer
-//! on the stack of the largest size, and allocates once: the returned [`Reference`], after
-//! every check has passed. The other verifiers allocate nothing.
+//! on the stack of the largest size and keeps the reference inline, so it allocates nothing
+//! either ([`PersonalToken::to_reference`] makes a [`Reference`] of it).
 
 mod keys;
 mod url;
+
+use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -320,7 +322,7 @@ impl LinkToken {
 /// assert!((PersonalToken::MIN_LEN..=PersonalToken::MAX_LEN).contains(&token.len()));
 ///
 /// let verified = PersonalToken::verify(&token, &keyring, now)?;
-/// assert_eq!(verified.reference().as_str(), "cus_8f2k");
+/// assert_eq!(verified.reference(), "cus_8f2k");
 /// assert_eq!(verified, claims);
 /// assert_eq!(
 ///     PersonalToken::verify(&token, &keyring, now + Duration::days(7)),
@@ -330,12 +332,24 @@ impl LinkToken {
 /// assert_eq!(LinkToken::verify(&token, &keyring, now), Err(TokenError::TooLong));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PersonalToken {
     link: LinkId,
     /// Unix seconds; 0 for none.
     expiry: u64,
-    reference: Reference,
+    /// The reference's bytes, inline (so that verifying allocates nothing), and their number.
+    reference: [u8; Reference::MAX_LEN],
+    reference_len: u8,
+}
+
+impl fmt::Debug for PersonalToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PersonalToken")
+            .field("link", &self.link)
+            .field("expires_at", &self.expires_at())
+            .field("reference", &self.reference())
+            .finish()
+    }
 }
 
 impl PersonalToken {
@@ -350,10 +364,25 @@ impl PersonalToken {
     /// The claims for `reference`'s token to `link`, which expires at `expires_at` (rounded
     /// down to the second).
     pub fn new(link: LinkId, expires_at: Option<DateTime<Utc>>, reference: Reference) -> Self {
+        Self::with_reference(
+            link,
+            expires_at.map_or(0, encode_expiry),
+            reference.as_str().as_bytes(),
+        )
+    }
+
+    /// The claims with a reference's bytes, which must be a valid [`Reference`] (1 to
+    /// [`Reference::MAX_LEN`] bytes).
+    fn with_reference(link: LinkId, expiry: u64, reference: &[u8]) -> Self {
+        let mut inline = [0u8; Reference::MAX_LEN];
+        let len = reference.len().min(Reference::MAX_LEN);
+        inline[..len].copy_from_slice(&reference[..len]);
         Self {
             link,
-            expiry: expires_at.map_or(0, encode_expiry),
-            reference,
+            expiry,
+            reference: inline,
+            // At most `Reference::MAX_LEN`, 128.
+            reference_len: len as u8,
         }
     }
 
@@ -372,15 +401,23 @@ impl PersonalToken {
         (self.expiry != 0).then(|| decode_expiry(self.expiry))
     }
 
-    /// The owner's reference for the recipient.
-    pub fn reference(&self) -> &Reference {
-        &self.reference
+    /// The owner's reference for the recipient, as text (borrowed from the token, which
+    /// holds it inline: [`verify`](Self::verify) allocates nothing).
+    pub fn reference(&self) -> &str {
+        let bytes = &self.reference[..usize::from(self.reference_len)];
+        // Always the bytes of a valid `Reference` (`new`, or checked by `verify`).
+        std::str::from_utf8(bytes).unwrap_or_default()
+    }
+
+    /// The owner's reference for the recipient, as a [`Reference`] (one allocation).
+    pub fn to_reference(&self) -> Reference {
+        Reference::from_valid(self.reference())
     }
 
     /// The encoded token, signed with the keyring's newest key.
     pub fn sign(&self, keys: &Keyring) -> String {
         let entry = keys.signing();
-        let reference = self.reference.as_str().as_bytes();
+        let reference = self.reference().as_bytes();
         // 1 to `Reference::MAX_LEN` bytes, which the buffer and the length byte hold.
         let end = PERSONAL_REFERENCE_AT + reference.len();
         let mut buf = [0u8; PERSONAL_MAX_BYTES];
@@ -393,8 +430,9 @@ impl PersonalToken {
 
     /// Checks an encoded token with any key of `keys` and reads its claims.
     ///
-    /// Pure (the caller passes `now`) and constant-time in the tag. It decodes on the stack
-    /// and allocates only the returned [`Reference`], once every check has passed.
+    /// Pure (the caller passes `now`), constant-time in the tag, and allocates nothing, like
+    /// the other tokens' (the reference is kept inline; [`to_reference`](Self::to_reference)
+    /// makes a [`Reference`] of it).
     ///
     /// # Errors
     ///
@@ -442,12 +480,12 @@ impl PersonalToken {
         if expiry != 0 && is_past(expiry, now) {
             return Err(TokenError::Expired);
         }
-        Ok(Self {
-            link: LinkId::from_bytes(read_16(bytes, 5)),
+        // Checked above, with the fields.
+        Ok(Self::with_reference(
+            LinkId::from_bytes(read_16(bytes, 5)),
             expiry,
-            // Checked above, with the fields; the one allocation.
-            reference: Reference::from_valid(reference),
-        })
+            reference.as_bytes(),
+        ))
     }
 }
 
@@ -828,13 +866,23 @@ fn decode_into(text: &[u8], out: &mut [u8]) -> bool {
     let mut sextuples = out.chunks_exact_mut(6);
     // `encoded_len(n) / 8 == n / 6`, so the two run out together.
     for (chars, bytes) in (&mut octets).zip(&mut sextuples) {
-        let mut v = 0u64;
-        for &c in chars {
-            let x = SEXTETS[usize::from(c)];
-            seen |= x;
-            v = v << 6 | u64::from(x);
+        // Eight independent lookups, combined as trees: a chain through every character
+        // (`v = v << 6 | x`, `seen |= x`) made decoding latency-bound, as long as the token.
+        let Ok(&[c0, c1, c2, c3, c4, c5, c6, c7]) = <&[u8; 8]>::try_from(chars) else {
+            return false;
+        };
+        let x = |c: u8| SEXTETS[usize::from(c)];
+        let (x0, x1, x2, x3) = (x(c0), x(c1), x(c2), x(c3));
+        let (x4, x5, x6, x7) = (x(c4), x(c5), x(c6), x(c7));
+        seen |= ((x0 | x1) | (x2 | x3)) | ((x4 | x5) | (x6 | x7));
+        let w = |x: u8, at: u32| u64::from(x) << at;
+        let v = ((w(x0, 42) | w(x1, 36)) | (w(x2, 30) | w(x3, 24)))
+            | ((w(x4, 18) | w(x5, 12)) | (w(x6, 6) | w(x7, 0)));
+        // A fixed-size copy (a slice's would be a `memcpy` call per chunk).
+        if let Ok(bytes) = <&mut [u8; 6]>::try_from(bytes) {
+            let v = v.to_be_bytes();
+            *bytes = [v[2], v[3], v[4], v[5], v[6], v[7]];
         }
-        bytes.copy_from_slice(&v.to_be_bytes()[2..]);
     }
     // The last 0 to 7 characters hold the last 0 to 5 bytes and 0, 2 or 4 spare bits.
     let chars = octets.remainder();
