@@ -307,6 +307,26 @@ pub(crate) async fn deactivate<S: LinkStore>(
     Ok(Json(LinkView::new(&app, link)?))
 }
 
+/// `POST /api/links/{id}/redact`: erases the link's reference and metadata, and its sessions'
+/// references, everywhere they are stored (`link.redacted`).
+pub(crate) async fn redact_link<S: LinkStore>(
+    State(app): State<AppState<S>>,
+    Owner(account): Owner,
+    ApiId(id): ApiId<LinkId>,
+) -> Result<Json<LinkView>, ApiError> {
+    let link = app.links.redact_link(account, id).await?;
+    Ok(Json(LinkView::new(&app, link)?))
+}
+
+/// `POST /api/sessions/{id}/redact`: erases the session's reference (`session.redacted`).
+pub(crate) async fn redact_session<S: LinkStore>(
+    State(app): State<AppState<S>>,
+    Owner(account): Owner,
+    ApiId(id): ApiId<SessionId>,
+) -> Result<Json<Session>, ApiError> {
+    Ok(Json(app.links.redact_session(account, id).await?))
+}
+
 pub(crate) async fn sessions<S: LinkStore>(
     State(app): State<AppState<S>>,
     Owner(account): Owner,

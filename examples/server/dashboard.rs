@@ -70,6 +70,8 @@ struct LinkRow {
     status: &'static str,
     expires: String,
     can_deactivate: bool,
+    /// Not redacted yet: the row offers to erase its reference and metadata.
+    can_redact: bool,
     url: String,
     /// The owner's reference of the link ("" if none).
     reference: String,
@@ -189,6 +191,8 @@ struct SessionRow {
     finished: String,
     /// Completed needing review and not reviewed yet: the row offers the decision.
     can_review: bool,
+    /// It has a reference: the row offers to erase it.
+    can_redact: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -363,6 +367,7 @@ fn link_row<S: WebhookStore>(
         status: status_name(link.status(now)),
         expires: link.expires_at.map_or_else(|| "never".to_owned(), time),
         can_deactivate: link.deactivated_at.is_none(),
+        can_redact: link.redacted_at.is_none(),
         embed: verify_now_button(&url)?,
         url,
         reference: link
@@ -431,6 +436,7 @@ fn session_row(session: &Session) -> SessionRow {
         started: time(session.started_at),
         finished,
         can_review: session.awaits_review(),
+        can_redact: session.reference.is_some(),
     }
 }
 
@@ -547,6 +553,7 @@ mod tests {
             status: "active",
             expires: "never".to_owned(),
             can_deactivate: sessions.is_empty(),
+            can_redact: true,
             url: "http://127.0.0.1:3000/l/TOKEN".to_owned(),
             reference: "order-<42>".to_owned(),
             metadata: vec!["team=<retail>".to_owned()],
@@ -608,6 +615,7 @@ mod tests {
                     started: "2030-01-01 10:00:00 UTC".to_owned(),
                     finished: "2030-01-01 10:01:00 UTC".to_owned(),
                     can_review: true,
+                    can_redact: true,
                 }],
             ),
         ];
@@ -669,7 +677,7 @@ mod tests {
             "metadata is escaped: {links}"
         );
         assert!(
-            links.contains("<td class=\"session-reference\">cus_&lt;8f2k&gt;</td>"),
+            links.contains("<span class=\"session-reference\">cus_&lt;8f2k&gt;</span>"),
             "{links}"
         );
         assert_eq!(

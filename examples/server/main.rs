@@ -495,6 +495,8 @@ pub(crate) fn router<S: WebhookStore + Changes + Clone + 'static>(app: AppState<
         .route("/api/links/{id}/deactivate", post(api::deactivate::<S>))
         .route("/api/links/{id}/sessions", get(api::sessions::<S>))
         .route("/api/links/{id}/personal", post(api::personal::<S>))
+        .route("/api/links/{id}/redact", post(api::redact_link::<S>))
+        .route("/api/sessions/{id}/redact", post(api::redact_session::<S>))
         .route("/api/sessions", get(api::sessions_by_reference::<S>))
         .route("/api/account/profile", put(api::set_profile::<S>))
         .route(

@@ -221,6 +221,25 @@ document.addEventListener('click', async (e) => {
     await refresh();
     return;
   }
+  // Erasing a reference (and a link's metadata) is final, as deactivating: pressed twice.
+  const redact = e.target.closest('[data-redact-link], [data-redact-session]');
+  if (redact) {
+    const label = redact.textContent;
+    if (!redact.dataset.armed) {
+      redact.dataset.armed = '1';
+      redact.textContent = 'Erase for good?';
+      setTimeout(() => { delete redact.dataset.armed; redact.textContent = label; }, 4000);
+      return;
+    }
+    redact.disabled = true;
+    const path = redact.dataset.redactLink
+      ? '/api/links/' + redact.dataset.redactLink + '/redact'
+      : '/api/sessions/' + redact.dataset.redactSession + '/redact';
+    try { await api('POST', path); }
+    catch (err) { alert(err.message); }
+    await refresh();
+    return;
+  }
   const review = e.target.closest('[data-review]');
   if (review) {
     review.disabled = true;
