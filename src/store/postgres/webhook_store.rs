@@ -116,10 +116,14 @@ impl Statements {
                  WHERE d.event_id = $1 AND d.account_id = $3 \
                  AND NOT EXISTS (SELECT FROM requeued)",
             ),
+            // The work list is materialized: as an `IN (... LIMIT ... SKIP LOCKED)` subquery
+            // the planner may run it more than once, deleting more than `$2` rows (the
+            // retention check caught the same shape in `prune`, migration 12).
             prune: s(
-                "DELETE FROM __SCHEMA__.deliveries WHERE seq IN (SELECT d.seq \
-                 FROM __SCHEMA__.deliveries d WHERE d.status = 'delivered' AND d.done_at < $1 \
-                 ORDER BY d.done_at, d.seq LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                "WITH picked AS MATERIALIZED (SELECT d.seq FROM __SCHEMA__.deliveries d \
+                 WHERE d.status = 'delivered' AND d.done_at < $1 \
+                 ORDER BY d.done_at, d.seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                 DELETE FROM __SCHEMA__.deliveries x USING picked p WHERE x.seq = p.seq",
             ),
             release: s(
                 "UPDATE __SCHEMA__.deliveries SET lease_id = NULL, leased_until = NULL, \
