@@ -463,10 +463,9 @@ impl PersonalToken {
         if end + TAG_LEN != len || read_u64(bytes, 21) > MAX_EXPIRY {
             return Err(TokenError::Malformed);
         }
-        let reference = match std::str::from_utf8(&bytes[PERSONAL_REFERENCE_AT..end]) {
-            Ok(reference) if Reference::is_valid(reference) => reference,
-            _ => return Err(TokenError::Malformed),
-        };
+        if !Reference::is_valid_utf8(&bytes[PERSONAL_REFERENCE_AT..end]) {
+            return Err(TokenError::Malformed);
+        }
         let key_id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
         let entry = keys
             .entry(key_id)
@@ -484,7 +483,7 @@ impl PersonalToken {
         Ok(Self::with_reference(
             LinkId::from_bytes(read_16(bytes, 5)),
             expiry,
-            reference.as_bytes(),
+            &bytes[PERSONAL_REFERENCE_AT..end],
         ))
     }
 }
