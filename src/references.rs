@@ -43,6 +43,19 @@ impl Reference {
         !bytes.is_empty() && bytes.len() <= Self::MAX_LEN && !has_control(bytes)
     }
 
+    /// Whether `bytes` are the UTF-8 of a valid reference, without allocating (for token
+    /// verification). Printable ASCII, the usual reference, takes one pass that the compiler
+    /// vectorizes; any other byte, the UTF-8 check and [`is_valid`](Self::is_valid).
+    pub(crate) fn is_valid_utf8(bytes: &[u8]) -> bool {
+        let printable = bytes
+            .iter()
+            .fold(true, |ok, &b| ok & (b' '..=b'~').contains(&b));
+        if printable {
+            return !bytes.is_empty() && bytes.len() <= Self::MAX_LEN;
+        }
+        std::str::from_utf8(bytes).is_ok_and(Self::is_valid)
+    }
+
     /// A reference that [`is_valid`](Self::is_valid) has accepted.
     pub(crate) fn from_valid(reference: &str) -> Self {
         debug_assert!(Self::is_valid(reference));
@@ -250,6 +263,26 @@ fn check_entry(key: &str, value: &str) -> Result<(), InvalidInput> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The bytes check (with its printable-ASCII shortcut) is the UTF-8 check and then
+        /// `is_valid`, near the ASCII boundaries and the C1 controls, and on any bytes.
+        #[test]
+        fn valid_utf8_is_utf8_and_valid(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    0x1eu8..0x22,
+                    0x7du8..0x82,
+                    proptest::sample::select(vec![b'a', 0xc2, 0x9f, 0xa0, 0xc3, 0xa9]),
+                    proptest::num::u8::ANY,
+                ],
+                0..=130,
+            )
+        ) {
+            let expected = std::str::from_utf8(&bytes).is_ok_and(Reference::is_valid);
+            proptest::prop_assert_eq!(Reference::is_valid_utf8(&bytes), expected);
+        }
+    }
 
     #[test]
     fn references_are_bounded_and_free_of_control_characters() {

@@ -463,10 +463,9 @@ impl PersonalToken {
         if end + TAG_LEN != len || read_u64(bytes, 21) > MAX_EXPIRY {
             return Err(TokenError::Malformed);
         }
-        let reference = match std::str::from_utf8(&bytes[PERSONAL_REFERENCE_AT..end]) {
-            Ok(reference) if Reference::is_valid(reference) => reference,
-            _ => return Err(TokenError::Malformed),
-        };
+        if !Reference::is_valid_utf8(&bytes[PERSONAL_REFERENCE_AT..end]) {
+            return Err(TokenError::Malformed);
+        }
         let key_id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
         let entry = keys
             .entry(key_id)
@@ -484,7 +483,7 @@ impl PersonalToken {
         Ok(Self::with_reference(
             LinkId::from_bytes(read_16(bytes, 5)),
             expiry,
-            reference.as_bytes(),
+            &bytes[PERSONAL_REFERENCE_AT..end],
         ))
     }
 }
@@ -837,6 +836,29 @@ static SEXTETS: [u8; 256] = {
     table
 };
 
+/// Marks a byte outside the base64url alphabet in [`SHIFTED`], above the 24 bits of a
+/// quarter's values.
+const SHIFTED_INVALID: u32 = 1 << 31;
+
+/// [`SEXTETS`] shifted to the place of each of the four characters that make three bytes:
+/// the first character's value shifted by 18, the second's by 12, the third's by 6, the
+/// fourth's by 0. Every other byte is [`SHIFTED_INVALID`].
+static SHIFTED: [[u32; 256]; 4] = {
+    let mut tables = [[SHIFTED_INVALID; 256]; 4];
+    let mut t = 0;
+    while t < 4 {
+        let mut c = 0;
+        while c < 256 {
+            if SEXTETS[c] != INVALID {
+                tables[t][c] = (SEXTETS[c] as u32) << (18 - 6 * t);
+            }
+            c += 1;
+        }
+        t += 1;
+    }
+    tables
+};
+
 /// The value of a base64url character.
 #[inline]
 fn sextet(c: u8) -> Option<u8> {
@@ -860,28 +882,35 @@ fn decode_into(text: &[u8], out: &mut [u8]) -> bool {
     if text.len() != encoded_len(out.len()) {
         return false;
     }
-    // Every valid value is below 64; `INVALID` sets bits 6 and 7.
+    // For the last characters: every valid value is below 64; `INVALID` sets bits 6 and 7.
     let mut seen = 0u8;
+    // Bit 31 of `marks` is set once any character of the groups was invalid.
+    let mut marks = 0u32;
     let mut octets = text.chunks_exact(8);
     let mut sextuples = out.chunks_exact_mut(6);
     // `encoded_len(n) / 8 == n / 6`, so the two run out together.
     for (chars, bytes) in (&mut octets).zip(&mut sextuples) {
         // Eight independent lookups, combined as trees: a chain through every character
-        // (`v = v << 6 | x`, `seen |= x`) made decoding latency-bound, as long as the token.
+        // (`v = v << 6 | x`) made decoding latency-bound, as long as the token. Each quarter of
+        // a group has its own table of shifted values, so a lookup needs no shift.
         let Ok(&[c0, c1, c2, c3, c4, c5, c6, c7]) = <&[u8; 8]>::try_from(chars) else {
             return false;
         };
-        let x = |c: u8| SEXTETS[usize::from(c)];
-        let (x0, x1, x2, x3) = (x(c0), x(c1), x(c2), x(c3));
-        let (x4, x5, x6, x7) = (x(c4), x(c5), x(c6), x(c7));
-        seen |= ((x0 | x1) | (x2 | x3)) | ((x4 | x5) | (x6 | x7));
-        let w = |x: u8, at: u32| u64::from(x) << at;
-        let v = ((w(x0, 42) | w(x1, 36)) | (w(x2, 30) | w(x3, 24)))
-            | ((w(x4, 18) | w(x5, 12)) | (w(x6, 6) | w(x7, 0)));
-        // A fixed-size copy (a slice's would be a `memcpy` call per chunk).
-        if let Ok(bytes) = <&mut [u8; 6]>::try_from(bytes) {
-            let v = v.to_be_bytes();
-            *bytes = [v[2], v[3], v[4], v[5], v[6], v[7]];
+        let [t0, t1, t2, t3] = &SHIFTED;
+        let x = |table: &[u32; 256], c: u8| table[usize::from(c)];
+        let high = (x(t0, c0) | x(t1, c1)) | (x(t2, c2) | x(t3, c3));
+        let low = (x(t0, c4) | x(t1, c5)) | (x(t2, c6) | x(t3, c7));
+        marks |= high | low;
+        // The low three bytes of each half (an invalid character's mark is above them), as
+        // a 4-byte and a 2-byte store: a slice's copy would be a `memcpy` call, and an array
+        // of six bytes was stored byte by byte.
+        let (first, rest) = bytes.split_at_mut(4);
+        if let (Ok(first), Ok(rest)) = (
+            <&mut [u8; 4]>::try_from(first),
+            <&mut [u8; 2]>::try_from(rest),
+        ) {
+            *first = (high << 8 | (low >> 16 & 0xFF)).to_be_bytes();
+            *rest = (low as u16).to_be_bytes();
         }
     }
     // The last 0 to 7 characters hold the last 0 to 5 bytes and 0, 2 or 4 spare bits.
@@ -897,9 +926,13 @@ fn decode_into(text: &[u8], out: &mut [u8]) -> bool {
     if v & ((1 << spare) - 1) != 0 {
         return false;
     }
-    let v = (v >> spare).to_be_bytes();
-    bytes.copy_from_slice(&v[8 - bytes.len()..]);
-    seen < 64
+    // Byte by byte: at most 5, and a copy of a slice this short would be a `memcpy` call.
+    let v = v >> spare;
+    let last = bytes.len().saturating_sub(1);
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = (v >> ((last - i) * 8)) as u8;
+    }
+    seen < 64 && marks & SHIFTED_INVALID == 0
 }
 
 /// Fills in the version, key id and tag of `buf`, whose fields are set, and encodes it.
@@ -1188,6 +1221,69 @@ mod tests {
         agree::<1>(b"AB");
         agree::<2>(b"AAE");
         agree::<2>(b"AAB");
+    }
+
+    /// `decode_into` against the `base64` crate's strict URL_SAFE_NO_PAD decoding, for `text`
+    /// and each output length near the one its length implies: the same verdict, the same bytes.
+    fn agrees_with_the_base64_crate(
+        text: &[u8],
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        let theirs = URL_SAFE_NO_PAD.decode(text);
+        let implied = text.len() * 3 / 4;
+        for n in implied.saturating_sub(1)..=implied + 1 {
+            let mut ours = vec![0xA5; n];
+            let ok = decode_into(text, &mut ours);
+            match &theirs {
+                Ok(bytes) if bytes.len() == n => {
+                    proptest::prop_assert!(ok, "{:?} into {}", text, n);
+                    proptest::prop_assert_eq!(&ours, bytes);
+                }
+                _ => proptest::prop_assert!(!ok, "{:?} into {}", text, n),
+            }
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoder_agrees_on_arbitrary_bytes(text in proptest::collection::vec(proptest::num::u8::ANY, 0..=240)) {
+            agrees_with_the_base64_crate(&text)?;
+        }
+
+        #[test]
+        fn decoder_agrees_on_arbitrary_ascii(text in proptest::collection::vec(0u8..0x80, 0..=240)) {
+            agrees_with_the_base64_crate(&text)?;
+        }
+
+        /// Mostly the alphabet, so that long inputs are often valid, with at times one byte
+        /// (any, or one next to a run of the alphabet) put in.
+        #[test]
+        fn decoder_agrees_near_the_alphabet(
+            text in "[A-Za-z0-9_-]{0,240}",
+            at in proptest::num::usize::ANY,
+            byte in proptest::prop_oneof![
+                proptest::num::u8::ANY,
+                proptest::sample::select(b",./:@[`{+=*\x7f\x80\xff".to_vec()),
+            ],
+            put in proptest::bool::ANY,
+        ) {
+            let mut text = text.into_bytes();
+            if put && !text.is_empty() {
+                let at = at % text.len();
+                text[at] = byte;
+            }
+            agrees_with_the_base64_crate(&text)?;
+        }
+
+        /// Every encoding of any bytes decodes to them.
+        #[test]
+        fn decoder_reads_every_encoding(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..=180)) {
+            let text = URL_SAFE_NO_PAD.encode(&bytes);
+            let mut ours = vec![0; bytes.len()];
+            proptest::prop_assert!(decode_into(text.as_bytes(), &mut ours));
+            proptest::prop_assert_eq!(ours, bytes);
+            agrees_with_the_base64_crate(text.as_bytes())?;
+        }
     }
 
     fn reference(text: &str) -> Reference {
