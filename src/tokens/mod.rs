@@ -334,18 +334,16 @@ impl LinkToken {
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PersonalToken {
-    link: LinkId,
-    /// Unix seconds; 0 for none.
-    expiry: u64,
-    /// The reference's bytes, inline (so that verifying allocates nothing), and their number.
-    reference: [u8; Reference::MAX_LEN],
-    reference_len: u8,
+    /// The token's bytes in its layout, with the key id and the tag zeroed: the link id, the
+    /// expiry (0 for none), the length byte and the reference, inline, so that verifying
+    /// decodes straight into the claims and allocates nothing.
+    bytes: [u8; PERSONAL_MAX_BYTES],
 }
 
 impl fmt::Debug for PersonalToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PersonalToken")
-            .field("link", &self.link)
+            .field("link", &self.link())
             .field("expires_at", &self.expires_at())
             .field("reference", &self.reference())
             .finish()
@@ -364,26 +362,25 @@ impl PersonalToken {
     /// The claims for `reference`'s token to `link`, which expires at `expires_at` (rounded
     /// down to the second).
     pub fn new(link: LinkId, expires_at: Option<DateTime<Utc>>, reference: Reference) -> Self {
-        Self::with_reference(
-            link,
-            expires_at.map_or(0, encode_expiry),
-            reference.as_str().as_bytes(),
-        )
+        let reference = reference.as_str().as_bytes();
+        // 1 to `Reference::MAX_LEN` (128) bytes.
+        let len = reference.len().min(Reference::MAX_LEN);
+        let mut bytes = [0u8; PERSONAL_MAX_BYTES];
+        bytes[5..21].copy_from_slice(link.as_bytes());
+        bytes[21..29].copy_from_slice(&expires_at.map_or(0, encode_expiry).to_be_bytes());
+        bytes[29] = len as u8;
+        bytes[PERSONAL_REFERENCE_AT..PERSONAL_REFERENCE_AT + len]
+            .copy_from_slice(&reference[..len]);
+        Self { bytes }
     }
 
-    /// The claims with a reference's bytes, which must be a valid [`Reference`] (1 to
-    /// [`Reference::MAX_LEN`] bytes).
-    fn with_reference(link: LinkId, expiry: u64, reference: &[u8]) -> Self {
-        let mut inline = [0u8; Reference::MAX_LEN];
-        let len = reference.len().min(Reference::MAX_LEN);
-        inline[..len].copy_from_slice(&reference[..len]);
-        Self {
-            link,
-            expiry,
-            reference: inline,
-            // At most `Reference::MAX_LEN`, 128.
-            reference_len: len as u8,
-        }
+    /// Where the reference ends (and the tag starts).
+    fn end(&self) -> usize {
+        PERSONAL_REFERENCE_AT + usize::from(self.bytes[29])
+    }
+
+    fn expiry(&self) -> u64 {
+        read_u64(&self.bytes, 21)
     }
 
     /// The claims for a link, its id and its expiry, and one recipient's `reference`.
@@ -393,18 +390,22 @@ impl PersonalToken {
 
     /// The link's id.
     pub fn link(&self) -> LinkId {
-        self.link
+        LinkId::from_bytes(read_16(&self.bytes, 5))
     }
 
     /// When the token expires (whole seconds), if ever.
     pub fn expires_at(&self) -> Option<DateTime<Utc>> {
-        (self.expiry != 0).then(|| decode_expiry(self.expiry))
+        let expiry = self.expiry();
+        (expiry != 0).then(|| decode_expiry(expiry))
     }
 
     /// The owner's reference for the recipient, as text (borrowed from the token, which
     /// holds it inline: [`verify`](Self::verify) allocates nothing).
     pub fn reference(&self) -> &str {
-        let bytes = &self.reference[..usize::from(self.reference_len)];
+        let bytes = self
+            .bytes
+            .get(PERSONAL_REFERENCE_AT..self.end())
+            .unwrap_or_default();
         // Always the bytes of a valid `Reference` (`new`, or checked by `verify`).
         std::str::from_utf8(bytes).unwrap_or_default()
     }
@@ -417,15 +418,13 @@ impl PersonalToken {
     /// The encoded token, signed with the keyring's newest key.
     pub fn sign(&self, keys: &Keyring) -> String {
         let entry = keys.signing();
-        let reference = self.reference().as_bytes();
-        // 1 to `Reference::MAX_LEN` bytes, which the buffer and the length byte hold.
-        let end = PERSONAL_REFERENCE_AT + reference.len();
-        let mut buf = [0u8; PERSONAL_MAX_BYTES];
-        buf[5..21].copy_from_slice(self.link.as_bytes());
-        buf[21..29].copy_from_slice(&self.expiry.to_be_bytes());
-        buf[29] = reference.len() as u8;
-        buf[PERSONAL_REFERENCE_AT..end].copy_from_slice(reference);
-        seal_into(&mut buf[..end + TAG_LEN], entry, &entry.personal, &[])
+        let mut buf = self.bytes;
+        seal_into(
+            &mut buf[..self.end() + TAG_LEN],
+            entry,
+            &entry.personal,
+            &[],
+        )
     }
 
     /// Checks an encoded token with any key of `keys` and reads its claims.
@@ -450,8 +449,11 @@ impl PersonalToken {
         }
         // The bytes `text` holds, if its length is one that base64url without padding has.
         let len = text.len() * 3 / 4;
-        let mut buf = [0u8; PERSONAL_MAX_BYTES];
-        let Some(bytes) = buf.get_mut(..len) else {
+        // Decoded straight into the claims' buffer.
+        let mut claims = Self {
+            bytes: [0u8; PERSONAL_MAX_BYTES],
+        };
+        let Some(bytes) = claims.bytes.get_mut(..len) else {
             return Err(TokenError::Malformed);
         };
         if !decode_into(text, bytes) {
@@ -479,12 +481,10 @@ impl PersonalToken {
         if expiry != 0 && is_past(expiry, now) {
             return Err(TokenError::Expired);
         }
-        // Checked above, with the fields.
-        Ok(Self::with_reference(
-            LinkId::from_bytes(read_16(bytes, 5)),
-            expiry,
-            &bytes[PERSONAL_REFERENCE_AT..end],
-        ))
+        // The claims are the fields: the version, key id and tag are not kept.
+        claims.bytes[..5].fill(0);
+        claims.bytes[end..].fill(0);
+        Ok(claims)
     }
 }
 
