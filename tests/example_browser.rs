@@ -1182,6 +1182,46 @@ async fn personal_urls_and_signed_returns() {
     .await;
     assert_eq!(found["items"], serde_json::json!([]), "{found}");
 
+    // After the link's redaction a personal URL still starts a session, which records no
+    // reference. Its flow page, left open while the session is completed elsewhere (over
+    // HTTP, outside this browser), follows the signed return URL by itself.
+    let carol = personal("cus_carol_0003").await;
+    a.goto(&carol).await;
+    a.wait_for("main[data-page=landing]", WAIT).await;
+    a.click_css("#start").await;
+    a.wait_for("main[data-page=flow]", WAIT).await;
+    let flow = a.url().await;
+    // The page has opened its stream before the completion.
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut opened = Vec::new();
+    while !opened
+        .iter()
+        .any(|(_, u): &(String, String)| u.ends_with("/events") && u.contains("/s/"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flow page opens its stream: {opened:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        opened.extend(a.requests_sent().await);
+    }
+    let done = http
+        .post(&flow)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("outcome=approved")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    a.wait_for("main[data-page=return][data-verified=true]", WAIT)
+        .await;
+    assert_eq!(a.text_css("#status").await, "completed");
+    assert_eq!(
+        a.text_css("#reference").await,
+        "",
+        "a redacted link's personal URL records no reference"
+    );
+
     a.quit().await;
     b.quit().await;
     drop(server);
