@@ -6,6 +6,39 @@ use proptest::prelude::*;
 
 proptest! {
     #[test]
+    fn references(text in any::<String>(), bytes in any::<Vec<u8>>()) {
+        if let Ok(r) = magic_link::Reference::new(&text) {
+            prop_assert_eq!(r.as_str(), text.as_str());
+            prop_assert!(!text.is_empty() && text.len() <= magic_link::Reference::MAX_LEN);
+            prop_assert!(!text.chars().any(char::is_control));
+        }
+        let _ = magic_link::Reference::from_bytes(&bytes);
+    }
+
+    #[test]
+    fn metadata(pairs in proptest::collection::vec((any::<String>(), any::<String>()), 0..60)) {
+        if let Ok(m) = magic_link::Metadata::from_pairs(pairs.clone()) {
+            prop_assert!(m.len() <= magic_link::Metadata::MAX_KEYS);
+            for (k, v) in m.iter() {
+                prop_assert!(!k.is_empty() && k.chars().count() <= magic_link::Metadata::MAX_KEY_CHARS);
+                prop_assert!(v.chars().count() <= magic_link::Metadata::MAX_VALUE_CHARS);
+            }
+        }
+    }
+
+    #[test]
+    fn json_account_profiles(bytes in any::<Vec<u8>>()) {
+        if let Ok(profile) = serde_json::from_slice::<magic_link::AccountProfile>(&bytes) {
+            let _ = profile.validate();
+        }
+    }
+
+    #[test]
+    fn return_secrets(text in any::<String>()) {
+        let _ = magic_link::returns::ReturnSecret::parse(&text);
+    }
+
+    #[test]
     fn language_tags(tag in any::<String>()) {
         if let Ok(lang) = Language::parse(&tag) {
             prop_assert_eq!(lang.as_str(), tag.as_str());
