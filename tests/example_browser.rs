@@ -173,6 +173,24 @@ fn row_script(id: &str) -> String {
     )
 }
 
+/// Waits until the flow page has opened its event stream (`/s/{token}/events`), as Chrome's
+/// performance log shows.
+async fn wait_for_flow_stream(b: &Browser) {
+    let mut opened = Vec::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !opened
+        .iter()
+        .any(|(_, u): &(String, String)| u.ends_with("/events") && u.contains("/s/"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flow page opens its stream: {opened:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        opened.extend(b.requests_sent().await);
+    }
+}
+
 /// Waits until the dashboard (without reloading) shows the link with these uses, status and
 /// session badges (in any order).
 async fn wait_for_row(b: &Browser, id: &str, uses: u64, status: &str, sessions: &[&str]) {
@@ -658,19 +676,7 @@ async fn the_dashboard_shows_a_completion_without_reload_or_polling() {
     let flow = b.url().await;
     // The page has opened its stream before the completion (else it would show the outcome
     // on opening it, which is right too, but not what is shown here).
-    let mut opened = Vec::new();
-    let deadline = std::time::Instant::now() + WAIT;
-    while !opened
-        .iter()
-        .any(|(_, u): &(String, String)| u.ends_with("/events") && u.contains("/s/"))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the flow page opens its stream: {opened:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        opened.extend(b.requests_sent().await);
-    }
+    wait_for_flow_stream(&b).await;
     let done = http
         .post(&flow)
         .header("content-type", "application/x-www-form-urlencoded")
@@ -1192,19 +1198,7 @@ async fn personal_urls_and_signed_returns() {
     a.wait_for("main[data-page=flow]", WAIT).await;
     let flow = a.url().await;
     // The page has opened its stream before the completion.
-    let deadline = std::time::Instant::now() + WAIT;
-    let mut opened = Vec::new();
-    while !opened
-        .iter()
-        .any(|(_, u): &(String, String)| u.ends_with("/events") && u.contains("/s/"))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the flow page opens its stream: {opened:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        opened.extend(a.requests_sent().await);
-    }
+    wait_for_flow_stream(&a).await;
     let done = http
         .post(&flow)
         .header("content-type", "application/x-www-form-urlencoded")
